@@ -1,0 +1,109 @@
+from typing import Any
+
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from tutor_platform.validators import validate_json_limits
+
+from .models import User, normalize_email
+
+PREFERENCES_MAX_BYTES = 16 * 1024
+PREFERENCES_MAX_DEPTH = 8
+
+
+def validate_preferences(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise serializers.ValidationError("Preferences must be a JSON object.")
+    validate_json_limits(
+        value, what="Preferences", max_depth=PREFERENCES_MAX_DEPTH, max_bytes=PREFERENCES_MAX_BYTES
+    )
+    return value
+
+
+def _check_password(password: str, user: User, field: str) -> None:
+    try:
+        password_validation.validate_password(password, user=user)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError({field: list(exc.messages)}) from exc
+
+
+class ProfileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = [
+            "id",
+            "email",
+            "username",
+            "full_name",
+            "is_active",
+            "preferences",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "email", "is_active", "preferences", "created_at", "updated_at"]
+
+    def validate_username(self, value: str) -> str:
+        taken = User.objects.filter(username__iexact=value)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError("A user with that username already exists.")
+        return value
+
+
+class RegisterSerializer(ProfileSerializer):
+    password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
+
+    class Meta(ProfileSerializer.Meta):
+        fields = [*ProfileSerializer.Meta.fields, "password"]
+        read_only_fields = ["id", "is_active", "preferences", "created_at", "updated_at"]
+        # Uniqueness is checked case-insensitively in validate_email.
+        extra_kwargs = {"email": {"validators": []}}
+
+    def validate_email(self, value: str) -> str:
+        value = normalize_email(value)
+        if User.objects.filter(email__iexact=value).exists():
+            raise serializers.ValidationError("A user with that email already exists.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        candidate = User(
+            email=attrs["email"], username=attrs["username"], full_name=attrs.get("full_name", "")
+        )
+        _check_password(attrs["password"], candidate, "password")
+        return attrs
+
+
+class LoginSerializer(serializers.Serializer):
+    email = serializers.CharField(required=False, max_length=254)
+    username = serializers.CharField(required=False, max_length=254)
+    password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("email") and not attrs.get("username"):
+            raise serializers.ValidationError({"email": ["Provide an email or a username."]})
+        return attrs
+
+
+class TokenPairSerializer(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class RefreshTokenSerializer(serializers.Serializer):
+    refresh = serializers.CharField()
+
+
+class ChangePasswordSerializer(serializers.Serializer):
+    old_password = serializers.CharField(write_only=True, max_length=128)
+    new_password = serializers.CharField(write_only=True, max_length=128)
+
+    def validate_old_password(self, value: str) -> str:
+        if not self.context["user"].check_password(value):
+            raise serializers.ValidationError("The old password is wrong.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        _check_password(attrs["new_password"], self.context["user"], "new_password")
+        return attrs

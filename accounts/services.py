@@ -1,0 +1,137 @@
+"""Writes for accounts: registration, profile, passwords, tokens, preferences."""
+
+from typing import Any
+
+from django.contrib.auth import authenticate
+from django.contrib.auth.models import update_last_login
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from .models import User, normalize_email
+from .serializers import validate_preferences
+
+
+def _raise_duplicate(email: str, username: str) -> None:
+    """Turns a unique-constraint race into the same 400 the serializer gives."""
+    errors = {}
+    if User.objects.filter(email__iexact=email).exists():
+        errors["email"] = ["A user with that email already exists."]
+    if User.objects.filter(username__iexact=username).exists():
+        errors["username"] = ["A user with that username already exists."]
+    raise serializers.ValidationError(errors or {"non_field_errors": ["Duplicate user."]})
+
+
+def user_register(*, email: str, username: str, password: str, full_name: str = "") -> User:
+    email = normalize_email(email)
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(
+                email=email, username=username, password=password, full_name=full_name
+            )
+    except IntegrityError:
+        _raise_duplicate(email, username)
+        raise
+
+
+def user_update(*, user: User, data: dict[str, Any]) -> User:
+    for field in ("full_name", "username"):
+        if field in data:
+            setattr(user, field, data[field])
+    try:
+        with transaction.atomic():
+            user.save(update_fields=[*(f for f in ("full_name", "username") if f in data), "updated_at"])
+    except IntegrityError:
+        raise serializers.ValidationError(
+            {"username": ["A user with that username already exists."]}
+        ) from None
+    return user
+
+
+def auth_login(*, request: HttpRequest, identifier: str, password: str) -> dict[str, str]:
+    user = authenticate(request, username=identifier, password=password)
+    if user is None:
+        raise AuthenticationFailed(
+            "No active account found with the given credentials.", code="invalid_credentials"
+        )
+    update_last_login(None, user)
+    refresh = RefreshToken.for_user(user)
+    return {"access": str(refresh.access_token), "refresh": str(refresh)}
+
+
+def _refresh_token_from(raw: str) -> RefreshToken:
+    try:
+        return RefreshToken(raw)
+    except TokenError as exc:
+        raise InvalidToken(str(exc)) from exc
+
+
+def auth_refresh(*, raw_refresh: str) -> dict[str, str]:
+    """Rotates a refresh token: the old one is blacklisted, a new pair issued.
+
+    The outstanding token's row is locked, so two tabs refreshing with the
+    same token at once get one new pair and one 401, never two pairs.
+    """
+    refresh = _refresh_token_from(raw_refresh)
+    with transaction.atomic():
+        outstanding = (
+            OutstandingToken.objects.select_for_update()
+            .select_related("user")
+            .filter(jti=refresh["jti"])
+            .first()
+        )
+        if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
+            raise InvalidToken("Token is blacklisted")
+        user = outstanding.user
+        if user is None or not user.is_active:
+            raise AuthenticationFailed(
+                "No active account found for the given token.", code="no_active_account"
+            )
+        BlacklistedToken.objects.create(token=outstanding)
+        new_refresh = RefreshToken.for_user(user)
+    return {"access": str(new_refresh.access_token), "refresh": str(new_refresh)}
+
+
+def auth_logout(*, raw_refresh: str) -> None:
+    refresh = _refresh_token_from(raw_refresh)
+    refresh.blacklist()
+
+
+def _blacklist_all_refresh_tokens(user: User) -> None:
+    outstanding = OutstandingToken.objects.filter(user=user).exclude(blacklistedtoken__isnull=False)
+    BlacklistedToken.objects.bulk_create(
+        [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True
+    )
+
+
+def user_change_password(*, user: User, new_password: str) -> None:
+    """Sets the password and kills every token issued before.
+
+    Refresh tokens are blacklisted; access tokens carry a hash of the old
+    password (simplejwt's CHECK_REVOKE_TOKEN) and so stop authenticating.
+    """
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password", "updated_at"])
+        _blacklist_all_refresh_tokens(user)
+
+
+def user_preferences_set(*, user: User, data: Any, merge: bool) -> dict[str, Any]:
+    """PUT replaces the object; PATCH merges top-level keys, `null` removes one."""
+    validate_preferences(data)
+    with transaction.atomic():
+        locked = User.objects.select_for_update().only("preferences").get(pk=user.pk)
+        if merge:
+            preferences = {**locked.preferences, **data}
+            preferences = {k: v for k, v in preferences.items() if v is not None}
+        else:
+            preferences = data
+        validate_preferences(preferences)
+        User.objects.filter(pk=user.pk).update(preferences=preferences, updated_at=timezone.now())
+    user.preferences = preferences
+    return preferences

@@ -1,0 +1,171 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tutor_platform.schema import THROTTLED, UNAUTHORIZED, VALIDATION_ERROR, error
+
+from . import services
+from .serializers import (
+    ChangePasswordSerializer,
+    LoginSerializer,
+    ProfileSerializer,
+    RefreshTokenSerializer,
+    RegisterSerializer,
+    TokenPairSerializer,
+)
+
+
+class PublicView(APIView):
+    """Needs no token, and ignores a stale one a client may still send."""
+
+    permission_classes = [permissions.AllowAny]
+    authentication_classes = []
+
+    def get_authenticate_header(self, request: Request) -> str:
+        # Keeps 401 (not 403) for bad credentials on unauthenticated views.
+        return 'Bearer realm="api"'
+
+
+class RegisterView(PublicView):
+    @extend_schema(
+        tags=["auth"],
+        request=RegisterSerializer,
+        responses={201: ProfileSerializer, 400: VALIDATION_ERROR, 429: THROTTLED},
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = RegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.user_register(**serializer.validated_data)
+        return Response(ProfileSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class LoginView(PublicView):
+    @extend_schema(
+        tags=["auth"],
+        request=LoginSerializer,
+        responses={
+            200: TokenPairSerializer,
+            400: VALIDATION_ERROR,
+            401: error("Wrong credentials or inactive user (`invalid_credentials`)."),
+            429: THROTTLED,
+        },
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = LoginSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        tokens = services.auth_login(
+            request=request,
+            identifier=data.get("email") or data["username"],
+            password=data["password"],
+        )
+        return Response(tokens)
+
+
+class RefreshView(PublicView):
+    @extend_schema(
+        tags=["auth"],
+        request=RefreshTokenSerializer,
+        responses={
+            200: TokenPairSerializer,
+            400: VALIDATION_ERROR,
+            401: error("Invalid, expired or already used refresh token (`token_not_valid`)."),
+            429: THROTTLED,
+        },
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = RefreshTokenSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(services.auth_refresh(raw_refresh=serializer.validated_data["refresh"]))
+
+
+class LogoutView(PublicView):
+    """Blacklists the refresh token. The token itself is the credential."""
+
+    @extend_schema(
+        tags=["auth"],
+        request=RefreshTokenSerializer,
+        responses={
+            204: OpenApiResponse(description="The refresh token no longer works."),
+            400: VALIDATION_ERROR,
+            401: error("Invalid or expired refresh token (`token_not_valid`)."),
+            429: THROTTLED,
+        },
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = RefreshTokenSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.auth_logout(raw_refresh=serializer.validated_data["refresh"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    @extend_schema(tags=["auth"], responses={200: ProfileSerializer, 401: UNAUTHORIZED})
+    def get(self, request: Request) -> Response:
+        return Response(ProfileSerializer(request.user).data)
+
+    @extend_schema(
+        tags=["auth"],
+        request=ProfileSerializer,
+        responses={200: ProfileSerializer, 400: VALIDATION_ERROR, 401: UNAUTHORIZED},
+    )
+    def patch(self, request: Request) -> Response:
+        serializer = ProfileSerializer(request.user, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        user = services.user_update(user=request.user, data=serializer.validated_data)
+        return Response(ProfileSerializer(user).data)
+
+
+class ChangePasswordView(APIView):
+    @extend_schema(
+        tags=["auth"],
+        request=ChangePasswordSerializer,
+        responses={
+            204: OpenApiResponse(description="Changed; every earlier token stops working."),
+            400: VALIDATION_ERROR,
+            401: UNAUTHORIZED,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = ChangePasswordSerializer(data=request.data, context={"user": request.user})
+        serializer.is_valid(raise_exception=True)
+        services.user_change_password(
+            user=request.user, new_password=serializer.validated_data["new_password"]
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+_PREFERENCES_RESPONSES = {200: OpenApiTypes.OBJECT, 400: VALIDATION_ERROR, 401: UNAUTHORIZED}
+
+
+class PreferencesView(APIView):
+    """The user's preferences: a free-form JSON object of at most 16 KiB."""
+
+    @extend_schema(tags=["auth"], responses=_PREFERENCES_RESPONSES)
+    def get(self, request: Request) -> Response:
+        return Response(request.user.preferences)
+
+    @extend_schema(
+        tags=["auth"],
+        request=OpenApiTypes.OBJECT,
+        responses=_PREFERENCES_RESPONSES,
+        description="Merges top-level keys into the preferences; a key set to `null` is removed.",
+    )
+    def patch(self, request: Request) -> Response:
+        return Response(services.user_preferences_set(user=request.user, data=request.data, merge=True))
+
+    @extend_schema(
+        tags=["auth"],
+        request=OpenApiTypes.OBJECT,
+        responses=_PREFERENCES_RESPONSES,
+        description="Replaces the whole preferences object.",
+    )
+    def put(self, request: Request) -> Response:
+        return Response(services.user_preferences_set(user=request.user, data=request.data, merge=False))

@@ -1,0 +1,89 @@
+"""Serves the built-in AI-Core stub over HTTP, for contract and end-to-end tests."""
+
+import json
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from aicore import stub
+from aicore.client import GENERATE_PATH, HEALTH_PATH
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+class StubHandler(BaseHTTPRequestHandler):
+    server_version = "AICoreStub/1.0"
+    protocol_version = "HTTP/1.1"
+    delay: float = 0.0
+    quiet: bool = False
+
+    def _send_json(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        request_id = self.headers.get("X-Request-ID")
+        if request_id:
+            self.send_header("X-Request-ID", request_id)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path == HEALTH_PATH:
+            self._send_json(HTTPStatus.OK, {"status": "ok", "stub": True})
+        else:
+            self._send_json(HTTPStatus.NOT_FOUND, {"detail": "Not found."})
+
+    def do_POST(self) -> None:
+        if self.path != GENERATE_PATH:
+            self._send_json(HTTPStatus.NOT_FOUND, {"detail": "Not found."})
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self._send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"detail": "Too large."})
+            return
+        try:
+            data = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            self._send_json(HTTPStatus.BAD_REQUEST, {"detail": "Body is not JSON."})
+            return
+        if not isinstance(data, dict):
+            self._send_json(HTTPStatus.BAD_REQUEST, {"detail": "Body must be a JSON object."})
+            return
+        if self.delay:
+            time.sleep(self.delay)
+        self._send_json(HTTPStatus.OK, stub.generate(data))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if not self.quiet:
+            super().log_message(format, *args)
+
+
+class StubServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+
+
+class Command(BaseCommand):
+    help = "Serve the AI-Core stub: POST /api/v1/generate and GET /api/v1/health."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8001)
+        parser.add_argument("--delay", type=float, default=0.0, help="Seconds to wait before each reply.")
+        parser.add_argument("--quiet", action="store_true", help="Do not log each request.")
+
+    def handle(self, *args: Any, host: str, port: int, delay: float, quiet: bool, **options: Any) -> None:
+        handler = type("Handler", (StubHandler,), {"delay": delay, "quiet": quiet})
+        server = StubServer((host, port), handler)
+        self.stdout.write(f"AI-Core stub on http://{host}:{server.server_port} (delay {delay}s)", ending="\n")
+        self.stdout.flush()
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()

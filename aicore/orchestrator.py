@@ -1,0 +1,88 @@
+"""Turns a user message into the tutor's reply, one explicit step at a time.
+
+build_history -> build_request -> call AI-Core -> build_metadata. Model
+routing, request/response logging or moderation go in as one more step here.
+Callers must not hold a database transaction while calling `generate_reply`.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+from chats.models import Chat, Message
+from tutoring.models import Tutor
+
+from .client import Generation, get_client
+
+logger = logging.getLogger(__name__)
+
+HEALTH_CACHE_KEY = "aicore:health"
+
+
+@dataclass(frozen=True)
+class AIReply:
+    content: str
+    metadata: dict[str, Any]
+
+
+def build_history(user_message: Message) -> list[dict[str, str]]:
+    """The last AI_HISTORY_MESSAGES messages before `user_message`, oldest first.
+
+    One LIMIT query on the (chat, id) index: its cost does not grow with
+    the length of the chat.
+    """
+    limit = settings.AI_HISTORY_MESSAGES
+    if limit <= 0:
+        return []
+    rows = (
+        Message.objects.filter(chat_id=user_message.chat_id, id__lt=user_message.id)
+        .order_by("-id")
+        .values_list("role", "content")[:limit]
+    )
+    return [{"role": role, "content": content} for role, content in reversed(rows)]
+
+
+def build_request(
+    *, chat: Chat, tutor: Tutor, user_message: Message, history: list[dict[str, str]]
+) -> dict[str, Any]:
+    return {
+        "chat_id": chat.pk,
+        "tutor_id": tutor.pk,
+        "model_id": tutor.model_id,
+        "knowledge_base_id": tutor.knowledge_base_id,
+        "system_prompt": tutor.system_prompt,
+        "message": user_message.content,
+        "history": history,
+        "attachments": user_message.attachments,
+    }
+
+
+def build_metadata(generation: Generation, tutor: Tutor, latency_ms: int) -> dict[str, Any]:
+    return {**generation.extra, "model_id": tutor.model_id, "latency_ms": latency_ms}
+
+
+def generate_reply(*, chat: Chat, user_message: Message, request_id: str) -> AIReply:
+    """Asks AI-Core for the reply to `user_message`. Raises `AICoreError`."""
+    tutor = chat.tutor
+    history = build_history(user_message)
+    payload = build_request(chat=chat, tutor=tutor, user_message=user_message, history=history)
+    started = time.monotonic()
+    generation = get_client().generate_response(payload, request_id=request_id)
+    latency_ms = round((time.monotonic() - started) * 1000)
+    logger.info("AI-Core replied for chat=%s in %dms", chat.pk, latency_ms)
+    return AIReply(content=generation.content, metadata=build_metadata(generation, tutor, latency_ms))
+
+
+def ai_core_status() -> str:
+    """`stub`, `ok` or `unavailable`; a real check is cached for a few seconds."""
+    if settings.AI_CORE_URL == "stub":
+        return "stub"
+    status = cache.get(HEALTH_CACHE_KEY)
+    if status is None:
+        status = "ok" if get_client().health() else "unavailable"
+        cache.set(HEALTH_CACHE_KEY, status, settings.AI_CORE_HEALTH_CACHE_SECONDS)
+    return status

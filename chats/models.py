@@ -1,0 +1,88 @@
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Coalesce
+
+
+class Chat(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chats")
+    tutor = models.ForeignKey("tutoring.Tutor", on_delete=models.PROTECT, related_name="chats")
+    title = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = [Coalesce("last_message_at", "created_at").desc(), "-id"]
+        indexes = [
+            # "My chats, most recently active first".
+            models.Index(
+                "user",
+                Coalesce("last_message_at", "created_at").desc(),
+                models.F("id").desc(),
+                name="chat_user_activity_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"Chat {self.pk}"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user", "User"
+        ASSISTANT = "assistant", "Assistant"
+
+    # The (chat, id) index below serves every message query, so the FK's own
+    # single-column index would be redundant.
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField()
+    attachments = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    # The user message an assistant message answers. Unique, so a chat can
+    # never get two replies to one message (double /reply/, retried sends).
+    reply_to = models.OneToOneField(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="reply"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["chat", "id"], name="message_chat_id_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(role__in=["user", "assistant"]), name="message_role_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role="assistant") | models.Q(reply_to__isnull=True),
+                name="message_only_assistant_replies",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} message {self.pk}"
+
+
+class IdempotencyKey(models.Model):
+    """A client's `Idempotency-Key` on a send, and the response it got."""
+
+    class State(models.TextChoices):
+        IN_PROGRESS = "in_progress"
+        DONE = "done"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the chat and the body.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.IN_PROGRESS)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.state})"

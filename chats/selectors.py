@@ -1,0 +1,37 @@
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+from accounts.models import User
+
+from .models import Chat, Message
+
+
+def chat_list(*, user: User, tutor_id: int | None = None) -> QuerySet[Chat]:
+    """The user's chats, most recently active first, tutor joined."""
+    chats = Chat.objects.filter(user=user).select_related("tutor")
+    if tutor_id is not None:
+        chats = chats.filter(tutor_id=tutor_id)
+    return chats
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    results: list[Message]
+    has_more: bool
+    next_before_id: int | None
+
+
+def message_page(*, chat: Chat, limit: int, before_id: int | None = None) -> MessagePage:
+    """The newest `limit` messages with id < before_id, oldest first.
+
+    Keyset pagination on the (chat, id) index: one LIMIT query whatever the
+    depth of the page or the length of the chat.
+    """
+    messages = Message.objects.filter(chat=chat)
+    if before_id is not None:
+        messages = messages.filter(id__lt=before_id)
+    newest_first = list(messages.order_by("-id")[: limit + 1])
+    has_more = len(newest_first) > limit
+    page = newest_first[:limit][::-1]
+    return MessagePage(results=page, has_more=has_more, next_before_id=page[0].id if has_more else None)

@@ -1,0 +1,113 @@
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from tutor_platform.validators import validate_json_limits
+from tutoring.selectors import tutor_list
+from tutoring.serializers import TutorBriefSerializer
+
+from .models import Chat, Message
+
+ATTACHMENTS_MAX_ITEMS = 10
+ATTACHMENTS_MAX_BYTES = 64 * 1024
+ATTACHMENTS_MAX_DEPTH = 8  # the list itself counts as one level
+MAX_DB_ID = 2**63 - 1
+
+
+class ChatSerializer(serializers.ModelSerializer):
+    tutor = TutorBriefSerializer(read_only=True)
+
+    class Meta:
+        model = Chat
+        fields = ["id", "tutor", "title", "created_at", "last_message_at"]
+        read_only_fields = ["id", "tutor", "created_at", "last_message_at"]
+
+
+class ChatCreateSerializer(serializers.Serializer):
+    tutor = serializers.PrimaryKeyRelatedField(queryset=tutor_list(), help_text="An active tutor's id.")
+    title = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class ChatUpdateSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=255, allow_blank=True)
+
+
+class ChatListQuerySerializer(serializers.Serializer):
+    tutor = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DB_ID)
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    chat = serializers.PrimaryKeyRelatedField(read_only=True)
+    attachments = serializers.ListField(child=serializers.DictField())
+    metadata = serializers.DictField()
+
+    class Meta:
+        model = Message
+        fields = ["id", "chat", "role", "content", "attachments", "metadata", "created_at"]
+        read_only_fields = fields
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that takes only JSON strings (no numbers turned to text)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class SendMessageSerializer(serializers.Serializer):
+    content = StrictCharField(trim_whitespace=False, help_text="Non-empty text, at most MESSAGE_MAX_CHARS.")
+    attachments = serializers.ListField(
+        child=serializers.DictField(),
+        max_length=ATTACHMENTS_MAX_ITEMS,
+        required=False,
+        default=list,
+        help_text=f"At most {ATTACHMENTS_MAX_ITEMS} JSON objects.",
+    )
+
+    def validate_content(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("This field may not be blank.", code="blank")
+        limit = settings.MESSAGE_MAX_CHARS
+        if len(value) > limit:
+            raise serializers.ValidationError(
+                f"Ensure this field has no more than {limit} characters.", code="max_length"
+            )
+        return value
+
+    def validate_attachments(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        validate_json_limits(
+            value, what="Attachments", max_depth=ATTACHMENTS_MAX_DEPTH, max_bytes=ATTACHMENTS_MAX_BYTES
+        )
+        return value
+
+
+class MessagePageQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
+    before_id = serializers.IntegerField(min_value=1, max_value=MAX_DB_ID, required=False)
+
+
+class MessagePageSerializer(serializers.Serializer):
+    results = MessageSerializer(many=True, help_text="Oldest first.")
+    has_more = serializers.BooleanField(help_text="Older messages exist.")
+    next_before_id = serializers.IntegerField(
+        allow_null=True,
+        help_text="Pass as `before_id` for the next older page; null when `has_more` is false.",
+    )
+
+
+class SendResultSerializer(serializers.Serializer):
+    user_message = MessageSerializer()
+    assistant_message = MessageSerializer()
+
+
+class ReplyResultSerializer(serializers.Serializer):
+    assistant_message = MessageSerializer()
+
+
+class AICoreErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.ChoiceField(choices=["ai_core_timeout", "ai_core_unavailable", "ai_core_bad_response"])
+    user_message = MessageSerializer(help_text="The user message, saved; retry with POST .../reply/.")

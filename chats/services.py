@@ -1,0 +1,157 @@
+"""Writes for chats and messages, including the send flow.
+
+The send flow commits the user message before AI-Core is called and saves
+the reply in a second, short transaction: no transaction or row lock is ever
+held while AI-Core is working.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Coalesce, Greatest
+from rest_framework.exceptions import APIException
+
+from accounts.models import User
+from aicore import orchestrator
+from aicore.exceptions import AICoreError
+from tutor_platform.exceptions import Conflict
+from tutoring.models import Tutor
+
+from .models import Chat, Message
+
+TITLE_MAX_CHARS = 60
+
+
+class TutorUnavailable(Conflict):
+    default_detail = "This tutor is no longer available. Start a chat with another tutor."
+    default_code = "tutor_unavailable"
+
+
+class NothingToReply(Conflict):
+    default_detail = "The chat's last message is not a user message waiting for a reply."
+    default_code = "nothing_to_reply"
+
+
+class ReplyDiscarded(Conflict):
+    default_detail = "The chat was cleared or deleted while the tutor was answering."
+    default_code = "reply_discarded"
+
+
+class ReplyFailed(APIException):
+    """AI-Core failed; the user message is saved and can be retried with /reply/."""
+
+    def __init__(self, error: AICoreError, user_message: Message) -> None:
+        self.error = error
+        self.user_message = user_message
+        self.status_code = error.status_code
+        super().__init__(detail=error.detail, code=error.code)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    user_message: Message
+    assistant_message: Message
+
+
+def derive_title(content: str) -> str:
+    """The first ~60 characters of the message, cut at a word when possible."""
+    text = re.sub(r"\s+", " ", content).strip()
+    if len(text) <= TITLE_MAX_CHARS:
+        return text
+    cut = text[:TITLE_MAX_CHARS]
+    if " " in cut[TITLE_MAX_CHARS // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,.;:-") + "…"
+
+
+def chat_create(*, user: User, tutor: Tutor, title: str = "") -> Chat:
+    return Chat.objects.create(user=user, tutor=tutor, title=title.strip())
+
+
+def chat_rename(*, chat: Chat, title: str) -> Chat:
+    chat.title = title.strip()
+    chat.save(update_fields=["title"])
+    return chat
+
+
+def chat_delete(*, chat: Chat) -> None:
+    """Deletes the chat and its messages; feedback on them is kept."""
+    with transaction.atomic():
+        Chat.objects.select_for_update().filter(pk=chat.pk).first()
+        chat.delete()
+
+
+def chat_clear_history(*, chat: Chat) -> None:
+    """Removes every message; the chat stays. Feedback on them is kept."""
+    with transaction.atomic():
+        # The lock orders this against a reply being saved at the same time.
+        Chat.objects.select_for_update().filter(pk=chat.pk).first()
+        Message.objects.filter(chat=chat).delete()
+        Chat.objects.filter(pk=chat.pk).update(last_message_at=None)
+    chat.last_message_at = None
+
+
+def _touch_chat(chat: Chat, *, at: datetime, title_from: str | None = None) -> None:
+    """Moves `last_message_at` forward (never back) and fills an empty title."""
+    changes = {"last_message_at": Greatest(Coalesce(F("last_message_at"), Value(at)), Value(at))}
+    if title_from is not None:
+        changes["title"] = Case(When(title="", then=Value(derive_title(title_from))), default=F("title"))
+    Chat.objects.filter(pk=chat.pk).update(**changes)
+
+
+def _ensure_tutor_available(chat: Chat) -> None:
+    tutor = chat.tutor
+    if not tutor.is_active or not tutor.course.is_active:
+        raise TutorUnavailable()
+
+
+def message_send(*, chat: Chat, content: str, attachments: list[dict], request_id: str) -> SendResult:
+    """Saves the user message, asks AI-Core, saves the reply.
+
+    Raises ReplyFailed (user message kept, no reply) when AI-Core fails.
+    Must be called outside any transaction.
+    """
+    _ensure_tutor_available(chat)
+    with transaction.atomic():
+        user_message = Message.objects.create(
+            chat=chat, role=Message.Role.USER, content=content, attachments=attachments
+        )
+        _touch_chat(chat, at=user_message.created_at, title_from=content)
+    assistant_message = _reply_to(chat=chat, user_message=user_message, request_id=request_id)
+    return SendResult(user_message=user_message, assistant_message=assistant_message)
+
+
+def message_reply(*, chat: Chat, request_id: str) -> Message:
+    """Generates the missing reply to the chat's last message (the retry after a failure)."""
+    last = Message.objects.filter(chat=chat).order_by("-id").first()
+    if last is None or last.role != Message.Role.USER:
+        raise NothingToReply()
+    _ensure_tutor_available(chat)
+    return _reply_to(chat=chat, user_message=last, request_id=request_id)
+
+
+def _reply_to(*, chat: Chat, user_message: Message, request_id: str) -> Message:
+    try:
+        reply = orchestrator.generate_reply(chat=chat, user_message=user_message, request_id=request_id)
+    except AICoreError as error:
+        raise ReplyFailed(error, user_message) from error
+    try:
+        with transaction.atomic():
+            locked = Chat.objects.select_for_update().filter(pk=chat.pk).first()
+            if locked is None or not Message.objects.filter(pk=user_message.pk).exists():
+                raise ReplyDiscarded()
+            assistant_message = Message.objects.create(
+                chat=chat,
+                role=Message.Role.ASSISTANT,
+                content=reply.content,
+                metadata=reply.metadata,
+                reply_to=user_message,
+            )
+            _touch_chat(chat, at=assistant_message.created_at)
+    except IntegrityError:
+        # Another request saved the reply to this message first.
+        raise NothingToReply() from None
+    return assistant_message

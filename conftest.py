@@ -1,0 +1,142 @@
+"""Shared fixtures: users, authenticated API clients, catalogue, chats."""
+
+import itertools
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.cache import cache
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.models import User
+from aicore.client import reset_clients
+from chats.models import Chat, Message
+from tutoring.models import Course, Tutor
+
+PASSWORD = "Correct-Horse-42-battery"
+_seq = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state():
+    """Throttle counters, health cache and circuit breakers start empty in every test."""
+    cache.clear()
+    reset_clients()
+    yield
+    cache.clear()
+    reset_clients()
+
+
+@pytest.fixture
+def make_user(db) -> Callable[..., User]:
+    def make(**fields) -> User:
+        n = next(_seq)
+        fields.setdefault("email", f"student{n}@example.com")
+        fields.setdefault("username", f"student{n}")
+        password = fields.pop("password", PASSWORD)
+        return User.objects.create_user(password=password, **fields)
+
+    return make
+
+
+@pytest.fixture
+def user(make_user) -> User:
+    return make_user(full_name="Иван Петров")
+
+
+@pytest.fixture
+def other_user(make_user) -> User:
+    return make_user(full_name="Мария Сидорова")
+
+
+def bearer_client(user: User) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    return client
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def client_for() -> Callable[[User], APIClient]:
+    return bearer_client
+
+
+@pytest.fixture
+def auth_client(user) -> APIClient:
+    return bearer_client(user)
+
+
+@pytest.fixture
+def other_client(other_user) -> APIClient:
+    return bearer_client(other_user)
+
+
+@pytest.fixture
+def ml_user(make_user) -> User:
+    member = make_user()
+    group, _ = Group.objects.get_or_create(name="ML team")
+    member.groups.add(group)
+    return member
+
+
+@pytest.fixture
+def course(db) -> Course:
+    return Course.objects.create(name="Математика", slug="math", description="Алгебра и геометрия")
+
+
+@pytest.fixture
+def make_tutor(course) -> Callable[..., Tutor]:
+    def make(**fields) -> Tutor:
+        n = next(_seq)
+        fields.setdefault("course", course)
+        fields.setdefault("name", f"Репетитор {n}")
+        fields.setdefault("description", "Объясняет по шагам")
+        fields.setdefault("model_id", f"model-{n}")
+        fields.setdefault("knowledge_base_id", f"kb-{n}")
+        fields.setdefault("system_prompt", "Ты — терпеливый репетитор. Отвечай по-русски.")
+        return Tutor.objects.create(**fields)
+
+    return make
+
+
+@pytest.fixture
+def tutor(make_tutor) -> Tutor:
+    return make_tutor(name="Анна", model_id="math-v1", knowledge_base_id="kb-math")
+
+
+@pytest.fixture
+def chat(user, tutor) -> Chat:
+    return Chat.objects.create(user=user, tutor=tutor, title="Квадратные уравнения")
+
+
+@pytest.fixture
+def other_chat(other_user, tutor) -> Chat:
+    return Chat.objects.create(user=other_user, tutor=tutor, title="Чужой чат")
+
+
+@pytest.fixture
+def make_exchange() -> Callable[..., tuple[Message, Message]]:
+    """A user message and the assistant's reply to it, saved directly."""
+
+    def make(chat: Chat, question: str = "Сколько будет 2+2?", answer: str = "4") -> tuple[Message, Message]:
+        asked = Message.objects.create(chat=chat, role=Message.Role.USER, content=question)
+        replied = Message.objects.create(
+            chat=chat,
+            role=Message.Role.ASSISTANT,
+            content=answer,
+            reply_to=asked,
+            metadata={"tokens_used": 12, "model_id": chat.tutor.model_id},
+        )
+        return asked, replied
+
+    return make

@@ -1,0 +1,74 @@
+from django.conf import settings
+from django.db import models
+
+
+class Feedback(models.Model):
+    class FeedbackType(models.TextChoices):
+        DETAILED = "detailed", "Detailed"
+        QUICK = "quick", "Quick"
+
+    class QuickReaction(models.TextChoices):
+        UNDERSTOOD = "understood", "Understood"
+        TOO_HARD = "too_hard", "Too hard"
+        NEED_MORE_EXAMPLES = "need_more_examples", "Need more examples"
+        TOO_EASY = "too_easy", "Too easy"
+        INCORRECT = "incorrect", "Incorrect"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feedback")
+    # Feedback outlives its chat and message: the links become null and the
+    # copies below keep what the ML team needs.
+    chat = models.ForeignKey("chats.Chat", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    message = models.ForeignKey(
+        "chats.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="feedback"
+    )
+    tutor = models.ForeignKey("tutoring.Tutor", on_delete=models.PROTECT, related_name="feedback")
+    feedback_type = models.CharField(max_length=16, choices=FeedbackType.choices)
+    rating = models.PositiveSmallIntegerField(null=True, blank=True)
+    positive_text = models.TextField(blank=True)
+    improvement_text = models.TextField(blank=True)
+    quick_reaction = models.CharField(max_length=32, choices=QuickReaction.choices, blank=True)
+    allow_training = models.BooleanField(default=False)
+    processed = models.BooleanField(default=False)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    processed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reply_content = models.TextField(help_text="The assistant reply this feedback rates.")
+    reply_metadata = models.JSONField(default=dict, blank=True)
+    prompt_content = models.TextField(blank=True, help_text="The user message that prompted the reply.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "feedback"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "message", "feedback_type"], name="feedback_one_per_user_message_type"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(rating__isnull=True) | models.Q(rating__gte=1, rating__lte=5),
+                name="feedback_rating_1_5",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(feedback_type="detailed") | models.Q(rating__isnull=False),
+                name="feedback_detailed_has_rating",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(feedback_type="quick") | ~models.Q(quick_reaction=""),
+                name="feedback_quick_has_reaction",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(feedback_type__in=["detailed", "quick"]),
+                name="feedback_type_valid",
+            ),
+        ]
+        indexes = [
+            # The tutor's rating aggregate and the ML team's queue.
+            models.Index(fields=["tutor", "feedback_type"], name="feedback_tutor_type_idx"),
+            models.Index(fields=["processed", "created_at"], name="feedback_queue_idx"),
+            models.Index(fields=["user", "-created_at"], name="feedback_user_recent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_feedback_type_display()} feedback {self.pk}"

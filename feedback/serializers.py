@@ -1,0 +1,118 @@
+from typing import Any
+
+from rest_framework import serializers
+
+from chats.serializers import MAX_DB_ID
+
+from .models import Feedback
+
+TEXT_MAX_CHARS = 5000
+
+
+class FeedbackSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Feedback
+        fields = [
+            "id",
+            "chat",
+            "message",
+            "tutor",
+            "feedback_type",
+            "rating",
+            "positive_text",
+            "improvement_text",
+            "quick_reaction",
+            "allow_training",
+            "processed",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class FeedbackSubmitSerializer(serializers.Serializer):
+    message = serializers.IntegerField(
+        min_value=1, max_value=MAX_DB_ID, help_text="Id of an assistant message in one of your chats."
+    )
+    feedback_type = serializers.ChoiceField(choices=Feedback.FeedbackType.choices)
+    rating = serializers.IntegerField(
+        min_value=1, max_value=5, required=False, allow_null=True, help_text="Required for detailed feedback."
+    )
+    positive_text = serializers.CharField(
+        max_length=TEXT_MAX_CHARS, required=False, allow_blank=True, default=""
+    )
+    improvement_text = serializers.CharField(
+        max_length=TEXT_MAX_CHARS, required=False, allow_blank=True, default=""
+    )
+    quick_reaction = serializers.ChoiceField(
+        choices=Feedback.QuickReaction.choices,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Required for quick feedback.",
+    )
+    allow_training = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["feedback_type"] == Feedback.FeedbackType.DETAILED and attrs.get("rating") is None:
+            raise serializers.ValidationError({"rating": ["A rating is required for detailed feedback."]})
+        if attrs["feedback_type"] == Feedback.FeedbackType.QUICK and not attrs.get("quick_reaction"):
+            raise serializers.ValidationError(
+                {"quick_reaction": ["A reaction is required for quick feedback."]}
+            )
+        attrs.setdefault("rating", None)
+        return attrs
+
+
+class TutorTrainingSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    model_id = serializers.CharField()
+
+
+class ReplySerializer(serializers.Serializer):
+    content = serializers.CharField(source="reply_content")
+    metadata = serializers.DictField(source="reply_metadata")
+
+
+class MLFeedbackSerializer(serializers.ModelSerializer):
+    """A feedback item with its training context: tutor, reply and prompt."""
+
+    tutor = TutorTrainingSerializer()
+    reply = ReplySerializer(source="*")
+    prompt = serializers.CharField(
+        source="prompt_content", help_text="The user message that preceded the reply."
+    )
+
+    class Meta:
+        model = Feedback
+        fields = [
+            "id",
+            "chat",
+            "message",
+            "tutor",
+            "feedback_type",
+            "rating",
+            "positive_text",
+            "improvement_text",
+            "quick_reaction",
+            "allow_training",
+            "processed",
+            "processed_at",
+            "created_at",
+            "reply",
+            "prompt",
+        ]
+        read_only_fields = fields
+
+
+class MarkProcessedSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_DB_ID),
+        allow_empty=False,
+        max_length=1000,
+    )
+
+
+class MarkProcessedResultSerializer(serializers.Serializer):
+    updated = serializers.IntegerField(help_text="Items that this call marked processed.")
+    not_found = serializers.ListField(child=serializers.IntegerField(), help_text="Ids with no feedback.")

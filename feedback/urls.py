@@ -1,0 +1,9 @@
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+router = SimpleRouter()
+router.register("feedback", views.FeedbackViewSet, basename="feedback")
+router.register("ml/feedback", views.MLFeedbackViewSet, basename="ml-feedback")
+
+urlpatterns = router.urls

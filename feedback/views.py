@@ -1,0 +1,107 @@
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from tutor_platform.schema import FORBIDDEN, NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR
+
+from . import selectors, services
+from .filters import MLFeedbackFilter
+from .models import Feedback
+from .permissions import IsMLTeam
+from .serializers import (
+    FeedbackSerializer,
+    FeedbackSubmitSerializer,
+    MarkProcessedResultSerializer,
+    MarkProcessedSerializer,
+    MLFeedbackSerializer,
+)
+
+_ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["feedback"], responses={200: FeedbackSerializer(many=True), **_ERRORS}),
+    retrieve=extend_schema(tags=["feedback"], responses={200: FeedbackSerializer, **_ERRORS}),
+    create=extend_schema(
+        tags=["feedback"],
+        request=FeedbackSubmitSerializer,
+        responses={
+            201: OpenApiResponse(FeedbackSerializer, description="Created."),
+            200: OpenApiResponse(FeedbackSerializer, description="Updated: the same (message, type) again."),
+            400: VALIDATION_ERROR,
+            **_ERRORS,
+        },
+        description=(
+            "Rates an assistant message in one of your chats. One feedback per "
+            "(message, feedback_type): posting again updates it and puts it back "
+            "in the ML queue."
+        ),
+    ),
+    destroy=extend_schema(tags=["feedback"], responses={204: None, **_ERRORS}),
+)
+class FeedbackViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The user's own feedback."""
+
+    serializer_class = FeedbackSerializer
+    filter_backends: list = []
+
+    def get_queryset(self) -> QuerySet[Feedback]:
+        return selectors.feedback_list(user=self.request.user)
+
+    def create(self, request: Request) -> Response:
+        serializer = FeedbackSubmitSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        result = services.feedback_submit(user=request.user, message_id=data.pop("message"), **data)
+        return Response(
+            FeedbackSerializer(result.feedback).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+    def perform_destroy(self, instance: Feedback) -> None:
+        services.feedback_delete(feedback=instance)
+
+
+_ML_ERRORS = {401: UNAUTHORIZED, 403: FORBIDDEN, 429: THROTTLED}
+
+
+@extend_schema_view(
+    list=extend_schema(
+        tags=["ml"],
+        responses={200: MLFeedbackSerializer(many=True), 400: VALIDATION_ERROR, **_ML_ERRORS},
+        description=(
+            "Every user's feedback with its training context, oldest first. "
+            "`processed` defaults to false; pass `processed=` (empty) for all."
+        ),
+    ),
+)
+class MLFeedbackViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The ML team's feedback queue (staff and the `ML team` group)."""
+
+    permission_classes = [IsMLTeam]
+    serializer_class = MLFeedbackSerializer
+    filterset_class = MLFeedbackFilter
+
+    def get_queryset(self) -> QuerySet[Feedback]:
+        return selectors.ml_feedback_list()
+
+    @extend_schema(
+        tags=["ml"],
+        request=MarkProcessedSerializer,
+        responses={200: MarkProcessedResultSerializer, 400: VALIDATION_ERROR, **_ML_ERRORS},
+        description="Idempotent: already processed items are left as they are and not counted.",
+    )
+    @action(detail=False, methods=["post"], url_path="mark-processed")
+    def mark_processed(self, request: Request) -> Response:
+        serializer = MarkProcessedSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.feedback_mark_processed(ids=serializer.validated_data["ids"], by=request.user)
+        return Response(MarkProcessedResultSerializer(result).data)

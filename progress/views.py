@@ -1,0 +1,63 @@
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR
+
+from . import services
+from .models import Progress
+from .serializers import ProgressAddSerializer, ProgressSerializer, ProgressSetSerializer
+
+_ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["progress"], responses={200: ProgressSerializer(many=True), **_ERRORS}),
+    retrieve=extend_schema(
+        tags=["progress"],
+        responses={200: ProgressSerializer, **_ERRORS},
+        description="Created with 0 minutes when absent. Unknown tutor: 404.",
+    ),
+    update=extend_schema(
+        tags=["progress"],
+        request=ProgressSetSerializer,
+        responses={200: ProgressSerializer, 400: VALIDATION_ERROR, **_ERRORS},
+    ),
+)
+class ProgressViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The user's study minutes per tutor, addressed by tutor id."""
+
+    serializer_class = ProgressSerializer
+    filter_backends: list = []
+    lookup_url_kwarg = "tutor_id"
+    lookup_value_regex = "[0-9]+"
+    http_method_names = ["get", "put", "post", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Progress]:
+        return Progress.objects.filter(user=self.request.user).select_related("tutor")
+
+    def retrieve(self, request: Request, tutor_id: str) -> Response:
+        row = services.progress_get(user=request.user, tutor_id=int(tutor_id))
+        return Response(ProgressSerializer(row).data)
+
+    def update(self, request: Request, tutor_id: str) -> Response:
+        serializer = ProgressSetSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        row = services.progress_set(user=request.user, tutor_id=int(tutor_id), **serializer.validated_data)
+        return Response(ProgressSerializer(row).data)
+
+    @extend_schema(
+        tags=["progress"],
+        request=ProgressAddSerializer,
+        responses={200: ProgressSerializer, 400: VALIDATION_ERROR, **_ERRORS},
+        description="Adds minutes atomically; concurrent adds lose nothing.",
+    )
+    @action(detail=True, methods=["post"])
+    def add(self, request: Request, tutor_id: str) -> Response:
+        serializer = ProgressAddSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        row = services.progress_add(user=request.user, tutor_id=int(tutor_id), **serializer.validated_data)
+        return Response(ProgressSerializer(row).data)

@@ -1,0 +1,83 @@
+"""Request id, access log and body size limit."""
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from .logging import request_id_var
+
+access_log = logging.getLogger("tutor_platform.access")
+
+# A client-supplied id is echoed only when it is short and harmless in a log line.
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class RequestIDMiddleware:
+    """Tags the request with an `X-Request-ID` and logs one line per request.
+
+    The line holds the method, the path (never the query string or body, which
+    may carry message text), the status, the user id and the duration.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        token = request_id_var.set(request_id)
+        started = time.monotonic()
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            user = getattr(request, "user", None)
+            access_log.info(
+                "%s %s %s %.1fms user=%s",
+                request.method,
+                request.path,
+                response.status_code,
+                (time.monotonic() - started) * 1000,
+                user.pk if user is not None and user.is_authenticated else "-",
+            )
+            return response
+        finally:
+            request_id_var.reset(token)
+
+
+class BodySizeLimitMiddleware:
+    """Answers JSON 413 for a body above DATA_UPLOAD_MAX_MEMORY_SIZE (and 400
+    for a NUL in the query string, which the database would choke on).
+
+    DRF's parsers read the request stream directly, so Django's own check on
+    `request.body` never runs for API requests; this one runs before them.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if any("\x00" in value for _key, values in request.GET.lists() for value in values):
+            return JsonResponse(
+                {"detail": "Query parameters may not contain NUL characters.", "code": "bad_request"},
+                status=400,
+            )
+        if limit is not None and length > limit:
+            return JsonResponse(
+                {
+                    "detail": f"Request body is larger than {limit} bytes.",
+                    "code": "request_too_large",
+                },
+                status=413,
+            )
+        return self.get_response(request)

@@ -1,0 +1,59 @@
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import filters, permissions, viewsets
+from rest_framework.serializers import BaseSerializer
+
+from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR
+
+from . import selectors
+from .filters import TutorFilter
+from .models import Course, Tutor
+from .serializers import CourseSerializer, StaffTutorSerializer, TutorSerializer
+
+_LIST_ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["catalogue"], responses={200: CourseSerializer(many=True), **_LIST_ERRORS}),
+    retrieve=extend_schema(tags=["catalogue"], responses={200: CourseSerializer, **_LIST_ERRORS}),
+)
+class CourseViewSet(viewsets.ReadOnlyModelViewSet):
+    """Active courses. Readable without a token."""
+
+    permission_classes = [permissions.AllowAny]
+    serializer_class = CourseSerializer
+
+    def get_queryset(self) -> QuerySet[Course]:
+        return selectors.course_list()
+
+
+@extend_schema_view(
+    list=extend_schema(
+        tags=["catalogue"],
+        responses={200: TutorSerializer(many=True), 400: VALIDATION_ERROR, **_LIST_ERRORS},
+    ),
+    retrieve=extend_schema(tags=["catalogue"], responses={200: TutorSerializer, **_LIST_ERRORS}),
+)
+class TutorViewSet(viewsets.ReadOnlyModelViewSet):
+    """Active tutors. Readable without a token; staff also see the internal fields
+    (`system_prompt`, `model_id`, `knowledge_base_id`)."""
+
+    permission_classes = [permissions.AllowAny]
+    filter_backends = [
+        *viewsets.ReadOnlyModelViewSet.filter_backends,
+        filters.SearchFilter,
+        filters.OrderingFilter,
+    ]
+    filterset_class = TutorFilter
+    search_fields = ["name", "description"]
+    ordering_fields = ["rating", "name"]
+    ordering = ["name", "id"]
+
+    def get_queryset(self) -> QuerySet[Tutor]:
+        return selectors.tutor_list()
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        user = self.request.user
+        if user.is_authenticated and user.is_staff:
+            return StaffTutorSerializer
+        return TutorSerializer
