@@ -82,6 +82,12 @@ def other_client(other_user) -> APIClient:
 
 
 @pytest.fixture
+def admin_user(db) -> User:
+    """pytest-django's admin_user, for a user model keyed by email."""
+    return User.objects.create_superuser(email="admin@example.com", username="admin", password=PASSWORD)
+
+
+@pytest.fixture
 def ml_user(make_user) -> User:
     member = make_user()
     group, _ = Group.objects.get_or_create(name="ML team")

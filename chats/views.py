@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 
+from tutor_platform.pagination import ID_PATTERN
 from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR, error
 
 from . import idempotency, selectors, services
@@ -84,6 +85,7 @@ class ChatViewSet(
 ):
     """The user's own chats. Another user's chat answers 404 everywhere."""
 
+    lookup_value_regex = ID_PATTERN
     serializer_class = ChatSerializer
     filter_backends: list = []
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]

@@ -5,6 +5,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from tutor_platform.pagination import ID_PATTERN
 from tutor_platform.schema import FORBIDDEN, NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR
 
 from . import selectors, services
@@ -50,6 +51,7 @@ class FeedbackViewSet(
 ):
     """The user's own feedback."""
 
+    lookup_value_regex = ID_PATTERN
     serializer_class = FeedbackSerializer
     filter_backends: list = []
 
@@ -85,7 +87,6 @@ _ML_ERRORS = {401: UNAUTHORIZED, 403: FORBIDDEN, 429: THROTTLED}
 )
 class MLFeedbackViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """The ML team's feedback queue (staff and the `ML team` group)."""
-
     permission_classes = [IsMLTeam]
     serializer_class = MLFeedbackSerializer
     filterset_class = MLFeedbackFilter

@@ -7,7 +7,8 @@ other error is `{"detail": "...", "code": "..."}`.
 import logging
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -23,6 +24,11 @@ class Conflict(exceptions.APIException):
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    # Django's own exceptions become DRF's, so they carry a code too.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
     if response is None:
         # Unexpected: log the traceback, answer without it.
@@ -36,9 +42,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             response.data = {"non_field_errors": response.data}
         return response
     if isinstance(response.data, dict) and "detail" in response.data and "code" not in response.data:
-        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
-        code = codes if isinstance(codes, str) else getattr(exc, "default_code", "error")
-        response.data = {**response.data, "code": code}
+        codes = exc.get_codes()
+        response.data = {**response.data, "code": codes if isinstance(codes, str) else exc.default_code}
     return response
 
 

@@ -187,11 +187,12 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Hashed, compressed files need `collectstatic`; development and tests skip it.
     "staticfiles": {
         "BACKEND": (
-            "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if env.bool("STATICFILES_MANIFEST", default=not DEBUG)
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
     },
 }
@@ -279,6 +280,7 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "chats.models.Message.Role",
         "FeedbackTypeEnum": "feedback.models.Feedback.FeedbackType",
         "QuickReactionEnum": "feedback.models.Feedback.QuickReaction",
+        "HealthStatusEnum": ["ok", "error"],
     },
 }
 

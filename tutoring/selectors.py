@@ -4,8 +4,10 @@ from .models import Course, Tutor
 
 
 def course_list() -> QuerySet[Course]:
-    return Course.objects.filter(is_active=True).annotate(
-        tutors_count=Count("tutors", filter=Q(tutors__is_active=True))
+    return (
+        Course.objects.filter(is_active=True)
+        .annotate(tutors_count=Count("tutors", filter=Q(tutors__is_active=True)))
+        .order_by("name", "id")
     )
 
 

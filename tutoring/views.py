@@ -3,6 +3,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import filters, permissions, viewsets
 from rest_framework.serializers import BaseSerializer
 
+from tutor_platform.pagination import ID_PATTERN
 from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR
 
 from . import selectors
@@ -20,6 +21,7 @@ _LIST_ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
 class CourseViewSet(viewsets.ReadOnlyModelViewSet):
     """Active courses. Readable without a token."""
 
+    lookup_value_regex = ID_PATTERN
     permission_classes = [permissions.AllowAny]
     serializer_class = CourseSerializer
 
@@ -38,6 +40,7 @@ class TutorViewSet(viewsets.ReadOnlyModelViewSet):
     """Active tutors. Readable without a token; staff also see the internal fields
     (`system_prompt`, `model_id`, `knowledge_base_id`)."""
 
+    lookup_value_regex = ID_PATTERN
     permission_classes = [permissions.AllowAny]
     filter_backends = [
         *viewsets.ReadOnlyModelViewSet.filter_backends,

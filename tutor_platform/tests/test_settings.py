@@ -1,0 +1,88 @@
+"""Production safety of the settings, checked in a fresh interpreter each time."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+STRONG_KEY = "k7#Qp2!vX9zR4mL8wT1yB6nH3cF5jD0sG_aE-uI*oP@lK&hM^Zx8Wq4Tn"
+
+
+def bare_env(**overrides: str) -> dict[str, str]:
+    """The environment without the suite's own settings and without any .env file."""
+    ours = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "SECURE_", "SESSION_", "CSRF_", "DJANGO_ALLOW_ASYNC")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+    return env | {"ENV_FILE": os.devnull, "DJANGO_SETTINGS_MODULE": "tutor_platform.settings", **overrides}
+
+
+def run(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], cwd=BASE_DIR, env=bare_env(**env), capture_output=True, text=True, timeout=60
+    )
+
+
+def run_django(code: str, **env: str) -> subprocess.CompletedProcess:
+    return run("-c", f"import django; django.setup(); {code}", **env)
+
+
+def test_debug_defaults_to_off():
+    result = run_django("from django.conf import settings; print(settings.DEBUG)", SECRET_KEY=STRONG_KEY)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [None, "django-insecure-development-only-key-never-use-in-production", "short-key"],
+)
+def test_production_refuses_a_missing_or_development_secret_key(key):
+    env = {"DEBUG": "False"} | ({"SECRET_KEY": key} if key else {})
+    result = run_django("pass", **env)
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_debug_with_a_public_host_is_refused():
+    result = run_django("pass", DEBUG="True", ALLOWED_HOSTS="tutor.example.com")
+    assert result.returncode != 0
+    assert "DEBUG=True with a public ALLOWED_HOSTS" in result.stderr
+
+
+def test_production_turns_on_the_security_settings():
+    result = run_django(
+        "from django.conf import settings as s; "
+        "print(s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
+        "s.SECURE_HSTS_SECONDS, s.SECURE_PROXY_SSL_HEADER)",
+        DEBUG="False",
+        SECRET_KEY=STRONG_KEY,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "True", "31536000", "('HTTP_X_FORWARDED_PROTO',", "'https')"]
+
+
+def test_each_security_setting_can_be_switched_off_for_a_plain_http_box():
+    result = run_django(
+        "from django.conf import settings as s; print(s.SECURE_SSL_REDIRECT)",
+        DEBUG="False",
+        SECRET_KEY=STRONG_KEY,
+        SECURE_SSL_REDIRECT="False",
+    )
+    assert result.stdout.strip() == "False"
+
+
+def test_check_deploy_passes_with_production_values():
+    result = run(
+        "manage.py",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DEBUG="False",
+        SECRET_KEY=STRONG_KEY,
+        ALLOWED_HOSTS="tutor.example.com",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
