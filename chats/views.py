@@ -198,8 +198,7 @@ class ChatViewSet(
             **_AI_ERRORS,
         },
         description=(
-            "Generates the reply to the chat's last message when it has none yet "
-            "(the retry after a failure)."
+            "Generates the reply to the chat's last message when it has none yet (the retry after a failure)."
         ),
     )
     @action(detail=True, methods=["post"])

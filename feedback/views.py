@@ -87,6 +87,7 @@ _ML_ERRORS = {401: UNAUTHORIZED, 403: FORBIDDEN, 429: THROTTLED}
 )
 class MLFeedbackViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """The ML team's feedback queue (staff and the `ML team` group)."""
+
     permission_classes = [IsMLTeam]
     serializer_class = MLFeedbackSerializer
     filterset_class = MLFeedbackFilter

@@ -49,7 +49,7 @@ def test_absurdly_nested_json_is_400_not_500(api_client):
 
 @pytest.mark.parametrize("text", ["nul\\u0000byte", "lone \\ud800 surrogate"])
 def test_text_the_database_cannot_store_is_400(auth_client, text):
-    body = '{"full_name": "%s"}' % text
+    body = '{"full_name": "' + text + '"}'
     response = auth_client.patch("/api/v1/auth/me/", body, content_type="application/json")
     assert_json_error(response, 400, "parse_error")
 
@@ -59,7 +59,9 @@ def test_nul_in_query_string_is_400(api_client):
 
 
 def test_unsupported_media_type_is_json_415(auth_client):
-    response = auth_client.patch("/api/v1/auth/me/", "full_name=x", content_type="application/x-www-form-urlencoded")
+    response = auth_client.patch(
+        "/api/v1/auth/me/", "full_name=x", content_type="application/x-www-form-urlencoded"
+    )
     assert_json_error(response, 415, "unsupported_media_type")
 
 

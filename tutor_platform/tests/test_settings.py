@@ -60,7 +60,14 @@ def test_production_turns_on_the_security_settings():
         SECRET_KEY=STRONG_KEY,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "True", "True", "31536000", "('HTTP_X_FORWARDED_PROTO',", "'https')"]
+    assert result.stdout.split() == [
+        "True",
+        "True",
+        "True",
+        "31536000",
+        "('HTTP_X_FORWARDED_PROTO',",
+        "'https')",
+    ]
 
 
 def test_each_security_setting_can_be_switched_off_for_a_plain_http_box():

@@ -1,0 +1,244 @@
+"""AI-Core faked at the HTTP boundary: what is sent, and how each failure maps."""
+
+import json
+
+import pytest
+import requests
+import responses
+from django.db import connection
+from responses import matchers
+
+from aicore.circuit import CircuitBreaker
+from chats.models import Message
+
+AI_URL = "http://ai-core.test"
+GENERATE = f"{AI_URL}/api/v1/generate"
+HEALTH = f"{AI_URL}/api/v1/health"
+
+
+@pytest.fixture
+def ai_core(settings):
+    settings.AI_CORE_URL = AI_URL
+    settings.AI_CORE_TIMEOUT = 7
+    settings.AI_CORE_CONNECT_TIMEOUT = 2
+    settings.AI_CORE_MAX_RETRIES = 2
+    settings.AI_CORE_API_KEY = ""
+    with responses.RequestsMock() as mock:
+        yield mock
+
+
+def send(client, chat, content="Объясните теорему Пифагора", headers=None):
+    return client.post(
+        f"/api/v1/chats/{chat.id}/messages/", {"content": content}, format="json", headers=headers or {}
+    )
+
+
+def assert_failure_kept_user_message(response, status: int, code: str, content: str) -> None:
+    assert response.status_code == status
+    body = response.json()
+    assert body["code"] == code
+    assert body["detail"]
+    assert body["user_message"]["content"] == content
+    assert body["user_message"]["role"] == "user"
+    assert list(Message.objects.values_list("role", "content")) == [("user", content)]
+
+
+@pytest.mark.django_db
+class TestRequest:
+    def test_sends_the_contract_body_and_headers(self, ai_core, settings, auth_client, chat, make_exchange):
+        settings.AI_CORE_API_KEY = "secret-key"
+        make_exchange(chat, question="Привет", answer="Здравствуйте!")
+        ai_core.post(
+            GENERATE,
+            json={"content": "a² + b² = c²", "tokens_used": 42, "processing_time": 1.5, "confidence": 0.9},
+        )
+        response = send(auth_client, chat, headers={"X-Request-ID": "req-abc-1"})
+        assert response.status_code == 201
+        request = ai_core.calls[0].request
+        sent = json.loads(request.body)
+        user_message = Message.objects.filter(role="user").last()
+        assert sent == {
+            "chat_id": chat.id,
+            "tutor_id": chat.tutor.id,
+            "model_id": "math-v1",
+            "knowledge_base_id": "kb-math",
+            "system_prompt": chat.tutor.system_prompt,
+            "message": "Объясните теорему Пифагора",
+            "history": [
+                {"role": "user", "content": "Привет"},
+                {"role": "assistant", "content": "Здравствуйте!"},
+            ],
+            "attachments": [],
+        }
+        assert request.headers["X-Request-ID"] == "req-abc-1"
+        assert request.headers["Authorization"] == "Bearer secret-key"
+        assert request.req_kwargs["timeout"] == (2, 7)
+        answer = Message.objects.get(reply_to=user_message)
+        assert answer.content == "a² + b² = c²"
+        assert answer.metadata["tokens_used"] == 42
+        assert answer.metadata["processing_time"] == 1.5
+        assert answer.metadata["confidence"] == 0.9
+        assert answer.metadata["model_id"] == "math-v1"
+        assert answer.metadata["latency_ms"] >= 0
+        assert "content" not in answer.metadata
+
+    def test_no_authorization_header_without_an_api_key(self, ai_core, auth_client, chat):
+        ai_core.post(GENERATE, json={"content": "ok"})
+        send(auth_client, chat)
+        assert "Authorization" not in ai_core.calls[0].request.headers
+        assert len(ai_core.calls[0].request.headers["X-Request-ID"]) == 32
+
+
+@pytest.mark.django_db
+class TestFailures:
+    def test_read_timeout_is_504_after_one_call(self, ai_core, auth_client, chat):
+        ai_core.post(GENERATE, body=requests.ReadTimeout("slow"))
+        response = send(auth_client, chat)
+        assert_failure_kept_user_message(response, 504, "ai_core_timeout", "Объясните теорему Пифагора")
+        assert len(ai_core.calls) == 1
+
+    def test_connection_refused_is_503_with_retry_after_after_the_retries(self, ai_core, auth_client, chat):
+        ai_core.post(GENERATE, body=requests.ConnectionError("refused"))
+        response = send(auth_client, chat)
+        assert_failure_kept_user_message(response, 503, "ai_core_unavailable", "Объясните теорему Пифагора")
+        assert int(response["Retry-After"]) > 0
+        assert len(ai_core.calls) == 3
+
+    @pytest.mark.parametrize("status", [502, 503])
+    def test_502_and_503_are_retried_up_to_the_limit_then_502(self, ai_core, auth_client, chat, status):
+        ai_core.post(GENERATE, status=status, json={"detail": "overloaded"})
+        response = send(auth_client, chat)
+        assert_failure_kept_user_message(response, 502, "ai_core_bad_response", "Объясните теорему Пифагора")
+        assert len(ai_core.calls) == 3
+
+    def test_500_is_not_retried(self, ai_core, auth_client, chat):
+        ai_core.post(GENERATE, status=500, body="boom")
+        response = send(auth_client, chat)
+        assert_failure_kept_user_message(response, 502, "ai_core_bad_response", "Объясните теорему Пифагора")
+        assert len(ai_core.calls) == 1
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"body": "<html>Bad gateway</html>", "content_type": "text/html"},
+            {"json": {"text": "no content field"}},
+            {"json": {"content": None}},
+            {"json": {"content": 42}},
+            {"json": ["content"]},
+        ],
+    )
+    def test_unusable_body_is_502(self, ai_core, auth_client, chat, kwargs):
+        ai_core.post(GENERATE, **kwargs)
+        response = send(auth_client, chat)
+        assert_failure_kept_user_message(response, 502, "ai_core_bad_response", "Объясните теорему Пифагора")
+
+    def test_503_once_then_success_is_201(self, ai_core, auth_client, chat):
+        ai_core.post(GENERATE, status=503)
+        ai_core.post(GENERATE, json={"content": "Вот объяснение"})
+        response = send(auth_client, chat)
+        assert response.status_code == 201
+        assert response.json()["assistant_message"]["content"] == "Вот объяснение"
+        assert len(ai_core.calls) == 2
+
+    def test_reply_recovers_after_a_failure(self, ai_core, auth_client, chat):
+        ai_core.post(GENERATE, status=500)
+        assert send(auth_client, chat).status_code == 502
+        ai_core.replace(responses.POST, GENERATE, json={"content": "Теперь получилось"})
+        response = auth_client.post(f"/api/v1/chats/{chat.id}/reply/")
+        assert response.status_code == 201
+        assert list(Message.objects.values_list("role", "content")) == [
+            ("user", "Объясните теорему Пифагора"),
+            ("assistant", "Теперь получилось"),
+        ]
+        sent = json.loads(ai_core.calls[-1].request.body)
+        assert sent["message"] == "Объясните теорему Пифагора"
+        assert sent["history"] == []
+
+    def test_reply_failure_has_the_same_body(self, ai_core, auth_client, chat):
+        Message.objects.create(chat=chat, role="user", content="Повторите")
+        ai_core.post(GENERATE, body=requests.ReadTimeout())
+        response = auth_client.post(f"/api/v1/chats/{chat.id}/reply/")
+        assert_failure_kept_user_message(response, 504, "ai_core_timeout", "Повторите")
+
+
+@pytest.mark.django_db
+class TestCircuitBreaker:
+    def test_opens_after_consecutive_failures_and_answers_503_without_calling(
+        self, ai_core, settings, auth_client, chat
+    ):
+        settings.AI_CORE_MAX_RETRIES = 0
+        settings.AI_CORE_CIRCUIT_FAILURES = 3
+        settings.AI_CORE_CIRCUIT_RESET_SECONDS = 60
+        ai_core.post(GENERATE, status=500)
+        for _ in range(3):
+            assert send(auth_client, chat).status_code == 502
+        response = send(auth_client, chat, content="ещё раз")
+        assert response.status_code == 503
+        assert response.json()["code"] == "ai_core_unavailable"
+        assert 0 < int(response["Retry-After"]) <= 60
+        assert len(ai_core.calls) == 3
+        assert Message.objects.filter(role="user").count() == 4
+
+    def test_recovers_after_the_reset_period(self):
+        now = [1000.0]
+        breaker = CircuitBreaker(failure_threshold=2, reset_seconds=30, clock=lambda: now[0])
+        breaker.record_failure()
+        assert breaker.allow()
+        breaker.record_failure()
+        assert not breaker.allow()
+        now[0] += 31
+        assert breaker.allow()  # the one trial call
+        assert not breaker.allow()  # others wait for its outcome
+        breaker.record_success()
+        assert breaker.allow() and not breaker.is_open
+
+    def test_failed_trial_opens_it_again(self):
+        now = [0.0]
+        breaker = CircuitBreaker(failure_threshold=1, reset_seconds=10, clock=lambda: now[0])
+        breaker.record_failure()
+        now[0] = 11
+        assert breaker.allow()
+        breaker.record_failure()
+        assert not breaker.allow()
+        assert breaker.retry_after() == 10
+
+    def test_success_resets_the_count(self):
+        breaker = CircuitBreaker(failure_threshold=2, reset_seconds=10)
+        breaker.record_failure()
+        breaker.record_success()
+        breaker.record_failure()
+        assert breaker.allow()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_transaction_is_open_while_ai_core_works(ai_core, auth_client, chat):
+    seen = {}
+
+    def callback(request):
+        seen["in_atomic_block"] = connection.in_atomic_block
+        seen["user_message_committed"] = Message.objects.filter(role="user").exists()
+        return 200, {}, json.dumps({"content": "ok"})
+
+    ai_core.add_callback(responses.POST, GENERATE, callback=callback)
+    assert send(auth_client, chat).status_code == 201
+    assert seen == {"in_atomic_block": False, "user_message_committed": True}
+
+
+@pytest.mark.django_db
+class TestHealth:
+    def test_ok_when_ai_core_answers(self, ai_core, api_client):
+        ai_core.get(HEALTH, json={"status": "ok"})
+        assert api_client.get("/api/v1/health/").json() == {"status": "ok", "database": "ok", "ai_core": "ok"}
+
+    def test_unavailable_does_not_make_it_503_and_is_cached(self, ai_core, api_client):
+        ai_core.get(HEALTH, body=requests.ConnectionError("down"))
+        first = api_client.get("/api/v1/health/")
+        second = api_client.get("/api/v1/health/")
+        assert first.status_code == 200
+        assert first.json()["ai_core"] == "unavailable"
+        assert second.json()["ai_core"] == "unavailable"
+        assert len(ai_core.calls) == 1
+
+    def test_uses_a_short_timeout(self, ai_core, api_client):
+        ai_core.get(HEALTH, match=[matchers.request_kwargs_matcher({"timeout": (1.0, 2.0)})])
+        assert api_client.get("/api/v1/health/").json()["ai_core"] == "ok"

@@ -1,0 +1,163 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from chats.models import Chat, Message
+from chats.services import derive_title
+from feedback.models import Feedback
+
+CHATS = "/api/v1/chats/"
+
+pytestmark = pytest.mark.django_db
+
+
+def detail(chat) -> str:
+    return f"{CHATS}{chat.id}/"
+
+
+class TestCreate:
+    def test_creates_own_chat(self, auth_client, user, tutor):
+        response = auth_client.post(CHATS, {"tutor": tutor.id, "title": "Дроби"}, format="json")
+        assert response.status_code == 201
+        body = response.json()
+        assert set(body) == {"id", "tutor", "title", "created_at", "last_message_at"}
+        assert body["tutor"] == {"id": tutor.id, "name": "Анна"}
+        assert body["title"] == "Дроби"
+        assert body["last_message_at"] is None
+        assert Chat.objects.get(pk=body["id"]).user == user
+
+    def test_title_is_optional(self, auth_client, tutor):
+        response = auth_client.post(CHATS, {"tutor": tutor.id}, format="json")
+        assert response.status_code == 201
+        assert response.json()["title"] == ""
+
+    def test_user_in_the_body_is_ignored(self, auth_client, user, other_user, tutor):
+        response = auth_client.post(CHATS, {"tutor": tutor.id, "user": other_user.id}, format="json")
+        assert Chat.objects.get(pk=response.json()["id"]).user == user
+
+    @pytest.mark.parametrize("body", [{}, {"tutor": 999999}, {"tutor": "abc"}, {"tutor": None}])
+    def test_bad_tutor_is_400(self, auth_client, body):
+        response = auth_client.post(CHATS, body, format="json")
+        assert response.status_code == 400
+        assert "tutor" in response.json()
+        assert not Chat.objects.exists()
+
+    def test_inactive_tutor_is_400(self, auth_client, make_tutor):
+        hidden = make_tutor(is_active=False)
+        assert auth_client.post(CHATS, {"tutor": hidden.id}, format="json").status_code == 400
+
+    def test_title_over_255_is_400(self, auth_client, tutor):
+        assert (
+            auth_client.post(CHATS, {"tutor": tutor.id, "title": "я" * 256}, format="json").status_code == 400
+        )
+
+    def test_requires_a_token(self, api_client, tutor):
+        assert api_client.post(CHATS, {"tutor": tutor.id}, format="json").status_code == 401
+
+
+class TestListAndDetail:
+    def test_lists_only_own_chats_most_recently_active_first(self, auth_client, user, other_chat, make_tutor):
+        now = timezone.now()
+        tutor = make_tutor()
+        old = Chat.objects.create(user=user, tutor=tutor, last_message_at=now - timedelta(days=2))
+        recent = Chat.objects.create(user=user, tutor=tutor, last_message_at=now - timedelta(minutes=1))
+        fresh_empty = Chat.objects.create(user=user, tutor=tutor)
+        response = auth_client.get(CHATS)
+        assert response.status_code == 200
+        assert [c["id"] for c in response.json()["results"]] == [fresh_empty.id, recent.id, old.id]
+
+    def test_filter_by_tutor(self, auth_client, chat, user, make_tutor):
+        other_tutor = make_tutor()
+        Chat.objects.create(user=user, tutor=other_tutor)
+        response = auth_client.get(CHATS, {"tutor": chat.tutor_id})
+        assert [c["id"] for c in response.json()["results"]] == [chat.id]
+
+    def test_bad_tutor_filter_is_400(self, auth_client):
+        assert auth_client.get(CHATS, {"tutor": "x"}).status_code == 400
+
+    def test_retrieve_own(self, auth_client, chat):
+        assert auth_client.get(detail(chat)).json()["title"] == "Квадратные уравнения"
+
+    @pytest.mark.parametrize("rows", [1, 50])
+    def test_list_query_count_is_constant(self, auth_client, user, tutor, django_assert_num_queries, rows):
+        Chat.objects.bulk_create(Chat(user=user, tutor=tutor) for _ in range(rows))
+        # 1: the user of the token, 2: count, 3: the page joined with its tutor.
+        with django_assert_num_queries(3):
+            assert auth_client.get(CHATS).status_code == 200
+
+
+class TestOwnership:
+    """Another user's chat answers 404 on every endpoint and stays untouched."""
+
+    @pytest.mark.parametrize(
+        "method, suffix, body",
+        [
+            ("get", "", None),
+            ("patch", "", {"title": "взлом"}),
+            ("delete", "", None),
+            ("get", "messages/", None),
+            ("post", "messages/", {"content": "привет"}),
+            ("delete", "messages/", None),
+            ("post", "reply/", None),
+        ],
+    )
+    def test_other_users_chat_is_404(self, auth_client, other_chat, make_exchange, method, suffix, body):
+        make_exchange(other_chat)
+        response = getattr(auth_client, method)(detail(other_chat) + suffix, body, format="json")
+        assert response.status_code == 404
+        assert response.json()["code"] == "not_found"
+        other_chat.refresh_from_db()
+        assert other_chat.title == "Чужой чат"
+        assert other_chat.messages.count() == 2
+
+
+class TestRenameAndDelete:
+    def test_patch_renames(self, auth_client, chat):
+        response = auth_client.patch(detail(chat), {"title": "Теорема Виета"}, format="json")
+        assert response.status_code == 200
+        assert response.json()["title"] == "Теорема Виета"
+        chat.refresh_from_db()
+        assert chat.title == "Теорема Виета"
+
+    def test_patch_cannot_move_the_chat_to_another_tutor(self, auth_client, chat, make_tutor):
+        other = make_tutor()
+        auth_client.patch(detail(chat), {"title": "x", "tutor": other.id}, format="json")
+        chat.refresh_from_db()
+        assert chat.tutor_id != other.id
+
+    def test_put_is_not_allowed(self, auth_client, chat):
+        assert auth_client.put(detail(chat), {"title": "x"}, format="json").status_code == 405
+
+    def test_delete_removes_chat_and_messages_but_keeps_feedback(
+        self, auth_client, user, chat, make_exchange
+    ):
+        asked, replied = make_exchange(chat)
+        Feedback.objects.create(
+            user=user,
+            chat=chat,
+            message=replied,
+            tutor=chat.tutor,
+            feedback_type="quick",
+            quick_reaction="understood",
+            reply_content=replied.content,
+            prompt_content=asked.content,
+        )
+        assert auth_client.delete(detail(chat)).status_code == 204
+        assert not Chat.objects.filter(pk=chat.pk).exists()
+        assert not Message.objects.exists()
+        feedback = Feedback.objects.get()
+        assert (feedback.chat_id, feedback.message_id) == (None, None)
+        assert feedback.reply_content == "4"
+
+
+class TestTitles:
+    def test_short_message_becomes_the_title(self):
+        assert derive_title("  Как решать\n квадратные   уравнения? ") == "Как решать квадратные уравнения?"
+
+    def test_long_message_is_cut_at_a_word_near_60_characters(self):
+        text = "Объясните, пожалуйста, как решать квадратные уравнения через дискриминант и теорему Виета"
+        title = derive_title(text)
+        assert len(title) <= 61
+        assert title.endswith("…")
+        assert text.startswith(title[:-1])

@@ -1,0 +1,127 @@
+import pytest
+
+from tutoring.models import Course
+
+COURSES = "/api/v1/courses/"
+TUTORS = "/api/v1/tutors/"
+INTERNAL = {"system_prompt", "model_id", "knowledge_base_id"}
+
+pytestmark = pytest.mark.django_db
+
+
+def ids(response):
+    return [item["id"] for item in response.json()["results"]]
+
+
+class TestCourses:
+    def test_lists_active_courses_with_active_tutor_counts_without_a_token(
+        self, api_client, course, make_tutor
+    ):
+        make_tutor()
+        make_tutor()
+        make_tutor(is_active=False)
+        Course.objects.create(name="Закрытый", slug="closed", is_active=False)
+        response = api_client.get(COURSES)
+        assert response.status_code == 200
+        body = response.json()
+        assert set(body) == {"count", "next", "previous", "results"}
+        assert body["count"] == 1
+        assert body["results"][0] == {
+            "id": course.id,
+            "name": "Математика",
+            "slug": "math",
+            "description": "Алгебра и геометрия",
+            "tutors_count": 2,
+        }
+
+    def test_detail_and_inactive_course_404(self, api_client, course):
+        assert api_client.get(f"{COURSES}{course.id}/").json()["slug"] == "math"
+        closed = Course.objects.create(name="Закрытый", slug="closed", is_active=False)
+        assert api_client.get(f"{COURSES}{closed.id}/").status_code == 404
+
+    def test_list_query_count_does_not_grow(self, api_client, django_assert_num_queries, make_tutor):
+        for n in range(30):
+            c = Course.objects.create(name=f"Курс {n}", slug=f"c{n}")
+            make_tutor(course=c)
+        # 1: count for pagination, 2: the page with the tutor counts.
+        with django_assert_num_queries(2):
+            assert api_client.get(COURSES).status_code == 200
+
+
+class TestTutors:
+    def test_lists_active_tutors_without_internal_fields(self, api_client, tutor, make_tutor):
+        make_tutor(is_active=False)
+        response = api_client.get(TUTORS)
+        assert response.status_code == 200
+        item = response.json()["results"][0]
+        assert response.json()["count"] == 1
+        assert set(item) == {"id", "course", "name", "description", "rating", "total_feedbacks"}
+        assert item["course"] == {"id": tutor.course.id, "name": "Математика", "slug": "math"}
+        assert not INTERNAL & set(api_client.get(f"{TUTORS}{tutor.id}/").json())
+
+    def test_authenticated_student_does_not_see_internal_fields(self, auth_client, tutor):
+        assert not INTERNAL & set(auth_client.get(f"{TUTORS}{tutor.id}/").json())
+
+    def test_staff_see_internal_fields(self, client_for, make_user, tutor):
+        staff = client_for(make_user(is_staff=True))
+        item = staff.get(f"{TUTORS}{tutor.id}/").json()
+        assert item["system_prompt"] == tutor.system_prompt
+        assert item["model_id"] == "math-v1"
+
+    def test_filter_by_course(self, api_client, tutor, make_tutor):
+        physics = Course.objects.create(name="Физика", slug="physics")
+        other = make_tutor(course=physics)
+        assert ids(api_client.get(TUTORS, {"course": physics.id})) == [other.id]
+        assert ids(api_client.get(TUTORS, {"course": tutor.course.id})) == [tutor.id]
+
+    def test_bad_course_filter_is_400(self, api_client):
+        assert api_client.get(TUTORS, {"course": "abc"}).status_code == 400
+
+    def test_search_in_name_and_description(self, api_client, make_tutor):
+        by_name = make_tutor(name="Геометрия с Олегом", description="")
+        by_description = make_tutor(name="Ольга", description="Любит геометрию и чертежи")
+        make_tutor(name="Пётр", description="Английский")
+        # (SQLite folds case for ASCII only; PostgreSQL for Cyrillic too.)
+        assert set(ids(api_client.get(TUTORS, {"search": "еометри"}))) == {by_name.id, by_description.id}
+        assert ids(api_client.get(TUTORS, {"search": "чертежи"})) == [by_description.id]
+
+    def test_ordering_by_rating_and_name(self, api_client, make_tutor):
+        low = make_tutor(name="Б", rating="3.50")
+        high = make_tutor(name="В", rating="4.90")
+        mid = make_tutor(name="А", rating="4.00")
+        assert ids(api_client.get(TUTORS, {"ordering": "-rating"})) == [high.id, mid.id, low.id]
+        assert ids(api_client.get(TUTORS, {"ordering": "rating"})) == [low.id, mid.id, high.id]
+        assert ids(api_client.get(TUTORS, {"ordering": "name"})) == [mid.id, low.id, high.id]
+
+    def test_tutor_of_an_inactive_course_is_hidden(self, api_client, tutor):
+        Course.objects.filter(pk=tutor.course_id).update(is_active=False)
+        assert api_client.get(TUTORS).json()["count"] == 0
+        assert api_client.get(f"{TUTORS}{tutor.id}/").status_code == 404
+
+    def test_page_size_is_capped_at_100(self, api_client, make_tutor):
+        for _ in range(105):
+            make_tutor()
+        body = api_client.get(TUTORS, {"page_size": 1000}).json()
+        assert len(body["results"]) == 100
+        assert body["count"] == 105
+
+    @pytest.mark.parametrize("rows", [1, 50])
+    def test_list_query_count_is_constant(self, api_client, django_assert_num_queries, make_tutor, rows):
+        for _ in range(rows):
+            make_tutor()
+        # 1: count, 2: the page joined with its course.
+        with django_assert_num_queries(2):
+            assert api_client.get(TUTORS).status_code == 200
+
+
+def test_seed_demo_is_idempotent_and_realistic(db):
+    from django.core.management import call_command
+
+    from tutoring.models import Tutor
+
+    call_command("seed_demo")
+    call_command("seed_demo")
+    assert Course.objects.count() >= 3
+    assert Tutor.objects.count() >= 4
+    assert all(len(t.system_prompt) > 200 for t in Tutor.objects.all())
+    assert Tutor.objects.filter(system_prompt__contains="по-русски").exists()
