@@ -1,11 +1,13 @@
 """Shared fixtures: users, authenticated API clients, catalogue, chats."""
 
 import itertools
+import threading
 from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import Group
 from django.core.cache import cache
+from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -15,6 +17,12 @@ from chats.models import Chat, Message
 from tutoring.models import Course, Tutor
 
 PASSWORD = "Correct-Horse-42-battery"
+
+# Concurrency tests need real row locks and concurrent connections; the CI
+# runs the suite on PostgreSQL too, where these run.
+requires_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs PostgreSQL (row locks, concurrent writers)"
+)
 _seq = itertools.count(1)
 
 
@@ -146,3 +154,25 @@ def make_exchange() -> Callable[..., tuple[Message, Message]]:
         return asked, replied
 
     return make
+
+
+def run_in_threads(count: int, work) -> list:
+    """Runs work(i) in `count` threads released at once; returns results or exceptions."""
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+
+    def target(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = work(index)
+        except Exception as exc:
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results

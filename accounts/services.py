@@ -80,7 +80,7 @@ def auth_refresh(*, raw_refresh: str) -> dict[str, str]:
     refresh = _refresh_token_from(raw_refresh)
     with transaction.atomic():
         outstanding = (
-            OutstandingToken.objects.select_for_update()
+            OutstandingToken.objects.select_for_update(of=("self",))
             .select_related("user")
             .filter(jti=refresh["jti"])
             .first()
