@@ -2,7 +2,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-ML_TEAM_GROUP = "ML team"
+from accounts.roles import ML_TEAM as ML_TEAM_GROUP
 
 
 def is_ml_member(user) -> bool:

@@ -49,7 +49,7 @@ class TestPermissions:
 
     def test_another_group_is_403(self, client_for, make_user):
         editor = make_user()
-        editor.groups.add(Group.objects.create(name="Content editors"))
+        editor.groups.add(Group.objects.get(name="Content editors"))
         assert client_for(editor).get(ML_FEEDBACK).status_code == 403
 
 

@@ -1,0 +1,136 @@
+import json
+from collections.abc import Iterator
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, StreamingHttpResponse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from . import services
+from .models import Feedback
+from .serializers import MLFeedbackSerializer
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin):
+    """The ML team's triage screen. Only `processed` is editable; the rest is the student's."""
+
+    list_display = (
+        "created_at",
+        "tutor",
+        "feedback_type",
+        "rating",
+        "quick_reaction",
+        "allow_training",
+        "processed",
+    )
+    list_filter = (
+        "processed",
+        "allow_training",
+        "feedback_type",
+        "rating",
+        "quick_reaction",
+        "tutor",
+        "tutor__course",
+    )
+    list_select_related = ("tutor",)
+    search_fields = ("positive_text", "improvement_text", "reply_content", "prompt_content")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    actions = ["mark_processed", "mark_unprocessed", "export_jsonl"]
+    fieldsets = (
+        (None, {"fields": ("processed", "processed_at", "processed_by")}),
+        (
+            "Feedback",
+            {
+                "fields": (
+                    "user",
+                    "tutor",
+                    "chat",
+                    "feedback_type",
+                    "rating",
+                    "quick_reaction",
+                    "positive_text",
+                    "improvement_text",
+                    "allow_training",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
+        ("What was rated", {"fields": ("prompt_block", "reply_block", "reply_metadata_pretty")}),
+    )
+    readonly_fields = (
+        "processed_at",
+        "processed_by",
+        "user",
+        "tutor",
+        "chat",
+        "feedback_type",
+        "rating",
+        "quick_reaction",
+        "positive_text",
+        "improvement_text",
+        "allow_training",
+        "created_at",
+        "updated_at",
+        "prompt_block",
+        "reply_block",
+        "reply_metadata_pretty",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="Prompt (the student's message)")
+    def prompt_block(self, obj: Feedback) -> str:
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', obj.prompt_content or "—")
+
+    @admin.display(description="Reply (the tutor's answer)")
+    def reply_block(self, obj: Feedback) -> str:
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', obj.reply_content)
+
+    @admin.display(description="Reply metadata")
+    def reply_metadata_pretty(self, obj: Feedback) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.reply_metadata, indent=2, ensure_ascii=False))
+
+    def save_model(self, request: HttpRequest, obj: Feedback, form, change: bool) -> None:
+        # Everything but `processed` is read-only; the service sets who and when.
+        if "processed" in form.changed_data:
+            services.feedback_mark_processed(ids=[obj.pk], by=request.user, processed=obj.processed)
+            obj.refresh_from_db()
+
+    def delete_model(self, request: HttpRequest, obj: Feedback) -> None:
+        services.feedback_delete(feedback=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Feedback]) -> None:
+        for feedback in queryset:
+            services.feedback_delete(feedback=feedback)
+
+    def _mark(self, request: HttpRequest, queryset: QuerySet[Feedback], processed: bool) -> None:
+        ids = list(queryset.values_list("id", flat=True))
+        result = services.feedback_mark_processed(ids=ids, by=request.user, processed=processed)
+        state = "processed" if processed else "unprocessed"
+        self.message_user(request, f"{result.updated} feedback item(s) marked {state}.", messages.SUCCESS)
+
+    @admin.action(description="Mark as processed", permissions=["change"])
+    def mark_processed(self, request: HttpRequest, queryset: QuerySet[Feedback]) -> None:
+        self._mark(request, queryset, processed=True)
+
+    @admin.action(description="Mark as unprocessed", permissions=["change"])
+    def mark_unprocessed(self, request: HttpRequest, queryset: QuerySet[Feedback]) -> None:
+        self._mark(request, queryset, processed=False)
+
+    @admin.action(description="Export selected as JSONL", permissions=["view"])
+    def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Feedback]) -> StreamingHttpResponse:
+        rows = queryset.select_related("tutor").order_by("id")
+
+        def lines() -> Iterator[str]:
+            for feedback in rows.iterator(chunk_size=500):
+                yield json.dumps(MLFeedbackSerializer(feedback).data, ensure_ascii=False) + "\n"
+
+        response = StreamingHttpResponse(lines(), content_type="application/x-ndjson; charset=utf-8")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = f'attachment; filename="feedback-{stamp}.jsonl"'
+        return response
