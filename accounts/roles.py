@@ -16,3 +16,21 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "chats.message": ["view"],
     },
 }
+
+
+def sync_roles(group_model, permission_model) -> None:
+    """Creates the groups and gives each exactly its permissions.
+
+    Takes the models as arguments so the data migration can pass its
+    historical ones.
+    """
+    for name, models in ROLE_PERMISSIONS.items():
+        group, _ = group_model.objects.get_or_create(name=name)
+        wanted = []
+        for model_label, actions in models.items():
+            app_label, model = model_label.split(".")
+            wanted += [
+                permission_model.objects.get(content_type__app_label=app_label, codename=f"{action}_{model}")
+                for action in actions
+            ]
+        group.permissions.set(wanted)

@@ -1,7 +1,7 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from accounts.roles import ROLE_PERMISSIONS
+from accounts.roles import ROLE_PERMISSIONS, sync_roles
 
 
 def create_roles(apps, schema_editor):
@@ -11,18 +11,7 @@ def create_roles(apps, schema_editor):
         create_permissions(app_config, verbosity=0)
         app_config.models_module = None
 
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for name, models in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=name)
-        wanted = []
-        for model_label, actions in models.items():
-            app_label, model = model_label.split(".")
-            wanted += [
-                Permission.objects.get(content_type__app_label=app_label, codename=f"{action}_{model}")
-                for action in actions
-            ]
-        group.permissions.set(wanted)
+    sync_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
 
 
 def remove_roles(apps, schema_editor):

@@ -1,0 +1,176 @@
+"""The admin through Django's test client: permissions, actions, export, query counts."""
+
+import json
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from chats.models import Chat, Message
+from feedback.models import Feedback
+from progress.models import Progress
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_in(make_user, client):
+    def login(group: str):
+        member = make_user(is_staff=True)
+        member.groups.add(Group.objects.get(name=group))
+        client.force_login(member)
+        return member
+
+    return login
+
+
+@pytest.fixture
+def make_feedback(user, chat):
+    def make(n: int = 1, **fields) -> list[Feedback]:
+        made = []
+        for i in range(n):
+            asked = Message.objects.create(chat=chat, role="user", content=f"Вопрос {i}")
+            reply = Message.objects.create(chat=chat, role="assistant", content=f"Ответ {i}", reply_to=asked)
+            made.append(
+                Feedback.objects.create(
+                    user=user,
+                    chat=chat,
+                    message=reply,
+                    tutor=chat.tutor,
+                    feedback_type="detailed",
+                    rating=1 + i % 5,
+                    reply_content=reply.content,
+                    prompt_content=asked.content,
+                    **fields,
+                )  # fmt: skip
+            )
+        return made
+
+    return make
+
+
+def test_content_editor_cannot_reach_feedback_users_or_chats(client, staff_in, tutor):
+    staff_in("Content editors")
+    assert client.get("/admin/tutoring/tutor/").status_code == 200
+    assert client.get(f"/admin/tutoring/tutor/{tutor.id}/change/").status_code == 200
+    for url in ("/admin/feedback/feedback/", "/admin/accounts/user/", "/admin/chats/chat/"):
+        assert client.get(url).status_code == 403
+
+
+def test_ml_team_edits_only_processed(client, staff_in, make_feedback):
+    member = staff_in("ML team")
+    (feedback,) = make_feedback()
+    page = client.get(f"/admin/feedback/feedback/{feedback.id}/change/")
+    assert page.status_code == 200
+    form_fields = set(page.context["adminform"].form.fields)
+    assert form_fields == {"processed"}
+    html = page.content.decode()
+    assert "Вопрос 0" in html and "Ответ 0" in html
+    client.post(f"/admin/feedback/feedback/{feedback.id}/change/", {"processed": "on", "rating": "1"})
+    feedback.refresh_from_db()
+    assert (feedback.processed, feedback.processed_by, feedback.rating) == (True, member, 1)
+    assert feedback.processed_at is not None
+
+
+def test_ml_team_sees_tutors_read_only(client, staff_in, tutor):
+    staff_in("ML team")
+    page = client.get(f"/admin/tutoring/tutor/{tutor.id}/change/")
+    assert page.status_code == 200
+    assert not page.context["adminform"].form.fields
+    client.post(f"/admin/tutoring/tutor/{tutor.id}/change/", {"name": "взлом"})
+    tutor.refresh_from_db()
+    assert tutor.name == "Анна"
+
+
+def test_mark_actions_set_processed_by(client, staff_in, make_feedback):
+    member = staff_in("ML team")
+    items = make_feedback(3)
+    ids = [str(f.id) for f in items[:2]]
+    client.post("/admin/feedback/feedback/", {"action": "mark_processed", "_selected_action": ids})
+    assert set(Feedback.objects.filter(processed=True).values_list("id", flat=True)) == {int(i) for i in ids}
+    assert set(Feedback.objects.filter(processed=True).values_list("processed_by", flat=True)) == {member.id}
+    client.post("/admin/feedback/feedback/", {"action": "mark_unprocessed", "_selected_action": ids[:1]})
+    unmarked = Feedback.objects.get(pk=ids[0])
+    assert (unmarked.processed, unmarked.processed_by, unmarked.processed_at) == (False, None, None)
+
+
+def test_export_jsonl_has_the_training_context(client, staff_in, make_feedback):
+    staff_in("ML team")
+    items = make_feedback(2, allow_training=True)
+    response = client.post(
+        "/admin/feedback/feedback/",
+        {"action": "export_jsonl", "_selected_action": [str(f.id) for f in items]},
+    )
+    assert response.status_code == 200
+    assert "attachment" in response["Content-Disposition"]
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["id"] for r in records] == [f.id for f in items]
+    assert records[0]["prompt"] == "Вопрос 0"
+    assert records[0]["reply"]["content"] == "Ответ 0"
+    assert records[0]["tutor"]["model_id"] == "math-v1"
+    assert records[1]["rating"] == 2
+
+
+def test_superuser_deleting_feedback_recomputes_the_rating(admin_client, make_feedback, tutor):
+    from feedback.services import tutor_rating_recompute
+
+    items = make_feedback(2)  # ratings 1 and 2
+    tutor_rating_recompute(tutor_id=tutor.id)
+    admin_client.post(f"/admin/feedback/feedback/{items[0].id}/delete/", {"post": "yes"})
+    tutor.refresh_from_db()
+    assert (str(tutor.rating), tutor.total_feedbacks) == ("2.00", 1)
+
+
+def test_tutor_page_shows_the_feedback_summary(admin_client, make_feedback, tutor):
+    make_feedback(7)
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(f"/admin/tutoring/tutor/{tutor.id}/change/")
+    html = page.content.decode()
+    assert "Feedback summary" in html
+    assert "<strong>7</strong> unprocessed" in html
+    summary_queries = [q for q in queries.captured_queries if "feedback_feedback" in q["sql"]]
+    assert len(summary_queries) == 1
+
+
+def test_rating_fields_are_read_only_in_the_tutor_form(admin_client, tutor):
+    form = admin_client.get(f"/admin/tutoring/tutor/{tutor.id}/change/").context["adminform"].form
+    assert "rating" not in form.fields and "total_feedbacks" not in form.fields
+    assert "system_prompt" in form.fields
+
+
+def _count_queries(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return len(queries.captured_queries)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/feedback/feedback/",
+        "/admin/chats/chat/",
+        "/admin/chats/message/",
+        "/admin/tutoring/tutor/",
+        "/admin/tutoring/course/",
+        "/admin/progress/progress/",
+        "/admin/accounts/user/",
+    ],
+)
+def test_changelist_query_count_does_not_grow_with_rows(admin_client, url, make_feedback, make_user, tutor):
+    make_feedback(1)
+    Progress.objects.create(user=make_user(), tutor=tutor)
+    few = _count_queries(admin_client, url)
+    for _ in range(10):
+        student = make_user()
+        chat = Chat.objects.create(user=student, tutor=tutor)
+        Progress.objects.create(user=student, tutor=tutor)
+        asked = Message.objects.create(chat=chat, role="user", content="?")
+        reply = Message.objects.create(chat=chat, role="assistant", content="!", reply_to=asked)
+        Feedback.objects.create(
+            user=student, chat=chat, message=reply, tutor=tutor, feedback_type="quick",
+            quick_reaction="too_easy", reply_content="!",
+        )  # fmt: skip
+    make_feedback(30)
+    assert _count_queries(admin_client, url) == few

@@ -1,0 +1,212 @@
+"""The admin in headless Chromium (Playwright), logging in through the real form.
+
+Needs Debian's Chromium at /usr/bin/chromium (`.ci/run` installs it); no
+browser is ever downloaded.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import responses
+from django.contrib.auth.models import Group, Permission
+
+from accounts.models import User
+from accounts.roles import sync_roles
+from chats.models import Chat, Message
+from conftest import PASSWORD
+from feedback.models import Feedback
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+AI_URL = "http://ai-core.test"
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _roles():
+    # Transactional tests flush the database, and with it the roles that the
+    # data migration created: put them back the same way.
+    sync_roles(Group, Permission)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls
+    # the tests make between browser steps are still plain synchronous code.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield browser
+        browser.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def staff_member(group: str) -> User:
+    member = User.objects.create_user(
+        email=f"{group.split()[0].lower()}@example.com", username=group.split()[0].lower(),
+        password=PASSWORD, is_staff=True,
+    )  # fmt: skip
+    member.groups.add(Group.objects.get(name=group))
+    return member
+
+
+def log_in(page, live_server, user: User) -> None:
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", user.email)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#site-name")
+    assert "/admin/login/" not in page.url
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+@pytest.fixture
+def feedback_rows(user, chat):
+    rows = []
+    for n, (rating, text) in enumerate([(5, "Очень понятно"), (2, "Слишком сложно"), (4, "Хорошо")]):
+        asked = Message.objects.create(chat=chat, role="user", content=f"Вопрос про корни №{n}")
+        reply = Message.objects.create(
+            chat=chat,
+            role="assistant",
+            content=f"Ответ про корни №{n}",
+            reply_to=asked,
+            metadata={"tokens_used": 9},
+        )
+        rows.append(
+            Feedback.objects.create(
+                user=user,
+                chat=chat,
+                message=reply,
+                tutor=chat.tutor,
+                feedback_type="detailed",
+                rating=rating,
+                positive_text=text,
+                allow_training=True,
+                reply_content=reply.content,
+                reply_metadata=reply.metadata,
+                prompt_content=asked.content,
+            )  # fmt: skip
+        )
+    return rows
+
+
+def test_content_editor_changes_the_prompt_and_ai_core_gets_it(
+    page, live_server, settings, tutor, user, client_for
+):
+    editor = staff_member("Content editors")
+    log_in(page, live_server, editor)
+    page.goto(f"{live_server.url}/admin/tutoring/tutor/{tutor.id}/change/")
+    new_prompt = "Ты — Анна. Объясняй через примеры из жизни.\nОтвечай кратко."
+    page.fill("#id_system_prompt", new_prompt)
+    counter = page.locator(".system-prompt-count .chars")
+    assert counter.inner_text() == str(len(new_prompt))
+    assert page.locator("#id_rating").count() == 0  # computed: shown, not editable
+    assert page.locator("#id_total_feedbacks").count() == 0
+    screenshot(page, "admin-tutor-page.png")
+    page.click("input[name=_save]")
+    page.wait_for_selector(".messagelist .success")
+    tutor.refresh_from_db()
+    assert tutor.system_prompt.replace("\r\n", "\n") == new_prompt
+
+    settings.AI_CORE_URL = AI_URL
+    chat = Chat.objects.create(user=user, tutor=tutor)
+    with responses.RequestsMock() as ai_core:
+        ai_core.post(f"{AI_URL}/api/v1/generate", json={"content": "ok"})
+        response = client_for(user).post(
+            f"/api/v1/chats/{chat.id}/messages/", {"content": "Привет"}, format="json"
+        )
+        assert response.status_code == 201
+        sent = json.loads(ai_core.calls[0].request.body)
+    assert sent["system_prompt"] == tutor.system_prompt
+
+
+def test_content_editor_gets_403_on_feedback_and_users(page, live_server):
+    log_in(page, live_server, staff_member("Content editors"))
+    for path in ("/admin/feedback/feedback/", "/admin/accounts/user/"):
+        response = page.goto(f"{live_server.url}{path}")
+        assert response.status == 403
+    page.goto(f"{live_server.url}/admin/")
+    assert page.locator("a[href='/admin/feedback/feedback/']").count() == 0
+    assert page.locator("a[href='/admin/tutoring/tutor/']").count() > 0
+
+
+def test_ml_team_triages_feedback(page, live_server, feedback_rows, tutor):
+    member = staff_member("ML team")
+    Feedback.objects.filter(pk=feedback_rows[2].pk).update(processed=True)
+    log_in(page, live_server, member)
+    page.goto(f"{live_server.url}/admin/feedback/feedback/")
+    page.click("#changelist-filter a[href*='processed__exact=0']")
+    page.wait_for_url("**processed__exact=0**")
+    assert page.locator("#result_list tbody tr").count() == 2
+    screenshot(page, "admin-feedback-triage.png")
+    page.check("#action-toggle")
+    page.select_option("select[name=action]", "mark_processed")
+    page.click("button[name=index]")
+    page.wait_for_selector(".messagelist .success")
+    assert "2 feedback item(s) marked processed" in page.locator(".messagelist").inner_text()
+    for feedback in feedback_rows[:2]:
+        feedback.refresh_from_db()
+        assert feedback.processed is True
+        assert feedback.processed_by == member
+
+    # Only `processed` is editable on the change page, which shows prompt and reply.
+    page.goto(f"{live_server.url}/admin/feedback/feedback/{feedback_rows[0].id}/change/")
+    editable = page.locator("form#feedback_form input:not([type=hidden]), form#feedback_form textarea")
+    names = {editable.nth(i).get_attribute("name") for i in range(editable.count())}
+    assert names - {"_save", "_continue", "_addanother"} == {"processed"}
+    assert "Вопрос про корни №0" in page.content()
+    assert "Ответ про корни №0" in page.content()
+
+    # Tutors are read-only for the ML team.
+    page.goto(f"{live_server.url}/admin/tutoring/tutor/{tutor.id}/change/")
+    assert page.locator("#id_system_prompt").count() == 0
+    assert page.locator("input[name=_save]").count() == 0
+
+
+def test_jsonl_export_downloads_the_training_context(page, live_server, feedback_rows):
+    log_in(page, live_server, staff_member("ML team"))
+    page.goto(f"{live_server.url}/admin/feedback/feedback/")
+    page.check("#action-toggle")
+    page.select_option("select[name=action]", "export_jsonl")
+    with page.expect_download() as download_info:
+        page.click("button[name=index]")
+    download = download_info.value
+    assert download.suggested_filename.endswith(".jsonl")
+    lines = Path(download.path()).read_text(encoding="utf-8").splitlines()
+    records = sorted((json.loads(line) for line in lines), key=lambda r: r["id"])
+    assert len(records) == 3
+    assert records[0]["prompt"] == "Вопрос про корни №0"
+    assert records[0]["reply"]["content"] == "Ответ про корни №0"
+    assert records[0]["rating"] == 5
+    assert records[0]["tutor"]["model_id"] == "math-v1"
