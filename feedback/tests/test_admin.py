@@ -43,7 +43,7 @@ def make_feedback(user, chat):
                     reply_content=reply.content,
                     prompt_content=asked.content,
                     **fields,
-                )  # fmt: skip
+                )
             )
         return made
 

@@ -116,7 +116,7 @@ def feedback_rows(user, chat):
                 reply_content=reply.content,
                 reply_metadata=reply.metadata,
                 prompt_content=asked.content,
-            )  # fmt: skip
+            )
         )
     return rows
 
