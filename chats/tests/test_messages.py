@@ -347,3 +347,29 @@ class TestIdempotency:
         assert first.json() == second.json()
         assert len(responses.calls) == 1
         assert Message.objects.count() == 1
+
+
+class TestAIThrottle:
+    @pytest.fixture
+    def ai_rate_of_two(self, monkeypatch):
+        from rest_framework.settings import api_settings
+        from rest_framework.throttling import SimpleRateThrottle
+
+        monkeypatch.setattr(
+            SimpleRateThrottle, "THROTTLE_RATES", {**api_settings.DEFAULT_THROTTLE_RATES, "ai_send": "2/min"}
+        )
+
+    def test_sends_and_replies_share_the_per_user_budget(
+        self, ai_rate_of_two, auth_client, other_client, chat, other_chat
+    ):
+        assert send(auth_client, chat).status_code == 201
+        Message.objects.create(chat=chat, role="user", content="без ответа")
+        assert auth_client.post(f"/api/v1/chats/{chat.id}/reply/").status_code == 201
+        throttled = send(auth_client, chat)
+        assert throttled.status_code == 429
+        assert throttled.json()["code"] == "throttled"
+        assert int(throttled["Retry-After"]) > 0
+        assert Message.objects.filter(chat=chat, role="user").count() == 2
+        # Reading is not an AI call, and other users have their own budget.
+        assert auth_client.get(messages_url(chat)).status_code == 200
+        assert send(other_client, other_chat).status_code == 201
