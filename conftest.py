@@ -176,3 +176,13 @@ def run_in_threads(count: int, work) -> list:
     for thread in threads:
         thread.join(timeout=60)
     return results
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    from tutor_platform.tests.test_schema_fuzz import FUZZ_STATS
+
+    if FUZZ_STATS["requests"]:
+        terminalreporter.write_line(
+            f"schemathesis: {FUZZ_STATS['requests']} generated requests "
+            f"over {len(FUZZ_STATS['operations'])} operations"
+        )

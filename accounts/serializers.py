@@ -4,6 +4,7 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from tutor_platform.fields import StrictCharField, StrictModelSerializer
 from tutor_platform.validators import validate_json_limits
 
 from .models import User, normalize_email
@@ -28,7 +29,7 @@ def _check_password(password: str, user: User, field: str) -> None:
         raise serializers.ValidationError({field: list(exc.messages)}) from exc
 
 
-class ProfileSerializer(serializers.ModelSerializer):
+class ProfileSerializer(StrictModelSerializer):
     class Meta:
         model = User
         fields = [
@@ -53,7 +54,7 @@ class ProfileSerializer(serializers.ModelSerializer):
 
 
 class RegisterSerializer(ProfileSerializer):
-    password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
+    password = StrictCharField(write_only=True, max_length=128, style={"input_type": "password"})
 
     class Meta(ProfileSerializer.Meta):
         fields = [*ProfileSerializer.Meta.fields, "password"]
@@ -76,9 +77,9 @@ class RegisterSerializer(ProfileSerializer):
 
 
 class LoginSerializer(serializers.Serializer):
-    email = serializers.CharField(required=False, max_length=254)
-    username = serializers.CharField(required=False, max_length=254)
-    password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
+    email = StrictCharField(required=False, max_length=254)
+    username = StrictCharField(required=False, max_length=254)
+    password = StrictCharField(write_only=True, max_length=128, style={"input_type": "password"})
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("email") and not attrs.get("username"):
@@ -92,12 +93,12 @@ class TokenPairSerializer(serializers.Serializer):
 
 
 class RefreshTokenSerializer(serializers.Serializer):
-    refresh = serializers.CharField()
+    refresh = StrictCharField()
 
 
 class ChangePasswordSerializer(serializers.Serializer):
-    old_password = serializers.CharField(write_only=True, max_length=128)
-    new_password = serializers.CharField(write_only=True, max_length=128)
+    old_password = StrictCharField(write_only=True, max_length=128)
+    new_password = StrictCharField(write_only=True, max_length=128)
 
     def validate_old_password(self, value: str) -> str:
         if not self.context["user"].check_password(value):

@@ -3,6 +3,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
+from tutor_platform.fields import StrictCharField, StrictPrimaryKeyRelatedField
 from tutor_platform.validators import validate_json_limits
 from tutoring.selectors import tutor_list
 from tutoring.serializers import TutorBriefSerializer
@@ -25,12 +26,12 @@ class ChatSerializer(serializers.ModelSerializer):
 
 
 class ChatCreateSerializer(serializers.Serializer):
-    tutor = serializers.PrimaryKeyRelatedField(queryset=tutor_list(), help_text="An active tutor's id.")
-    title = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    tutor = StrictPrimaryKeyRelatedField(queryset=tutor_list(), help_text="An active tutor's id.")
+    title = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
 
 
 class ChatUpdateSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=255, allow_blank=True)
+    title = StrictCharField(max_length=255, allow_blank=True)
 
 
 class ChatListQuerySerializer(serializers.Serializer):
@@ -46,15 +47,6 @@ class MessageSerializer(serializers.ModelSerializer):
         model = Message
         fields = ["id", "chat", "role", "content", "attachments", "metadata", "created_at"]
         read_only_fields = fields
-
-
-class StrictCharField(serializers.CharField):
-    """A CharField that takes only JSON strings (no numbers turned to text)."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class SendMessageSerializer(serializers.Serializer):

@@ -1,14 +1,16 @@
 import django_filters
 
+from tutor_platform.filters import BooleanFilter, IsoDateTimeFilter, NumberFilter
+
 from .models import Feedback
 
 
 class MLFeedbackFilter(django_filters.FilterSet):
-    processed = django_filters.BooleanFilter(help_text="Default false: the unprocessed queue.")
-    allow_training = django_filters.BooleanFilter()
-    tutor = django_filters.NumberFilter(field_name="tutor_id")
+    processed = BooleanFilter(help_text="Default false: the queue still to process.")
+    allow_training = BooleanFilter()
+    tutor = NumberFilter(field_name="tutor_id")
     feedback_type = django_filters.ChoiceFilter(choices=Feedback.FeedbackType.choices)
-    created_since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_since = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = Feedback

@@ -3,13 +3,22 @@ from typing import Any
 from rest_framework import serializers
 
 from chats.serializers import MAX_DB_ID
+from tutor_platform.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 
 from .models import Feedback
 
 TEXT_MAX_CHARS = 5000
 
 
+def _read_only_reaction() -> serializers.ChoiceField:
+    # Declared by hand: DRF drops allow_blank from read-only model fields, and
+    # detailed feedback has an empty reaction.
+    return serializers.ChoiceField(choices=Feedback.QuickReaction.choices, allow_blank=True, read_only=True)
+
+
 class FeedbackSerializer(serializers.ModelSerializer):
+    quick_reaction = _read_only_reaction()
+
     class Meta:
         model = Feedback
         fields = [
@@ -30,17 +39,15 @@ class FeedbackSerializer(serializers.ModelSerializer):
 
 
 class FeedbackSubmitSerializer(serializers.Serializer):
-    message = serializers.IntegerField(
+    message = StrictIntegerField(
         min_value=1, max_value=MAX_DB_ID, help_text="Id of an assistant message in one of your chats."
     )
     feedback_type = serializers.ChoiceField(choices=Feedback.FeedbackType.choices)
-    rating = serializers.IntegerField(
+    rating = StrictIntegerField(
         min_value=1, max_value=5, required=False, allow_null=True, help_text="Required for detailed feedback."
     )
-    positive_text = serializers.CharField(
-        max_length=TEXT_MAX_CHARS, required=False, allow_blank=True, default=""
-    )
-    improvement_text = serializers.CharField(
+    positive_text = StrictCharField(max_length=TEXT_MAX_CHARS, required=False, allow_blank=True, default="")
+    improvement_text = StrictCharField(
         max_length=TEXT_MAX_CHARS, required=False, allow_blank=True, default=""
     )
     quick_reaction = serializers.ChoiceField(
@@ -50,7 +57,7 @@ class FeedbackSubmitSerializer(serializers.Serializer):
         default="",
         help_text="Required for quick feedback.",
     )
-    allow_training = serializers.BooleanField(required=False, default=False)
+    allow_training = StrictBooleanField(required=False, default=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["feedback_type"] == Feedback.FeedbackType.DETAILED and attrs.get("rating") is None:
@@ -78,6 +85,7 @@ class MLFeedbackSerializer(serializers.ModelSerializer):
     """A feedback item with its training context: tutor, reply and prompt."""
 
     tutor = TutorTrainingSerializer()
+    quick_reaction = _read_only_reaction()
     reply = ReplySerializer(source="*")
     prompt = serializers.CharField(
         source="prompt_content", help_text="The user message that preceded the reply."
@@ -107,7 +115,7 @@ class MLFeedbackSerializer(serializers.ModelSerializer):
 
 class MarkProcessedSerializer(serializers.Serializer):
     ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=MAX_DB_ID),
+        child=StrictIntegerField(min_value=1, max_value=MAX_DB_ID),
         allow_empty=False,
         max_length=1000,
     )

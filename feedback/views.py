@@ -24,7 +24,9 @@ _ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
 
 
 @extend_schema_view(
-    list=extend_schema(tags=["feedback"], responses={200: FeedbackSerializer(many=True), **_ERRORS}),
+    list=extend_schema(
+        tags=["feedback"], responses={200: FeedbackSerializer(many=True), 400: VALIDATION_ERROR, **_ERRORS}
+    ),
     retrieve=extend_schema(tags=["feedback"], responses={200: FeedbackSerializer, **_ERRORS}),
     create=extend_schema(
         tags=["feedback"],
@@ -72,7 +74,7 @@ class FeedbackViewSet(
         services.feedback_delete(feedback=instance)
 
 
-_ML_ERRORS = {401: UNAUTHORIZED, 403: FORBIDDEN, 429: THROTTLED}
+_ML_ERRORS = {401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND, 429: THROTTLED}
 
 
 @extend_schema_view(
@@ -81,7 +83,7 @@ _ML_ERRORS = {401: UNAUTHORIZED, 403: FORBIDDEN, 429: THROTTLED}
         responses={200: MLFeedbackSerializer(many=True), 400: VALIDATION_ERROR, **_ML_ERRORS},
         description=(
             "Every user's feedback with its training context, oldest first. "
-            "`processed` defaults to false; pass `processed=` (empty) for all."
+            "`processed` defaults to false (the queue still to process)."
         ),
     ),
 )

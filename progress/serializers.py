@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from tutor_platform.fields import StrictIntegerField
 from tutoring.serializers import TutorBriefSerializer
 
 from .models import Progress
@@ -18,11 +19,11 @@ class ProgressSerializer(serializers.ModelSerializer):
 
 
 class ProgressSetSerializer(serializers.Serializer):
-    total_minutes = serializers.IntegerField(min_value=0, max_value=MAX_MINUTES)
+    total_minutes = StrictIntegerField(min_value=0, max_value=MAX_MINUTES)
 
 
 class ProgressAddSerializer(serializers.Serializer):
-    minutes = serializers.IntegerField(
+    minutes = StrictIntegerField(
         min_value=-MAX_ADD_MINUTES,
         max_value=MAX_ADD_MINUTES,
         help_text="Non-zero; negative subtracts (the total never goes below 0).",

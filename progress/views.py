@@ -16,7 +16,9 @@ _ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
 
 
 @extend_schema_view(
-    list=extend_schema(tags=["progress"], responses={200: ProgressSerializer(many=True), **_ERRORS}),
+    list=extend_schema(
+        tags=["progress"], responses={200: ProgressSerializer(many=True), 400: VALIDATION_ERROR, **_ERRORS}
+    ),
     retrieve=extend_schema(
         tags=["progress"],
         responses={200: ProgressSerializer, **_ERRORS},

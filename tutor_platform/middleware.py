@@ -67,9 +67,14 @@ class BodySizeLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        if any("\x00" in value for _key, values in request.GET.lists() for value in values):
+        if "" in request.GET or any(
+            "\x00" in value for _key, values in request.GET.lists() for value in values
+        ):
             return JsonResponse(
-                {"detail": "Query parameters may not contain NUL characters.", "code": "bad_request"},
+                {
+                    "detail": "Malformed query string (a NUL character or a nameless parameter).",
+                    "code": "bad_request",
+                },
                 status=400,
             )
         if limit is not None and length > limit:

@@ -1,12 +1,45 @@
+from typing import Any
+
 from rest_framework import pagination
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
-    """`?page=` and `?page_size=` (default 20, larger values capped at 100)."""
+    """`?page=` and `?page_size=` (default 20; larger sizes are capped at 100).
+
+    A `page_size` that is not a positive integer is a 400, not silently the default.
+    """
 
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        try:
+            size = int(raw)
+        except ValueError:
+            size = 0
+        if size < 1:
+            raise ValidationError({self.page_size_query_param: ["A positive integer is required."]})
+        return min(size, self.max_page_size)
+
+    def get_page_number(self, request: Request, paginator: Any) -> str | int:
+        # DRF reads `?page=` (empty) as page 1; here it is a 400 like `?page=x` is a 404.
+        if request.query_params.get(self.page_query_param) == "":
+            raise ValidationError({self.page_query_param: ["A page number is required."]})
+        return super().get_page_number(request, paginator)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"]["minimum"] = 1
+            if parameter["name"] == self.page_size_query_param:
+                parameter["description"] = f"Results per page (default {self.page_size}, at most 100)."
+        return parameters
 
 
 # Object ids in URLs: digits only, and short enough to fit a 64-bit integer,

@@ -1,5 +1,6 @@
 """Reusable OpenAPI pieces: the error bodies every endpoint may answer."""
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
@@ -11,21 +12,19 @@ ErrorSerializer = inline_serializer(
     },
 )
 
-ValidationErrorSerializer = inline_serializer(
-    name="ValidationError",
-    fields={
-        "field_name": serializers.ListField(
-            child=serializers.CharField(), help_text="One list of messages per invalid field."
-        ),
-    },
-)
-
 
 def error(description: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorSerializer, description=description)
 
 
-VALIDATION_ERROR = OpenApiResponse(ValidationErrorSerializer, description="Invalid input.")
+VALIDATION_ERROR = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description=(
+        'Invalid input: DRF\'s field errors (`{"field": ["message"]}`, nested for '
+        'lists and objects), or `{"detail", "code"}` with `parse_error` for a body '
+        "that is not valid JSON."
+    ),
+)
 UNAUTHORIZED = error("Missing, invalid or expired access token (`not_authenticated`, `token_not_valid`).")
 FORBIDDEN = error("Not allowed (`permission_denied`).")
 NOT_FOUND = error("No such object, or it belongs to another user (`not_found`).")

@@ -1,10 +1,12 @@
 import django_filters
 
+from tutor_platform.filters import NumberFilter
+
 from .models import Tutor
 
 
 class TutorFilter(django_filters.FilterSet):
-    course = django_filters.NumberFilter(field_name="course_id", help_text="Only tutors of this course.")
+    course = NumberFilter(field_name="course_id", help_text="Only tutors of this course.")
 
     class Meta:
         model = Tutor

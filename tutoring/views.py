@@ -15,7 +15,10 @@ _LIST_ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
 
 
 @extend_schema_view(
-    list=extend_schema(tags=["catalogue"], responses={200: CourseSerializer(many=True), **_LIST_ERRORS}),
+    list=extend_schema(
+        tags=["catalogue"],
+        responses={200: CourseSerializer(many=True), 400: VALIDATION_ERROR, **_LIST_ERRORS},
+    ),
     retrieve=extend_schema(tags=["catalogue"], responses={200: CourseSerializer, **_LIST_ERRORS}),
 )
 class CourseViewSet(viewsets.ReadOnlyModelViewSet):
