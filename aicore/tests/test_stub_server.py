@@ -20,11 +20,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def stub_server():
+def serve_stub(*extra: str):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "aicore_stub", "--port", str(port), "--quiet"],
+        [sys.executable, "manage.py", "aicore_stub", "--port", str(port), "--quiet", *extra],
         cwd=BASE_DIR,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -43,6 +42,16 @@ def stub_server():
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def stub_server():
+    yield from serve_stub()
+
+
+@pytest.fixture(scope="module")
+def slow_stub_server():
+    yield from serve_stub("--delay", "3")
 
 
 def test_stub_server_speaks_the_contract(stub_server):
@@ -92,3 +101,17 @@ def test_refused_connection_over_real_http_is_503(settings, auth_client, chat):
     assert response.status_code == 503
     assert response.json()["user_message"]["content"] == "есть кто?"
     assert not Message.objects.filter(role="assistant").exists()
+
+
+@pytest.mark.django_db
+def test_ai_core_hanging_past_the_timeout_is_504_and_keeps_the_message(
+    slow_stub_server, settings, auth_client, chat
+):
+    settings.AI_CORE_URL = slow_stub_server
+    settings.AI_CORE_TIMEOUT = 0.5
+    started = time.monotonic()
+    response = auth_client.post(f"/api/v1/chats/{chat.id}/messages/", {"content": "долго?"}, format="json")
+    assert time.monotonic() - started < 2.5  # one call, no retry after a read timeout
+    assert response.status_code == 504
+    assert response.json()["code"] == "ai_core_timeout"
+    assert list(Message.objects.filter(chat=chat).values_list("role", flat=True)) == ["user"]

@@ -16,12 +16,10 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from chats.models import Chat, Message
+from conftest import FUZZ_STATS
 from feedback.models import Feedback
 from progress.models import Progress
 from tutor_platform.wsgi import application
-
-FUZZ_STATS = {"requests": 0, "operations": set()}
-
 
 # Loaded at collection time; the schema view needs no database.
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)

@@ -1,0 +1,179 @@
+"""Abuse that must bounce: forged tokens, other users' objects, leaky logs."""
+
+import io
+import logging
+import re
+from datetime import timedelta
+
+import jwt
+import pytest
+from django.conf import settings
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+from chats.models import Message
+from conftest import PASSWORD
+from feedback.models import Feedback
+from progress.models import Progress
+from tutor_platform.logging import RequestIDFilter
+
+pytestmark = pytest.mark.django_db
+
+ME = "/api/v1/auth/me/"
+
+
+def get_me(token: str):
+    return APIClient().get(ME, HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+class TestForgedTokens:
+    def test_a_valid_token_works(self, user):
+        assert get_me(str(AccessToken.for_user(user))).status_code == 200
+
+    def test_expired_access_token_is_401(self, user):
+        token = AccessToken.for_user(user)
+        token.set_exp(lifetime=-timedelta(seconds=1))
+        response = get_me(str(token))
+        assert response.status_code == 401
+        assert response.json()["code"] == "token_not_valid"
+
+    def test_token_signed_with_another_key_is_401(self, user):
+        payload = dict(AccessToken.for_user(user).payload)
+        forged = jwt.encode(payload, "not-the-server-key-" * 4, algorithm="HS256")
+        assert get_me(forged).status_code == 401
+
+    def test_alg_none_token_is_401(self, user):
+        payload = dict(AccessToken.for_user(user).payload)
+        unsigned = jwt.encode(payload, key=None, algorithm="none")
+        assert get_me(unsigned).status_code == 401
+
+    def test_refresh_token_used_as_access_token_is_401(self, user):
+        assert get_me(str(RefreshToken.for_user(user))).status_code == 401
+
+    def test_token_of_a_deleted_user_is_401(self, make_user):
+        doomed = make_user()
+        token = str(AccessToken.for_user(doomed))
+        doomed.delete()
+        assert get_me(token).status_code == 401
+
+    def test_token_of_a_deactivated_user_is_401(self, user):
+        token = str(AccessToken.for_user(user))
+        user.is_active = False
+        user.save()
+        assert get_me(token).status_code == 401
+
+    @pytest.mark.parametrize("header", ["Bearer", "Bearer a b", "Token abc", "Basic dXNlcjpwYXNz"])
+    def test_malformed_authorization_headers_are_401(self, header):
+        assert APIClient().get(ME, HTTP_AUTHORIZATION=header).status_code == 401
+
+
+# Routes whose path names an object that belongs to a user. Every other
+# route with a path parameter must be listed in PUBLIC_OR_SELF_KEYED, so a new
+# owned route cannot be added without this test covering it.
+OWNED = {"/api/v1/chats/{id}/": "chat", "/api/v1/feedback/{id}/": "feedback"}
+PUBLIC_OR_SELF_KEYED = {
+    "/api/v1/courses/{id}/",  # public catalogue
+    "/api/v1/tutors/{id}/",  # public catalogue
+    "/api/v1/progress/{tutor_id}/",  # keyed by tutor: always the caller's own row
+    "/api/v1/progress/{tutor_id}/add/",
+}
+
+
+def operations_on_objects() -> list[tuple[str, str]]:
+    schema = SchemaGenerator().get_schema(public=True)
+    return sorted(
+        (path, method.upper()) for path, item in schema["paths"].items() if "{" in path for method in item
+    )
+
+
+def test_every_route_with_an_object_is_classified():
+    paths = {path for path, _ in operations_on_objects()}
+    owned = {path for path in paths if any(path.startswith(prefix) for prefix in OWNED)}
+    assert paths == owned | PUBLIC_OR_SELF_KEYED
+
+
+@pytest.mark.parametrize(
+    "path, method",
+    [(p, m) for p, m in operations_on_objects() if any(p.startswith(prefix) for prefix in OWNED)],
+)
+def test_another_users_object_is_404_on_every_route_and_method(
+    path, method, auth_client, other_user, other_chat, make_exchange
+):
+    _, reply = make_exchange(other_chat)
+    feedback = Feedback.objects.create(
+        user=other_user, chat=other_chat, message=reply, tutor=other_chat.tutor, feedback_type="detailed",
+        rating=3, reply_content=reply.content,
+    )  # fmt: skip
+    objects = {"chat": other_chat.id, "feedback": feedback.id}
+    prefix = next(p for p in OWNED if path.startswith(p))
+    url = path.replace("{id}", str(objects[OWNED[prefix]]))
+    body = {"title": "взлом", "content": "взлом", "message": reply.id, "feedback_type": "quick"}
+    response = auth_client.generic(
+        method, url, data=__import__("json").dumps(body), content_type="application/json"
+    )
+    assert response.status_code == 404, (method, url, response.status_code)
+    assert Message.objects.filter(chat=other_chat).count() == 2
+    other_chat.refresh_from_db()
+    assert other_chat.title == "Чужой чат"
+    feedback.refresh_from_db()
+    assert feedback.rating == 3
+
+
+def test_progress_routes_never_touch_another_users_row(auth_client, other_user, tutor):
+    theirs = Progress.objects.create(user=other_user, tutor=tutor, total_minutes=77)
+    auth_client.put(f"/api/v1/progress/{tutor.id}/", {"total_minutes": 1}, format="json")
+    auth_client.post(f"/api/v1/progress/{tutor.id}/add/", {"minutes": -60}, format="json")
+    theirs.refresh_from_db()
+    assert theirs.total_minutes == 77
+
+
+def test_logs_of_a_whole_session_hold_no_secrets_and_carry_request_ids(tutor):
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestIDFilter())
+    handler.setFormatter(logging.Formatter(settings.LOGGING["formatters"]["line"]["format"]))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous_level = root.level
+    root.setLevel(logging.DEBUG)
+    secret_text = "Мой секретный вопрос про интегралы 7f3a"
+    try:
+        client = APIClient()
+        client.post(
+            "/api/v1/auth/register/",
+            {"email": "log@example.com", "username": "logger", "password": PASSWORD},
+            format="json",
+        )
+        tokens = client.post("/api/v1/auth/login/", {"email": "log@example.com", "password": PASSWORD}).json()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+        chat = client.post("/api/v1/chats/", {"tutor": tutor.id}, format="json").json()
+        sent = client.post(
+            f"/api/v1/chats/{chat['id']}/messages/", {"content": secret_text}, format="json"
+        ).json()
+        client.post(
+            "/api/v1/feedback/",
+            {"message": sent["assistant_message"]["id"], "feedback_type": "detailed", "rating": 5,
+             "positive_text": "секретный отзыв 9c1d"},
+            format="json",
+        )  # fmt: skip
+        client.post("/api/v1/auth/refresh/", {"refresh": tokens["refresh"]}, format="json")
+        client.post("/api/v1/auth/login/", {"email": "log@example.com", "password": "wrong-password-1"})
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+    lines = [line for line in stream.getvalue().splitlines() if line.strip()]
+    assert len(lines) >= 7
+    text = stream.getvalue()
+    for secret in (
+        PASSWORD,
+        "wrong-password-1",
+        tokens["access"],
+        tokens["refresh"],
+        secret_text,
+        "9c1d",
+        "интеграл",
+    ):
+        assert secret not in text
+    for line in lines:
+        assert re.search(r"request_id=[0-9a-f]{32}\b", line), line

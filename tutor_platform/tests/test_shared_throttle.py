@@ -1,0 +1,92 @@
+"""Two gunicorn processes on two ports share one AI-send budget through Redis."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from conftest import PASSWORD
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def two_servers(tmp_path):
+    redis.Redis.from_url(REDIS_URL).flushdb()  # fails loudly when Redis is not running
+    env = {
+        **os.environ,
+        "ENV_FILE": os.devnull,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'shared.sqlite3'}",
+        "CACHE_URL": REDIS_URL,
+        "THROTTLE_AI_RATE": "3/min",
+        "THROTTLE_USER_RATE": "1000/min",
+        "THROTTLE_ANON_RATE": "1000/min",
+        "AI_CORE_URL": "stub",
+    }
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=BASE_DIR, env=env, check=True, timeout=120)
+    subprocess.run([*manage, "seed_demo"], cwd=BASE_DIR, env=env, check=True, timeout=60, capture_output=True)
+    ports = [free_port(), free_port()]
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    processes = [
+        subprocess.Popen(
+            [gunicorn, "tutor_platform.wsgi", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "-w", "1"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        for url in urls:
+            for _ in range(150):
+                try:
+                    if requests.get(f"{url}/api/v1/health/", timeout=1).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            else:
+                pytest.fail(f"gunicorn at {url} did not start")
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=15)
+
+
+def test_ai_send_budget_is_shared_across_processes(two_servers):
+    first, second = two_servers
+    account = {"email": "tabs@example.com", "username": "tabs", "password": PASSWORD}
+    assert requests.post(f"{first}/api/v1/auth/register/", json=account, timeout=10).status_code == 201
+    tokens = requests.post(f"{second}/api/v1/auth/login/", json=account, timeout=10).json()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {tokens['access']}"
+    tutor = session.get(f"{first}/api/v1/tutors/", timeout=10).json()["results"][0]["id"]
+    chat = session.post(f"{first}/api/v1/chats/", json={"tutor": tutor}, timeout=10).json()["id"]
+
+    def send(base: str) -> requests.Response:
+        return session.post(f"{base}/api/v1/chats/{chat}/messages/", json={"content": "Привет"}, timeout=10)
+
+    assert [send(url).status_code for url in (first, second, first)] == [201, 201, 201]
+    throttled = send(second)
+    assert throttled.status_code == 429
+    assert throttled.json()["code"] == "throttled"
+    assert 0 < int(throttled.headers["Retry-After"]) <= 60
+    assert send(first).status_code == 429
+    # Other requests are not part of the AI budget.
+    assert session.get(f"{second}/api/v1/chats/{chat}/messages/", timeout=10).status_code == 200
