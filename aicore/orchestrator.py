@@ -1,8 +1,9 @@
 """Turns a user message into the tutor's reply, one explicit step at a time.
 
-build_history -> build_request -> call AI-Core -> build_metadata. Model
-routing, request/response logging or moderation go in as one more step here.
-Callers must not hold a database transaction while calling `generate_reply`.
+build_history -> build_request -> release the database connection -> call
+AI-Core -> build_metadata. Model routing, request/response logging or
+moderation go in as one more step here. Callers must not hold a database
+transaction while calling `generate_reply`.
 """
 
 import logging
@@ -12,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 
 from chats.models import Chat, Message
 from tutoring.models import Tutor
@@ -61,6 +63,17 @@ def build_request(
     }
 
 
+def release_db_connection() -> None:
+    """Hands the connection back (to the pool, or closes it) before a long wait.
+
+    A request thread waiting on AI-Core for up to a minute must not hold one
+    of the database's scarce connections; the next query reconnects. Inside
+    a transaction (only in tests) there is nothing to release.
+    """
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 def build_metadata(generation: Generation, tutor: Tutor, latency_ms: int) -> dict[str, Any]:
     return {**generation.extra, "model_id": tutor.model_id, "latency_ms": latency_ms}
 
@@ -70,6 +83,7 @@ def generate_reply(*, chat: Chat, user_message: Message, request_id: str) -> AIR
     tutor = chat.tutor
     history = build_history(user_message)
     payload = build_request(chat=chat, tutor=tutor, user_message=user_message, history=history)
+    release_db_connection()
     started = time.monotonic()
     generation = get_client().generate_response(payload, request_id=request_id)
     latency_ms = round((time.monotonic() - started) * 1000)

@@ -149,6 +149,20 @@ else:
     }
 DATABASES["default"]["CONN_MAX_AGE"] = DB_CONN_MAX_AGE
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if env.bool("DB_POOL", default=False):
+    # A psycopg pool per process: a request (or a send waiting on AI-Core,
+    # which hands its connection back meanwhile) borrows a connection only
+    # while it runs queries. Needs PostgreSQL; replaces persistent connections.
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DB_POOL=True needs PostgreSQL.")
+    # With CONN_HEALTH_CHECKS, Django asks the pool to check each connection
+    # before handing it out.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+    }
 # Each request commits on its own: the send flow must commit the user message
 # before AI-Core is called, so requests are never wrapped in one transaction.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False

@@ -211,17 +211,20 @@ class TestCircuitBreaker:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_no_transaction_is_open_while_ai_core_works(ai_core, auth_client, chat):
+def test_no_transaction_or_connection_is_held_while_ai_core_works(ai_core, auth_client, chat):
     seen = {}
 
     def callback(request):
         seen["in_atomic_block"] = connection.in_atomic_block
+        # (An in-memory SQLite test database is never closed: it would vanish.)
+        in_memory = connection.vendor == "sqlite" and connection.is_in_memory_db()
+        seen["holds_a_db_connection"] = connection.connection is not None and not in_memory
         seen["user_message_committed"] = Message.objects.filter(role="user").exists()
         return 200, {}, json.dumps({"content": "ok"})
 
     ai_core.add_callback(responses.POST, GENERATE, callback=callback)
     assert send(auth_client, chat).status_code == 201
-    assert seen == {"in_atomic_block": False, "user_message_committed": True}
+    assert seen == {"in_atomic_block": False, "holds_a_db_connection": False, "user_message_committed": True}
 
 
 @pytest.mark.django_db
