@@ -8,8 +8,9 @@ from .models import Chat, Message
 
 
 def chat_list(*, user: User, tutor_id: int | None = None) -> QuerySet[Chat]:
-    """The user's chats, most recently active first, tutor joined."""
-    chats = Chat.objects.filter(user=user).select_related("tutor")
+    """The user's chats, most recently active first, with tutor and course
+    joined (a send checks that both are still active)."""
+    chats = Chat.objects.filter(user=user).select_related("tutor__course")
     if tutor_id is not None:
         chats = chats.filter(tutor_id=tutor_id)
     return chats

@@ -140,8 +140,14 @@ def _reply_to(*, chat: Chat, user_message: Message, request_id: str) -> Message:
         raise ReplyFailed(error, user_message) from error
     try:
         with transaction.atomic():
-            locked = Chat.objects.select_for_update().filter(pk=chat.pk).first()
-            if locked is None or not Message.objects.filter(pk=user_message.pk).exists():
+            # Lock the chat (ordering this against a clear or delete) and check
+            # that the message still exists, in one query.
+            still_there = (
+                Chat.objects.select_for_update(of=("self",))
+                .filter(pk=chat.pk, messages__pk=user_message.pk)
+                .exists()
+            )
+            if not still_there:
                 raise ReplyDiscarded()
             assistant_message = Message.objects.create(
                 chat=chat,

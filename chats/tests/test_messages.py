@@ -238,10 +238,10 @@ class TestHistorySentToAICore:
         self, auth_client, chat, django_assert_num_queries, history_len
     ):
         Message.objects.bulk_create(Message(chat=chat, role="user", content="x") for _ in range(history_len))
-        # token user, chat, tutor+course check, insert user message, touch chat,
-        # history, lock chat, user message still there, insert reply, touch chat
-        # (+ savepoints around the two short transactions).
-        with django_assert_num_queries(14):
+        # token user, chat joined with tutor and course, insert user message,
+        # touch chat, history, lock chat and check the message is still there,
+        # insert reply, touch chat (+ a savepoint pair around each transaction).
+        with django_assert_num_queries(12):
             assert send(auth_client, chat).status_code == 201
 
 

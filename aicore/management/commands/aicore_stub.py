@@ -16,6 +16,9 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 
 class StubHandler(BaseHTTPRequestHandler):
     server_version = "AICoreStub/1.0"
+    # Headers and body go out as two writes; without this, Nagle plus the
+    # client's delayed ACK add ~40 ms to every answer.
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     delay: float = 0.0
     quiet: bool = False

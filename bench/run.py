@@ -1,0 +1,325 @@
+"""Benchmark: the backend's overhead on top of AI-Core, as ratios measured in one run.
+
+    .venv/bin/python bench/run.py            # ~3 minutes on 2 cores
+
+Starts, on this machine only (127.0.0.1): a fresh PostgreSQL database
+`tutor_bench`, two `aicore_stub` servers (instant and 2 s), and gunicorn with
+the production configuration (DEBUG off, gunicorn.conf.py, DB_POOL, Redis
+cache). Load comes from a separate process: wrk when installed for
+throughput, Python threads for latencies and the 200-student burst. Every
+figure is a ratio against a baseline measured in the same run, because
+absolute times on a shared 2-core machine are noisy.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+GUNICORN = str(Path(PYTHON).with_name("gunicorn"))
+DB_NAME = "tutor_bench"
+PG = "postgres://postgres@127.0.0.1:5432"
+AI_LATENCY = 2.0
+SECRET_KEY = "bench-" + secrets.token_urlsafe(64)  # one per run: tokens made in setup must verify
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "ENV_FILE": os.devnull,
+        "DEBUG": "False",
+        "SECRET_KEY": SECRET_KEY,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "False",  # plain HTTP on loopback; TLS ends at the proxy
+        "DATABASE_URL": f"{PG}/{DB_NAME}",
+        "DB_POOL": "True",
+        "DB_POOL_MAX_SIZE": "16",
+        "CACHE_URL": "redis://127.0.0.1:6379/14",
+        "THROTTLE_ANON_RATE": "100000000/min",
+        "THROTTLE_USER_RATE": "100000000/min",
+        "THROTTLE_AI_RATE": "100000000/min",
+        "LOG_LEVEL": "WARNING",
+        "STATICFILES_MANIFEST": "False",
+        "AI_CORE_MAX_RETRIES": "0",
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_THREADS": "128",
+    }
+    env.update(extra)
+    return env
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def wait_for(port: int, path: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answered on port {port}{path}")
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], port: int, ready_path: str):
+    proc = subprocess.Popen(
+        args,
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(port, ready_path)
+        yield proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its children, in MiB."""
+    pids, total = [pid], 0
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    pids += [int(p) for p in children.split()]
+    for p in pids:
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+    return total / 1024
+
+
+class Client:
+    """One keep-alive HTTP connection; returns (status, seconds)."""
+
+    def __init__(self, port: int, token: str | None = None) -> None:
+        self.port = port
+        self.headers = {"Content-Type": "application/json"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, float]:
+        data = json.dumps(body).encode() if body is not None else None
+        started = time.perf_counter()
+        try:
+            self.conn.request(method, path, body=data, headers=self.headers)
+            response = self.conn.getresponse()
+            response.read()
+        except (http.client.HTTPException, OSError):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            return 0, time.perf_counter() - started
+        return response.status, time.perf_counter() - started
+
+
+def latencies(client: Client, method: str, path: str, n: int, body: dict | None = None) -> list[float]:
+    times = []
+    for _ in range(n):
+        status, seconds = client.call(method, path, body)
+        if status not in (200, 201):
+            raise RuntimeError(f"{method} {path} answered {status}")
+        times.append(seconds)
+    return times
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def summary(values: list[float]) -> tuple[float, float]:
+    return statistics.median(values), pct(values, 95)
+
+
+def rps(port: int, path: str, token: str, seconds: int) -> float:
+    if shutil.which("wrk"):
+        out = subprocess.run(
+            ["wrk", "-t2", "-c16", f"-d{seconds}s", "-H", f"Authorization: Bearer {token}",
+             f"http://127.0.0.1:{port}{path}"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        if "Non-2xx" in out:
+            raise RuntimeError(f"wrk saw errors on {path}:\n{out}")
+        return float(next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec")))
+    count, stop = [0], time.monotonic() + seconds
+
+    def worker() -> None:
+        client = Client(port, token)
+        while time.monotonic() < stop:
+            if client.call("GET", path)[0] == 200:
+                count[0] += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return count[0] / seconds
+
+
+def prepare_database(env: dict[str, str], data_file: str) -> dict:
+    subprocess.run(["psql", PG + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"], check=True)
+    subprocess.run(["psql", PG + "/postgres", "-qc", f"CREATE DATABASE {DB_NAME}"], check=True)
+    manage("migrate", "--noinput", env=env)
+    manage("seed_demo", env=env)
+    manage("shell", "-c", f"import bench.setup_data as s; s.main({data_file!r})", env=env)
+    return json.loads(Path(data_file).read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=300, help="requests per latency sample")
+    parser.add_argument("--seconds", type=int, default=5, help="duration of each throughput run")
+    parser.add_argument("--out", default=str(BASE_DIR / "bench" / "results" / "latest.md"))
+    args = parser.parse_args()
+
+    stub_fast, stub_slow, app_port = free_port(), free_port(), free_port()
+    env = base_env()
+    with tempfile.TemporaryDirectory() as tmp:
+        print("Loading data (100 000-message chat, 200 students)...", flush=True)
+        data = prepare_database(env, f"{tmp}/data.json")
+    rows: list[tuple[str, str, str, str]] = []
+    stub = [PYTHON, "manage.py", "aicore_stub", "--quiet", "--port"]
+    gunicorn = [GUNICORN, "tutor_platform.wsgi", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{app_port}"]
+    with (
+        process([*stub, str(stub_fast)], env, stub_fast, "/api/v1/health"),
+        process([*stub, str(stub_slow), "--delay", str(AI_LATENCY)], env, stub_slow, "/api/v1/health"),
+    ):
+        fast_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_fast}")
+        with process(gunicorn, fast_env, app_port, "/api/v1/health/") as server:
+            rows += measure_fast(app_port, data, args)
+            rows.append(("", "", "", f"gunicorn RSS after items 1-3, 5: {rss_mb(server.pid):.0f} MiB"))
+        slow_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_slow}")
+        with process(gunicorn, slow_env, app_port, "/api/v1/health/") as server:
+            rows += measure_burst(app_port, data, server.pid, args)
+    table = render(rows, data)
+    print(table)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(table)
+
+
+def measure_fast(port: int, data: dict, args) -> list[tuple[str, str, str, str]]:
+    client = Client(port, data["token"])
+    n = args.n
+    for path in ("/api/v1/auth/me/", f"/api/v1/chats/{data['big_chat']}/messages/"):
+        latencies(client, "GET", path, 30)  # warm up connections and caches
+    me = summary(latencies(client, "GET", "/api/v1/auth/me/", n))
+    body = {"content": "Как решить x² − 5x + 6 = 0?"}
+    send_empty = summary(latencies(client, "POST", f"/api/v1/chats/{data['empty_chat']}/messages/", n, body))
+    send_big = summary(latencies(client, "POST", f"/api/v1/chats/{data['big_chat']}/messages/", n, body))
+    newest = summary(latencies(client, "GET", f"/api/v1/chats/{data['big_chat']}/messages/", n))
+    deep_path = f"/api/v1/chats/{data['big_chat']}/messages/?before_id={data['big_chat_early_before_id']}"
+    deep = summary(latencies(client, "GET", deep_path, n))
+
+    def ms(pair: tuple[float, float]) -> str:
+        return f"{pair[0] * 1000:.1f} / {pair[1] * 1000:.1f} ms"
+
+    def ratio(a: tuple[float, float], b: tuple[float, float]) -> str:
+        return f"{a[0] / b[0]:.2f} / {a[1] / b[1]:.2f}"
+
+    q = data["send_queries"]
+    rows = [
+        ("1. send overhead (instant AI-Core) vs GET /auth/me/", f"{ms(send_empty)} vs {ms(me)}",
+         ratio(send_empty, me), "≤ 3"),
+        ("2. page near the start of a 100k chat vs newest page", f"{ms(deep)} vs {ms(newest)}",
+         ratio(deep, newest), "≤ 1.2"),
+        ("3. send into the 100k chat vs into an empty chat", f"{ms(send_big)} vs {ms(send_empty)}",
+         ratio(send_big, send_empty), "≤ 1.2"),
+        ("3. queries per send: 100k chat vs empty chat", f"{q['big']} vs {q['empty']}",
+         "same" if q["big"] == q["empty"] else "DIFFERENT", "same"),
+    ]  # fmt: skip
+    health = rps(port, "/api/v1/health/", data["token"], args.seconds)
+    for label, path in (
+        ("tutor list", "/api/v1/tutors/"),
+        ("chat list", "/api/v1/chats/"),
+        ("50-message page", f"/api/v1/chats/{data['page_chat']}/messages/"),
+    ):
+        value = rps(port, path, data["token"], args.seconds)
+        rows.append((f"5. throughput: {label} vs /health/", f"{value:.0f} vs {health:.0f} rps",
+                     f"{value / health:.2f}", "≥ 0.5"))  # fmt: skip
+    return rows
+
+
+def measure_burst(port: int, data: dict, server_pid: int, args) -> list[tuple[str, str, str, str]]:
+    probe = Client(port)
+    latencies(probe, "GET", "/api/v1/tutors/", 30)
+    idle = latencies(probe, "GET", "/api/v1/tutors/", args.n)
+    students = data["students"]
+    barrier = threading.Barrier(len(students) + 1)
+    statuses: list[int] = [0] * len(students)
+    clients = [Client(port, s["token"]) for s in students]
+
+    def student(i: int) -> None:
+        barrier.wait()
+        statuses[i] = clients[i].call(
+            "POST", f"/api/v1/chats/{students[i]['chat']}/messages/", {"content": "Объясните производную"}
+        )[0]
+
+    threads = [threading.Thread(target=student, args=(i,)) for i in range(len(students))]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    busy, peak_rss = [], 0.0
+    while any(t.is_alive() for t in threads):
+        busy.append(probe.call("GET", "/api/v1/tutors/")[1])
+        peak_rss = max(peak_rss, rss_mb(server_pid))
+    burst = time.perf_counter() - started
+    for t in threads:
+        t.join()
+    ok = statuses.count(201)
+    idle_p99, busy_p99 = pct(idle, 99), pct(busy, 99)
+    return [
+        (f"4. {len(students)} concurrent sends, AI-Core {AI_LATENCY:.0f} s: burst vs AI-Core latency",
+         f"{burst:.2f} s vs {AI_LATENCY:.2f} s ({ok}/{len(students)} answered 201)",
+         f"{burst / AI_LATENCY:.2f}", "≤ 1.5, all 201"),
+        ("4. GET /tutors/ p99 during the burst vs idle",
+         f"{busy_p99 * 1000:.1f} vs {idle_p99 * 1000:.1f} ms ({len(busy)} samples)",
+         f"{busy_p99 / idle_p99:.2f}", "≤ 5"),
+        ("4. gunicorn RSS at the burst's peak", f"{peak_rss:.0f} MiB", "", ""),
+    ]  # fmt: skip
+
+
+def render(rows: list[tuple[str, str, str, str]], data: dict) -> str:
+    lines = [
+        "| figure | measured (median / p95) | ratio | target |",
+        "|---|---|---|---|",
+        *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows if a),
+        "",
+        *(d for a, _b, _c, d in rows if not a),
+        f"gunicorn: 2 workers × 128 threads (gthread), DB_POOL max 16 per worker, {os.cpu_count()} cores.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
