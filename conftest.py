@@ -1,7 +1,9 @@
 """Shared fixtures: users, authenticated API clients, catalogue, chats."""
 
 import itertools
+import socket
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -14,6 +16,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import User
 from aicore.client import reset_clients
 from chats.models import Chat, Message
+from feedback.models import Feedback
 from tutoring.models import Course, Tutor
 
 PASSWORD = "Correct-Horse-42-battery"
@@ -154,6 +157,47 @@ def make_exchange() -> Callable[..., tuple[Message, Message]]:
         return asked, replied
 
     return make
+
+
+def feedback_on(reply: Message, **fields) -> Feedback:
+    """Feedback on an assistant message, with the copies feedback_submit keeps.
+
+    Saved directly: the tutor's rating is not recomputed.
+    """
+    chat = reply.chat
+    detailed = fields.get("feedback_type") == Feedback.FeedbackType.DETAILED
+    defaults = {
+        "user": chat.user,
+        "chat": chat,
+        "message": reply,
+        "tutor": chat.tutor,
+        "feedback_type": Feedback.FeedbackType.QUICK,
+        "quick_reaction": "" if detailed else Feedback.QuickReaction.UNDERSTOOD,
+        "reply_content": reply.content,
+        "reply_metadata": reply.metadata,
+        "prompt_content": reply.reply_to.content if reply.reply_to_id else "",
+    }
+    return Feedback.objects.create(**(defaults | fields))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_serving(url: str, timeout: float = 15) -> None:
+    """Polls `url` until it answers 200; fails the test if it never does."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    pytest.fail(f"nothing serves {url}")
 
 
 def run_in_threads(count: int, work) -> list:

@@ -61,23 +61,9 @@ class FeedbackAdmin(admin.ModelAdmin):
         ),
         ("What was rated", {"fields": ("prompt_block", "reply_block", "reply_metadata_pretty")}),
     )
-    readonly_fields = (
-        "processed_at",
-        "processed_by",
-        "user",
-        "tutor",
-        "chat",
-        "feedback_type",
-        "rating",
-        "quick_reaction",
-        "positive_text",
-        "improvement_text",
-        "allow_training",
-        "created_at",
-        "updated_at",
-        "prompt_block",
-        "reply_block",
-        "reply_metadata_pretty",
+    # Everything on the page but `processed` is the student's, and read-only.
+    readonly_fields = tuple(
+        field for _name, options in fieldsets for field in options["fields"] if field != "processed"
     )
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -10,14 +10,12 @@ from .models import Feedback
 TEXT_MAX_CHARS = 5000
 
 
-def _read_only_reaction() -> serializers.ChoiceField:
+class FeedbackSerializer(serializers.ModelSerializer):
     # Declared by hand: DRF drops allow_blank from read-only model fields, and
     # detailed feedback has an empty reaction.
-    return serializers.ChoiceField(choices=Feedback.QuickReaction.choices, allow_blank=True, read_only=True)
-
-
-class FeedbackSerializer(serializers.ModelSerializer):
-    quick_reaction = _read_only_reaction()
+    quick_reaction = serializers.ChoiceField(
+        choices=Feedback.QuickReaction.choices, allow_blank=True, read_only=True
+    )
 
     class Meta:
         model = Feedback
@@ -81,35 +79,17 @@ class ReplySerializer(serializers.Serializer):
     metadata = serializers.DictField(source="reply_metadata")
 
 
-class MLFeedbackSerializer(serializers.ModelSerializer):
+class MLFeedbackSerializer(FeedbackSerializer):
     """A feedback item with its training context: tutor, reply and prompt."""
 
     tutor = TutorTrainingSerializer()
-    quick_reaction = _read_only_reaction()
     reply = ReplySerializer(source="*")
     prompt = serializers.CharField(
         source="prompt_content", help_text="The user message that preceded the reply."
     )
 
-    class Meta:
-        model = Feedback
-        fields = [
-            "id",
-            "chat",
-            "message",
-            "tutor",
-            "feedback_type",
-            "rating",
-            "positive_text",
-            "improvement_text",
-            "quick_reaction",
-            "allow_training",
-            "processed",
-            "processed_at",
-            "created_at",
-            "reply",
-            "prompt",
-        ]
+    class Meta(FeedbackSerializer.Meta):
+        fields = [*FeedbackSerializer.Meta.fields, "processed_at", "reply", "prompt"]
         read_only_fields = fields
 
 

@@ -1,6 +1,5 @@
 """End to end over real HTTP: the `aicore_stub` command serves, the backend calls it."""
 
-import socket
 import subprocess
 import sys
 import time
@@ -10,14 +9,9 @@ import pytest
 import requests
 
 from chats.models import Message
+from conftest import free_port, wait_until_serving
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def serve_stub(*extra: str):
@@ -30,14 +24,7 @@ def serve_stub(*extra: str):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                if requests.get(f"{url}/api/v1/health", timeout=0.5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("aicore_stub did not start")
+        wait_until_serving(f"{url}/api/v1/health")
         yield url
     finally:
         process.terminate()

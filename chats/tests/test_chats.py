@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from chats.models import Chat, Message
 from chats.services import derive_title
+from conftest import feedback_on
 from feedback.models import Feedback
 
 CHATS = "/api/v1/chats/"
@@ -132,17 +133,8 @@ class TestRenameAndDelete:
     def test_delete_removes_chat_and_messages_but_keeps_feedback(
         self, auth_client, user, chat, make_exchange
     ):
-        asked, replied = make_exchange(chat)
-        Feedback.objects.create(
-            user=user,
-            chat=chat,
-            message=replied,
-            tutor=chat.tutor,
-            feedback_type="quick",
-            quick_reaction="understood",
-            reply_content=replied.content,
-            prompt_content=asked.content,
-        )
+        _, replied = make_exchange(chat)
+        feedback_on(replied)
         assert auth_client.delete(detail(chat)).status_code == 204
         assert not Chat.objects.filter(pk=chat.pk).exists()
         assert not Message.objects.exists()

@@ -5,6 +5,7 @@ import responses
 from django.test import override_settings
 
 from chats.models import Chat, IdempotencyKey, Message
+from conftest import feedback_on
 
 pytestmark = pytest.mark.django_db
 
@@ -196,15 +197,7 @@ class TestClearHistory:
         from feedback.models import Feedback
 
         _, replied = make_exchange(chat)
-        Feedback.objects.create(
-            user=user,
-            chat=chat,
-            message=replied,
-            tutor=chat.tutor,
-            feedback_type="detailed",
-            rating=5,
-            reply_content=replied.content,
-        )
+        feedback_on(replied, feedback_type="detailed", rating=5)
         send(auth_client, chat)
         response = auth_client.delete(messages_url(chat))
         assert response.status_code == 204

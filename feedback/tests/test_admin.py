@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from chats.models import Chat, Message
+from conftest import feedback_on
 from feedback.models import Feedback
 from progress.models import Progress
 
@@ -32,19 +33,7 @@ def make_feedback(user, chat):
         for i in range(n):
             asked = Message.objects.create(chat=chat, role="user", content=f"Вопрос {i}")
             reply = Message.objects.create(chat=chat, role="assistant", content=f"Ответ {i}", reply_to=asked)
-            made.append(
-                Feedback.objects.create(
-                    user=user,
-                    chat=chat,
-                    message=reply,
-                    tutor=chat.tutor,
-                    feedback_type="detailed",
-                    rating=1 + i % 5,
-                    reply_content=reply.content,
-                    prompt_content=asked.content,
-                    **fields,
-                )
-            )
+            made.append(feedback_on(reply, feedback_type="detailed", rating=1 + i % 5, **fields))
         return made
 
     return make
@@ -168,9 +157,6 @@ def test_changelist_query_count_does_not_grow_with_rows(admin_client, url, make_
         Progress.objects.create(user=student, tutor=tutor)
         asked = Message.objects.create(chat=chat, role="user", content="?")
         reply = Message.objects.create(chat=chat, role="assistant", content="!", reply_to=asked)
-        Feedback.objects.create(
-            user=student, chat=chat, message=reply, tutor=tutor, feedback_type="quick",
-            quick_reaction="too_easy", reply_content="!",
-        )  # fmt: skip
+        feedback_on(reply, quick_reaction="too_easy")
     make_feedback(30)
     assert _count_queries(admin_client, url) == few

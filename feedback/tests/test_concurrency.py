@@ -5,7 +5,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 
 from chats.models import Chat, Message
-from conftest import bearer_client, requires_postgresql, run_in_threads
+from conftest import bearer_client, feedback_on, requires_postgresql, run_in_threads
 from feedback.models import Feedback
 
 pytestmark = [pytest.mark.django_db(transaction=True), requires_postgresql]
@@ -51,22 +51,7 @@ def test_simultaneous_updates_of_one_feedback_keep_one_row(user, chat):
 
 
 def test_overlapping_mark_processed_batches_both_succeed(user, chat, ml_user):
-    asked = Message.objects.create(chat=chat, role="user", content="?")
-    items = []
-    for _ in range(40):
-        reply = Message.objects.create(chat=chat, role="assistant", content="!")
-        items.append(
-            Feedback.objects.create(
-                user=user,
-                chat=chat,
-                message=reply,
-                tutor=chat.tutor,
-                feedback_type="quick",
-                quick_reaction="understood",
-                reply_content="!",
-                prompt_content=asked.content,
-            )
-        )
+    items = [feedback_on(Message.objects.create(chat=chat, role="assistant", content="!")) for _ in range(40)]
     ids = [f.id for f in items]
     batches = [ids[:30], list(reversed(ids[10:]))]
     client = bearer_client(ml_user)

@@ -1,6 +1,7 @@
 import pytest
 from django.contrib.auth.models import Group
 
+from conftest import feedback_on
 from feedback.models import Feedback
 
 ML_FEEDBACK = "/api/v1/ml/feedback/"
@@ -12,14 +13,10 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def make_feedback(user, chat, make_exchange):
     def make(**fields) -> Feedback:
-        asked, replied = make_exchange(
+        _asked, replied = make_exchange(
             chat, question="Что такое синус?", answer="Отношение катета к гипотенузе"
         )
-        defaults = dict(
-            user=user, chat=chat, message=replied, tutor=chat.tutor, feedback_type="detailed", rating=4,
-            reply_content=replied.content, reply_metadata=replied.metadata, prompt_content=asked.content,
-        )  # fmt: skip
-        return Feedback.objects.create(**(defaults | fields))
+        return feedback_on(replied, **({"feedback_type": "detailed", "rating": 4} | fields))
 
     return make
 

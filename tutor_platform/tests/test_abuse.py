@@ -13,8 +13,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from chats.models import Message
-from conftest import PASSWORD
-from feedback.models import Feedback
+from conftest import PASSWORD, feedback_on
 from progress.models import Progress
 from tutor_platform.logging import RequestIDFilter
 
@@ -101,10 +100,7 @@ def test_another_users_object_is_404_on_every_route_and_method(
     path, method, auth_client, other_user, other_chat, make_exchange
 ):
     _, reply = make_exchange(other_chat)
-    feedback = Feedback.objects.create(
-        user=other_user, chat=other_chat, message=reply, tutor=other_chat.tutor, feedback_type="detailed",
-        rating=3, reply_content=reply.content,
-    )  # fmt: skip
+    feedback = feedback_on(reply, feedback_type="detailed", rating=3)
     objects = {"chat": other_chat.id, "feedback": feedback.id}
     prefix = next(p for p in OWNED if path.startswith(p))
     url = path.replace("{id}", str(objects[OWNED[prefix]]))

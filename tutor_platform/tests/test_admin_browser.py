@@ -15,7 +15,7 @@ from django.contrib.auth.models import Group, Permission
 from accounts.models import User
 from accounts.roles import sync_roles
 from chats.models import Chat, Message
-from conftest import PASSWORD
+from conftest import PASSWORD, feedback_on
 from feedback.models import Feedback
 
 CHROMIUM = "/usr/bin/chromium"
@@ -104,18 +104,8 @@ def feedback_rows(user, chat):
             metadata={"tokens_used": 9},
         )
         rows.append(
-            Feedback.objects.create(
-                user=user,
-                chat=chat,
-                message=reply,
-                tutor=chat.tutor,
-                feedback_type="detailed",
-                rating=rating,
-                positive_text=text,
-                allow_training=True,
-                reply_content=reply.content,
-                reply_metadata=reply.metadata,
-                prompt_content=asked.content,
+            feedback_on(
+                reply, feedback_type="detailed", rating=rating, positive_text=text, allow_training=True
             )
         )
     return rows

@@ -16,7 +16,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from chats.models import Chat, Message
-from conftest import FUZZ_STATS
+from conftest import FUZZ_STATS, feedback_on
 from feedback.models import Feedback
 from progress.models import Progress
 from tutor_platform.wsgi import application
@@ -50,10 +50,7 @@ def world(keep_test_connection, make_user, ml_user, tutor, monkeypatch):
         chat = Chat.objects.create(user=owner, tutor=tutor, title="Чат")
         asked = Message.objects.create(chat=chat, role="user", content="Вопрос")
         reply = Message.objects.create(chat=chat, role="assistant", content="Ответ", reply_to=asked)
-        Feedback.objects.create(
-            user=owner, chat=chat, message=reply, tutor=tutor, feedback_type="detailed", rating=4,
-            reply_content="Ответ", prompt_content="Вопрос",
-        )  # fmt: skip
+        feedback_on(reply, feedback_type="detailed", rating=4)
         Progress.objects.create(user=owner, tutor=tutor, total_minutes=42)
     stranger.preferences = {"theme": "dark"}
     stranger.save()

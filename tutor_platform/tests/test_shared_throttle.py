@@ -1,26 +1,18 @@
 """Two gunicorn processes on two ports share one AI-send budget through Redis."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import redis
 import requests
 
-from conftest import PASSWORD
+from conftest import PASSWORD, free_port, wait_until_serving
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/15"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -54,14 +46,7 @@ def two_servers(tmp_path):
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         for url in urls:
-            for _ in range(150):
-                try:
-                    if requests.get(f"{url}/api/v1/health/", timeout=1).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            else:
-                pytest.fail(f"gunicorn at {url} did not start")
+            wait_until_serving(f"{url}/api/v1/health/")
         yield urls
     finally:
         for process in processes:
