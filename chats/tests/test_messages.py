@@ -366,3 +366,16 @@ class TestAIThrottle:
         # Reading is not an AI call, and other users have their own budget.
         assert auth_client.get(messages_url(chat)).status_code == 200
         assert send(other_client, other_chat).status_code == 201
+
+
+def test_purge_deletes_only_expired_idempotency_keys(user):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    now = timezone.now()
+    IdempotencyKey.objects.create(user=user, key="old", fingerprint="x", created_at=now - timedelta(hours=25))
+    IdempotencyKey.objects.create(user=user, key="new", fingerprint="x", created_at=now - timedelta(hours=23))
+    call_command("purge_idempotency_keys")
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]

@@ -119,3 +119,12 @@ def test_health_is_503_when_the_database_is_unreachable(api_client, monkeypatch)
     assert response.status_code == 503
     assert response.json()["status"] == "error"
     assert response.json()["database"] == "error"
+
+
+def test_body_over_the_default_limit_is_json_413_and_saves_nothing(auth_client, chat):
+    from chats.models import Message
+
+    body = '{"content": "' + "x" * 3_000_000 + '"}'
+    response = auth_client.post(f"/api/v1/chats/{chat.id}/messages/", body, content_type="application/json")
+    assert_json_error(response, 413, "request_too_large")
+    assert not Message.objects.exists()
