@@ -11,18 +11,19 @@ from django.db import models
 from rest_framework import serializers
 
 
-class StrictCharField(serializers.CharField):
+class _StringsOnly:
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
 
 
-class StrictEmailField(serializers.EmailField):
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
+class StrictCharField(_StringsOnly, serializers.CharField):
+    pass
+
+
+class StrictEmailField(_StringsOnly, serializers.EmailField):
+    pass
 
 
 class StrictIntegerField(serializers.IntegerField):
