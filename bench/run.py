@@ -61,8 +61,6 @@ def base_env(**extra: str) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         "STATICFILES_MANIFEST": "False",
         "AI_CORE_MAX_RETRIES": "0",
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_THREADS": "128",
     }
     env.update(extra)
     return env
@@ -214,8 +212,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=300, help="requests per latency sample")
     parser.add_argument("--seconds", type=int, default=5, help="duration of each throughput run")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=128, help="threads per worker")
     parser.add_argument("--out", default=str(BASE_DIR / "bench" / "results" / "latest.md"))
     args = parser.parse_args()
+    serving = {"GUNICORN_WORKERS": str(args.workers), "GUNICORN_THREADS": str(args.threads)}
 
     stub_fast, stub_slow, app_port = free_port(), free_port(), free_port()
     env = base_env()
@@ -229,14 +230,14 @@ def main() -> None:
         process([*stub, str(stub_fast)], env, stub_fast, "/api/v1/health"),
         process([*stub, str(stub_slow), "--delay", str(AI_LATENCY)], env, stub_slow, "/api/v1/health"),
     ):
-        fast_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_fast}")
+        fast_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_fast}", **serving)
         with process(gunicorn, fast_env, app_port, "/api/v1/health/") as server:
             rows += measure_fast(app_port, data, args)
             rows.append(("", "", "", f"gunicorn RSS after items 1-3, 5: {rss_mb(server.pid):.0f} MiB"))
-        slow_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_slow}")
+        slow_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_slow}", **serving)
         with process(gunicorn, slow_env, app_port, "/api/v1/health/") as server:
             rows += measure_burst(app_port, data, server.pid, args)
-    table = render(rows, data)
+    table = render(rows, args)
     print(table)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(table)
@@ -329,14 +330,15 @@ def measure_burst(port: int, data: dict, server_pid: int, args) -> list[tuple[st
     ]  # fmt: skip
 
 
-def render(rows: list[tuple[str, str, str, str]], data: dict) -> str:
+def render(rows: list[tuple[str, str, str, str]], args) -> str:
     lines = [
         "| figure | measured (median / p95) | ratio | target |",
         "|---|---|---|---|",
         *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows if a),
         "",
         *(d for a, _b, _c, d in rows if not a),
-        f"gunicorn: 2 workers × 128 threads (gthread), DB_POOL max 16 per worker, {os.cpu_count()} cores.",
+        f"gunicorn: {args.workers} workers × {args.threads} threads (gthread), DB_POOL max 16 per worker, "
+        f"{os.cpu_count()} cores.",
     ]
     return "\n".join(lines) + "\n"
 
