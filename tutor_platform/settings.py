@@ -290,6 +290,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tutor_platform.schema.add_common_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "chats.models.Message.Role",
         "FeedbackTypeEnum": "feedback.models.Feedback.FeedbackType",
