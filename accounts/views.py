@@ -3,8 +3,8 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from tutor_platform.api import APIView
 from tutor_platform.schema import THROTTLED, UNAUTHORIZED, VALIDATION_ERROR, error
 
 from . import services

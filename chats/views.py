@@ -6,13 +6,14 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 
+from tutor_platform.api import GenericViewSet
 from tutor_platform.pagination import ID_PATTERN
 from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR, error
 
@@ -81,13 +82,14 @@ _IDEMPOTENCY_KEY = OpenApiParameter(
 class ChatViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
+    GenericViewSet,
 ):
     """The user's own chats. Another user's chat answers 404 everywhere."""
 
     lookup_value_regex = ID_PATTERN
     serializer_class = ChatSerializer
     filter_backends: list = []
+    extra_query_params = {"list": {"tutor"}, "messages": {"limit", "before_id"}}
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Chat]:

@@ -1,10 +1,11 @@
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from tutor_platform.api import GenericViewSet
 from tutor_platform.pagination import ID_PATTERN
 from tutor_platform.schema import FORBIDDEN, NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR
 
@@ -49,7 +50,7 @@ class FeedbackViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
+    GenericViewSet,
 ):
     """The user's own feedback."""
 
@@ -87,7 +88,7 @@ _ML_ERRORS = {401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND, 429: THROTTLED}
         ),
     ),
 )
-class MLFeedbackViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class MLFeedbackViewSet(mixins.ListModelMixin, GenericViewSet):
     """The ML team's feedback queue (staff and the `ML team` group)."""
 
     permission_classes = [IsMLTeam]

@@ -1,10 +1,11 @@
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, viewsets
+from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from tutor_platform.api import GenericViewSet
 from tutor_platform.pagination import ID_PATTERN
 from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR
 
@@ -30,7 +31,7 @@ _ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
         responses={200: ProgressSerializer, 400: VALIDATION_ERROR, **_ERRORS},
     ),
 )
-class ProgressViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class ProgressViewSet(mixins.ListModelMixin, GenericViewSet):
     """The user's study minutes per tutor, addressed by tutor id."""
 
     serializer_class = ProgressSerializer

@@ -3,9 +3,9 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from aicore.orchestrator import ai_core_status
+from tutor_platform.api import APIView
 
 HealthSerializer = inline_serializer(
     name="Health",

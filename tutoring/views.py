@@ -1,8 +1,9 @@
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import filters, permissions, viewsets
+from rest_framework import filters, permissions
 from rest_framework.serializers import BaseSerializer
 
+from tutor_platform.api import ReadOnlyModelViewSet
 from tutor_platform.pagination import ID_PATTERN
 from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR
 
@@ -21,7 +22,7 @@ _LIST_ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
     ),
     retrieve=extend_schema(tags=["catalogue"], responses={200: CourseSerializer, **_LIST_ERRORS}),
 )
-class CourseViewSet(viewsets.ReadOnlyModelViewSet):
+class CourseViewSet(ReadOnlyModelViewSet):
     """Active courses. Readable without a token."""
 
     lookup_value_regex = ID_PATTERN
@@ -39,14 +40,14 @@ class CourseViewSet(viewsets.ReadOnlyModelViewSet):
     ),
     retrieve=extend_schema(tags=["catalogue"], responses={200: TutorSerializer, **_LIST_ERRORS}),
 )
-class TutorViewSet(viewsets.ReadOnlyModelViewSet):
+class TutorViewSet(ReadOnlyModelViewSet):
     """Active tutors. Readable without a token; staff also see the internal fields
     (`system_prompt`, `model_id`, `knowledge_base_id`)."""
 
     lookup_value_regex = ID_PATTERN
     permission_classes = [permissions.AllowAny]
     filter_backends = [
-        *viewsets.ReadOnlyModelViewSet.filter_backends,
+        *ReadOnlyModelViewSet.filter_backends,
         filters.SearchFilter,
         filters.OrderingFilter,
     ]

@@ -128,3 +128,24 @@ def test_body_over_the_default_limit_is_json_413_and_saves_nothing(auth_client, 
     response = auth_client.post(f"/api/v1/chats/{chat.id}/messages/", body, content_type="application/json")
     assert_json_error(response, 413, "request_too_large")
     assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/tutors/?course_id=1", "/api/v1/auth/me/?debug=1", "/api/v1/chats/?tutor_id=1"]
+)
+def test_unknown_query_parameter_is_400_naming_it(auth_client, path):
+    response = auth_client.get(path)
+    assert response.status_code == 400
+    name = path.split("?")[1].split("=")[0]
+    assert response.json() == {name: ["Unknown query parameter."]}
+
+
+def test_declared_query_parameters_are_accepted(auth_client, tutor, chat):
+    assert (
+        auth_client.get(
+            f"/api/v1/tutors/?course={tutor.course_id}&search=А&ordering=-rating&page=1&page_size=5"
+        ).status_code
+        == 200
+    )
+    assert auth_client.get(f"/api/v1/chats/?tutor={tutor.id}&page=1").status_code == 200
+    assert auth_client.get(f"/api/v1/chats/{chat.id}/messages/?limit=5&before_id=10").status_code == 200
