@@ -280,7 +280,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "REST API for the web frontend and the ML team. Authenticate with "
         "`Authorization: Bearer <access token>` from `/api/v1/auth/login/`. "
-        'Errors other than validation errors are `{"detail", "code"}`.'
+        'Errors other than validation errors are `{"detail", "code"}`. '
+        "Query parameters not listed for an operation are rejected with 400."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
