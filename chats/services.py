@@ -77,18 +77,31 @@ def chat_rename(*, chat: Chat, title: str) -> Chat:
     return chat
 
 
+def _lock_chat(chat: Chat, *, containing: Message | None = None) -> bool:
+    """Locks the chat's row (only that row); False when the chat, or the given
+    message in it, no longer exists.
+
+    Clearing, deleting and saving a reply all take this lock first, so they
+    run one after the other and always lock rows in the same order.
+    Call inside a transaction.
+    """
+    rows = Chat.objects.select_for_update(of=("self",)).filter(pk=chat.pk)
+    if containing is not None:
+        rows = rows.filter(messages__pk=containing.pk)
+    return rows.order_by().values_list("pk", flat=True).first() is not None
+
+
 def chat_delete(*, chat: Chat) -> None:
     """Deletes the chat and its messages; feedback on them is kept."""
     with transaction.atomic():
-        Chat.objects.select_for_update().filter(pk=chat.pk).first()
+        _lock_chat(chat)
         chat.delete()
 
 
 def chat_clear_history(*, chat: Chat) -> None:
     """Removes every message; the chat stays. Feedback on them is kept."""
     with transaction.atomic():
-        # The lock orders this against a reply being saved at the same time.
-        Chat.objects.select_for_update().filter(pk=chat.pk).first()
+        _lock_chat(chat)
         Message.objects.filter(chat=chat).delete()
         Chat.objects.filter(pk=chat.pk).update(last_message_at=None)
     chat.last_message_at = None
@@ -140,14 +153,7 @@ def _reply_to(*, chat: Chat, user_message: Message, request_id: str) -> Message:
         raise ReplyFailed(error, user_message) from error
     try:
         with transaction.atomic():
-            # Lock the chat (ordering this against a clear or delete) and check
-            # that the message still exists, in one query.
-            still_there = (
-                Chat.objects.select_for_update(of=("self",))
-                .filter(pk=chat.pk, messages__pk=user_message.pk)
-                .exists()
-            )
-            if not still_there:
+            if not _lock_chat(chat, containing=user_message):
                 raise ReplyDiscarded()
             assistant_message = Message.objects.create(
                 chat=chat,

@@ -33,7 +33,7 @@ def tutor_rating_recompute(*, tutor_id: int) -> None:
 def _lock_tutor(tutor_id: int) -> None:
     # One lock per tutor orders every rating change for it, and every
     # (user, message, type) upsert, since a message has one tutor.
-    Tutor.objects.select_for_update().filter(pk=tutor_id).values_list("pk", flat=True).first()
+    Tutor.objects.select_for_update().filter(pk=tutor_id).order_by().values_list("pk", flat=True).first()
 
 
 @dataclass(frozen=True)

@@ -245,3 +245,23 @@ class TestHealth:
     def test_uses_a_short_timeout(self, ai_core, api_client):
         ai_core.get(HEALTH, match=[matchers.request_kwargs_matcher({"timeout": (1.0, 2.0)})])
         assert api_client.get("/api/v1/health/").json()["ai_core"] == "ok"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("action", ["clear", "delete"])
+def test_chat_cleared_or_deleted_while_ai_core_works_gets_no_orphan_reply(ai_core, auth_client, chat, action):
+    from chats import services
+    from chats.models import Chat
+
+    def meanwhile(request):
+        if action == "clear":
+            services.chat_clear_history(chat=Chat.objects.get(pk=chat.pk))
+        else:
+            services.chat_delete(chat=Chat.objects.get(pk=chat.pk))
+        return 200, {}, json.dumps({"content": "поздно"})
+
+    ai_core.add_callback(responses.POST, GENERATE, callback=meanwhile)
+    response = send(auth_client, chat)
+    assert response.status_code == 409
+    assert response.json()["code"] == "reply_discarded"
+    assert not Message.objects.exists()
