@@ -14,7 +14,6 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 
 from tutor_platform.api import GenericViewSet
-from tutor_platform.pagination import ID_PATTERN
 from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR, error
 
 from . import idempotency, selectors, services
@@ -86,7 +85,6 @@ class ChatViewSet(
 ):
     """The user's own chats. Another user's chat answers 404 everywhere."""
 
-    lookup_value_regex = ID_PATTERN
     serializer_class = ChatSerializer
     filter_backends: list = []
     extra_query_params = {"list": {"tutor"}, "messages": {"limit", "before_id"}}

@@ -6,7 +6,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from tutor_platform.api import GenericViewSet
-from tutor_platform.pagination import ID_PATTERN
 from tutor_platform.schema import FORBIDDEN, NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR
 
 from . import selectors, services
@@ -54,7 +53,6 @@ class FeedbackViewSet(
 ):
     """The user's own feedback."""
 
-    lookup_value_regex = ID_PATTERN
     serializer_class = FeedbackSerializer
     filter_backends: list = []
 

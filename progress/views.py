@@ -6,7 +6,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from tutor_platform.api import GenericViewSet
-from tutor_platform.pagination import ID_PATTERN
 from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR
 
 from . import services
@@ -37,7 +36,6 @@ class ProgressViewSet(mixins.ListModelMixin, GenericViewSet):
     serializer_class = ProgressSerializer
     filter_backends: list = []
     lookup_url_kwarg = "tutor_id"
-    lookup_value_regex = ID_PATTERN
     http_method_names = ["get", "put", "post", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Progress]:

@@ -1,4 +1,5 @@
-"""Base classes for the API's views: unknown query parameters are a 400.
+"""Base classes for the API's views: ids in URLs are digits, and unknown
+query parameters are a 400.
 
 A typo such as `?tutor_id=` would otherwise silently mean "no filter". The
 allowed names are derived from what the view declares (pagination, filter
@@ -12,6 +13,10 @@ from rest_framework import filters, views, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
+
+# Object ids in URLs: digits only, and short enough to fit a 64-bit integer,
+# so `/chats/abc/` and `/chats/99999999999999999999999/` are plain 404s.
+ID_PATTERN = "[0-9]{1,18}"
 
 
 class StrictQueryParamsMixin:
@@ -49,8 +54,8 @@ class APIView(StrictQueryParamsMixin, views.APIView):
 
 
 class GenericViewSet(StrictQueryParamsMixin, viewsets.GenericViewSet):
-    pass
+    lookup_value_regex = ID_PATTERN
 
 
 class ReadOnlyModelViewSet(StrictQueryParamsMixin, viewsets.ReadOnlyModelViewSet):
-    pass
+    lookup_value_regex = ID_PATTERN

@@ -40,8 +40,3 @@ class PageNumberPagination(pagination.PageNumberPagination):
             if parameter["name"] == self.page_size_query_param:
                 parameter["description"] = f"Results per page (default {self.page_size}, at most 100)."
         return parameters
-
-
-# Object ids in URLs: digits only, and short enough to fit a 64-bit integer,
-# so `/chats/abc/` and `/chats/99999999999999999999999/` are plain 404s.
-ID_PATTERN = "[0-9]{1,18}"

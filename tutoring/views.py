@@ -4,7 +4,6 @@ from rest_framework import filters, permissions
 from rest_framework.serializers import BaseSerializer
 
 from tutor_platform.api import ReadOnlyModelViewSet
-from tutor_platform.pagination import ID_PATTERN
 from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR
 
 from . import selectors
@@ -25,7 +24,6 @@ _LIST_ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
 class CourseViewSet(ReadOnlyModelViewSet):
     """Active courses. Readable without a token."""
 
-    lookup_value_regex = ID_PATTERN
     permission_classes = [permissions.AllowAny]
     serializer_class = CourseSerializer
 
@@ -44,7 +42,6 @@ class TutorViewSet(ReadOnlyModelViewSet):
     """Active tutors. Readable without a token; staff also see the internal fields
     (`system_prompt`, `model_id`, `knowledge_base_id`)."""
 
-    lookup_value_regex = ID_PATTERN
     permission_classes = [permissions.AllowAny]
     filter_backends = [
         *ReadOnlyModelViewSet.filter_backends,
