@@ -121,16 +121,16 @@ def feedback_mark_processed(*, ids: list[int], by: User, processed: bool = True)
     """
     wanted = set(ids)
     with transaction.atomic():
-        existing = set(Feedback.objects.filter(id__in=wanted).values_list("id", flat=True))
-        to_change = list(
+        states = dict(
             Feedback.objects.select_for_update()
-            .filter(id__in=existing, processed=not processed)
+            .filter(id__in=wanted)
             .order_by("id")
-            .values_list("id", flat=True)
+            .values_list("id", "processed")
         )
-        updated = Feedback.objects.filter(id__in=to_change, processed=not processed).update(
+        to_change = [pk for pk, state in states.items() if state != processed]
+        updated = Feedback.objects.filter(id__in=to_change).update(
             processed=processed,
             processed_at=timezone.now() if processed else None,
             processed_by=by if processed else None,
         )
-    return MarkResult(updated=updated, not_found=sorted(wanted - existing))
+    return MarkResult(updated=updated, not_found=sorted(wanted - states.keys()))
