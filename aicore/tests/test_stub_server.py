@@ -19,8 +19,8 @@ def serve_stub(*extra: str):
     process = subprocess.Popen(
         [sys.executable, "manage.py", "aicore_stub", "--port", str(port), "--quiet", *extra],
         cwd=BASE_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stdout=subprocess.DEVNULL,  # a pipe nobody reads could fill and block the stub
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
