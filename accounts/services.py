@@ -10,8 +10,10 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from .models import User, normalize_email
 from .serializers import validate_preferences
@@ -71,27 +73,40 @@ def _refresh_token_from(raw: str) -> RefreshToken:
         raise InvalidToken(str(exc)) from exc
 
 
+def _lock_user(user_id: Any) -> User | None:
+    """Locks the user's row: refreshing and changing the password both take
+    this lock first, so they run one after the other and cannot deadlock.
+
+    FOR NO KEY UPDATE, so logins and other inserts that merely reference
+    the user (new tokens) do not wait for it. Call inside a transaction.
+    """
+    return User.objects.select_for_update(no_key=True).filter(pk=user_id).first()
+
+
 def auth_refresh(*, raw_refresh: str) -> dict[str, str]:
     """Rotates a refresh token: the old one is blacklisted, a new pair issued.
 
-    The outstanding token's row is locked, so two tabs refreshing with the
-    same token at once get one new pair and one 401, never two pairs.
+    Under the user's lock: two tabs refreshing with the same token at once get
+    one new pair and one 401, and a refresh racing a password change either
+    finishes before it (and its new token dies with the change) or sees the
+    new password and fails. A token carries a hash of the password it was
+    issued under, so a password set any other way (the admin, `changepassword`)
+    kills every refresh token too.
     """
     refresh = _refresh_token_from(raw_refresh)
     with transaction.atomic():
+        user = _lock_user(refresh.get(jwt_settings.USER_ID_CLAIM))
         outstanding = (
-            OutstandingToken.objects.select_for_update(of=("self",))
-            .select_related("user")
-            .filter(jti=refresh["jti"])
-            .first()
+            OutstandingToken.objects.select_for_update().filter(jti=refresh["jti"]).order_by().first()
         )
         if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
             raise InvalidToken("Token is blacklisted")
-        user = outstanding.user
         if user is None or not user.is_active:
             raise AuthenticationFailed(
                 "No active account found for the given token.", code="no_active_account"
             )
+        if refresh.get(jwt_settings.REVOKE_TOKEN_CLAIM) != get_md5_hash_password(user.password):
+            raise InvalidToken("The password changed after this token was issued.")
         BlacklistedToken.objects.create(token=outstanding)
         new_refresh = RefreshToken.for_user(user)
     return {"access": str(new_refresh.access_token), "refresh": str(new_refresh)}
@@ -116,6 +131,7 @@ def user_change_password(*, user: User, new_password: str) -> None:
     password (simplejwt's CHECK_REVOKE_TOKEN) and so stop authenticating.
     """
     with transaction.atomic():
+        _lock_user(user.pk)
         user.set_password(new_password)
         user.save(update_fields=["password", "updated_at"])
         _blacklist_all_refresh_tokens(user)

@@ -1,3 +1,6 @@
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
@@ -6,6 +9,7 @@ from rest_framework.response import Response
 
 from tutor_platform.api import APIView
 from tutor_platform.schema import THROTTLED, UNAUTHORIZED, VALIDATION_ERROR, error
+from tutor_platform.throttling import LOGIN_THROTTLES, AnonRateThrottle, login_wait
 
 from . import services
 from .serializers import (
@@ -44,6 +48,8 @@ class RegisterView(PublicView):
 
 
 class LoginView(PublicView):
+    throttle_classes = [AnonRateThrottle, *LOGIN_THROTTLES]
+
     @extend_schema(
         tags=["auth"],
         request=LoginSerializer,
@@ -169,3 +175,19 @@ class PreferencesView(APIView):
     )
     def put(self, request: Request) -> Response:
         return Response(services.user_preferences_set(user=request.user, data=request.data, merge=False))
+
+
+@never_cache
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The admin's login page, with the API login's budget (per address and account)."""
+    if request.method == "POST":
+        wait = login_wait(request)
+        if wait is not None:
+            response = HttpResponse(
+                f"Too many login attempts. Try again in {int(wait)} seconds.",
+                status=429,
+                content_type="text/plain; charset=utf-8",
+            )
+            response["Retry-After"] = str(int(wait))
+            return response
+    return admin.site.login(request)

@@ -1,25 +1,32 @@
 """HTTP client for AI-Core. Knows HTTP and JSON, nothing about chats."""
 
+import json
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 from django.conf import settings
-from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+from tutor_platform.validators import json_problem
 
 from . import stub
 from .circuit import CircuitBreaker
 from .exceptions import AICoreBadResponse, AICoreError, AICoreTimeout, AICoreUnavailable
+from .transport import deadline, new_session
 
 logger = logging.getLogger(__name__)
 
 GENERATE_PATH = "/api/v1/generate"
 HEALTH_PATH = "/api/v1/health"
-RETRY_STATUSES = frozenset({502, 503})
 HEALTH_TIMEOUT = (1.0, 2.0)
+# An answer is a reply text and a little metadata; anything bigger is broken.
+MAX_ANSWER_BYTES = 2 * 1024 * 1024
+MAX_METADATA_DEPTH = 8
 
 
 @dataclass(frozen=True)
@@ -31,27 +38,50 @@ class Generation:
 
 
 def parse_generation(body: Any) -> Generation:
+    """Checks a decoded answer at the boundary: nothing unstorable gets past it."""
     if not isinstance(body, dict) or not isinstance(body.get("content"), str):
         raise AICoreBadResponse("AI-Core answered JSON without a string `content`.")
+    problem = json_problem(body, max_depth=MAX_METADATA_DEPTH)
+    if problem:
+        raise AICoreBadResponse(f"AI-Core answered JSON that cannot be stored: {problem}.")
     extra = {key: value for key, value in body.items() if key != "content"}
     return Generation(content=body["content"], extra=extra)
 
 
-def _new_session(pool_size: int) -> requests.Session:
-    session = requests.Session()
-    # Many request threads may wait on AI-Core at once; keep a connection each.
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+def decode_answer(raw: bytes) -> Any:
+    """Strict JSON: NaN, Infinity and `1e999` are refused, as is absurd nesting."""
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise AICoreBadResponse("AI-Core answered a body that is not valid JSON.") from exc
+
+
+def _reject_constant(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _is_read_timeout(exc: requests.RequestException) -> bool:
+    # requests reports a read timeout in the body as a ConnectionError.
+    reason = exc.args[0] if exc.args else None
+    return isinstance(exc, requests.ReadTimeout) or isinstance(reason, ReadTimeoutError)
+
+
+def _never_reached(exc: requests.ConnectionError) -> bool:
+    """True when the request provably never got to AI-Core (it failed to connect)."""
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    return isinstance(exc, requests.ConnectTimeout) or isinstance(reason, ConnectTimeoutError)
 
 
 class AICoreClient:
-    """Calls AI-Core with bounded timeouts, bounded retries and a circuit breaker.
+    """Calls AI-Core with a deadline, bounded retries and a circuit breaker.
 
-    Retries (with exponential backoff) only connection errors and 502/503:
-    after a read timeout the model may still be generating, so the request
-    is never sent twice. Every failure surfaces as an `AICoreError`.
+    Each attempt must finish within `timeout` seconds, however slowly AI-Core
+    sends its answer. Only what provably never reached AI-Core is retried
+    (with exponential backoff): a failed connection, or a 503 with
+    `Retry-After`. A request that may have reached it is never sent twice,
+    and every attempt carries the same `Idempotency-Key` so AI-Core can
+    deduplicate. Every failure surfaces as an `AICoreError`.
     """
 
     def __init__(
@@ -72,7 +102,7 @@ class AICoreClient:
         self.retry_backoff = retry_backoff
         self.api_key = api_key
         self.breaker = breaker
-        self.session = _new_session(pool_size)
+        self.session = new_session(pool_size)
 
     def _headers(self, request_id: str) -> dict[str, str]:
         headers = {"X-Request-ID": request_id, "Accept": "application/json"}
@@ -88,7 +118,8 @@ class AICoreClient:
             )
         try:
             generation = self._generate(data, request_id)
-        except AICoreError:
+        except BaseException:
+            # Whatever went wrong, including a bug: a half-open trial must end.
             self.breaker.record_failure()
             raise
         self.breaker.record_success()
@@ -96,43 +127,50 @@ class AICoreClient:
 
     def _generate(self, data: dict[str, Any], request_id: str) -> Generation:
         url = self.base_url + GENERATE_PATH
+        headers = {**self._headers(request_id), "Idempotency-Key": uuid.uuid4().hex}
         last_error: AICoreError = AICoreUnavailable()
         for attempt in range(self.max_retries + 1):
             if attempt:
                 time.sleep(self.retry_backoff * 2 ** (attempt - 1))
             try:
-                response = self.session.post(
-                    url, json=data, headers=self._headers(request_id), timeout=self.timeout
-                )
+                status, raw = self._post(url, data, headers)
             except requests.ConnectionError as exc:
-                # Includes ConnectTimeout: the request never reached AI-Core.
+                if not _never_reached(exc):
+                    # E.g. the connection dropped half-way through the answer.
+                    logger.warning("AI-Core transport error: %s", type(exc).__name__)
+                    raise AICoreUnavailable() from exc
                 logger.warning("AI-Core unreachable (attempt %d): %s", attempt + 1, type(exc).__name__)
                 last_error = AICoreUnavailable()
                 continue
-            except requests.Timeout as exc:
-                logger.warning("AI-Core read timeout after %ss", self.timeout[1])
-                raise AICoreTimeout() from exc
             except requests.RequestException as exc:
-                # E.g. the connection dropped half-way through the body.
                 logger.warning("AI-Core transport error: %s", type(exc).__name__)
                 raise AICoreUnavailable() from exc
-            if response.status_code in RETRY_STATUSES:
-                logger.warning("AI-Core answered %d (attempt %d)", response.status_code, attempt + 1)
-                last_error = AICoreBadResponse(f"AI-Core answered {response.status_code}.")
+            if status == 503 and raw.retry_after:
+                logger.warning("AI-Core answered 503 (attempt %d)", attempt + 1)
+                last_error = AICoreUnavailable(retry_after=raw.retry_after)
                 continue
-            return self._parse(response)
+            if not 200 <= status < 300:
+                logger.warning("AI-Core answered %d", status)
+                raise AICoreBadResponse(f"AI-Core answered {status}.")
+            return parse_generation(decode_answer(raw.body))
         raise last_error
 
-    @staticmethod
-    def _parse(response: requests.Response) -> Generation:
-        if not 200 <= response.status_code < 300:
-            logger.warning("AI-Core answered %d", response.status_code)
-            raise AICoreBadResponse(f"AI-Core answered {response.status_code}.")
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise AICoreBadResponse("AI-Core answered a body that is not JSON.") from exc
-        return parse_generation(body)
+    def _post(self, url: str, data: dict[str, Any], headers: dict[str, str]) -> "tuple[int, _Answer]":
+        """One attempt, all of it (connect, headers, body) within the read timeout."""
+        with deadline(self.timeout[1]) as watch:
+            try:
+                with self.session.post(
+                    url, json=data, headers=headers, timeout=self.timeout, stream=True
+                ) as response:
+                    answer = _Answer.read(response)
+            except requests.RequestException as exc:
+                if watch.expired or _is_read_timeout(exc):
+                    logger.warning("AI-Core gave no whole answer within %ss", self.timeout[1])
+                    raise AICoreTimeout() from exc
+                raise
+            if watch.expired:  # cut short: what was read is not the whole answer
+                raise AICoreTimeout()
+            return response.status_code, answer
 
     def health(self) -> bool:
         try:
@@ -140,6 +178,23 @@ class AICoreClient:
         except requests.RequestException:
             return False
         return response.status_code == 200
+
+
+@dataclass(frozen=True)
+class _Answer:
+    body: bytes
+    retry_after: int | None
+
+    @classmethod
+    def read(cls, response: requests.Response) -> "_Answer":
+        chunks, size = [], 0
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise AICoreBadResponse(f"AI-Core answered more than {MAX_ANSWER_BYTES} bytes.")
+            chunks.append(chunk)
+        retry_after = response.headers.get("Retry-After", "")
+        return cls(b"".join(chunks), int(retry_after) if retry_after.isdigit() else None)
 
 
 class StubClient:

@@ -6,6 +6,7 @@ moderation go in as one more step here. Callers must not hold a database
 transaction while calling `generate_reply`.
 """
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -95,8 +96,12 @@ def ai_core_status() -> str:
     """`stub`, `ok` or `unavailable`; a real check is cached for a few seconds."""
     if settings.AI_CORE_URL == "stub":
         return "stub"
-    status = cache.get(HEALTH_CACHE_KEY)
+    try:
+        status = cache.get(HEALTH_CACHE_KEY)
+    except Exception:  # the cache is down: check AI-Core itself
+        return "ok" if get_client().health() else "unavailable"
     if status is None:
         status = "ok" if get_client().health() else "unavailable"
-        cache.set(HEALTH_CACHE_KEY, status, settings.AI_CORE_HEALTH_CACHE_SECONDS)
+        with contextlib.suppress(Exception):
+            cache.set(HEALTH_CACHE_KEY, status, settings.AI_CORE_HEALTH_CACHE_SECONDS)
     return status

@@ -4,6 +4,11 @@ processes and restarts.
 A key is scoped to its user. The first request claims it (a unique row);
 a repeat within 24 h replays the stored response, a repeat with another body
 gets 422, and a repeat while the first still runs gets 409.
+
+Only a success is stored as the key's outcome. Once the send has saved its
+user message the key is bound to it, so a repeat after any failure (a 503
+from AI-Core, a 500, a process that died) answers that message, as /reply/
+would, and never saves a second copy.
 """
 
 import hashlib
@@ -22,7 +27,7 @@ from rest_framework.exceptions import APIException
 from accounts.models import User
 from tutor_platform.exceptions import Conflict
 
-from .models import IdempotencyKey
+from .models import IdempotencyKey, Message
 
 KEY_MAX_LENGTH = 255
 KEY_TTL = timedelta(hours=24)
@@ -69,46 +74,76 @@ def _claim(*, user: User, key: str, digest: str) -> IdempotencyKey | StoredRespo
         if existing is None:
             continue  # released in between: try to claim again
         expired = existing.created_at < now - KEY_TTL
-        abandoned = (
-            existing.state == IdempotencyKey.State.IN_PROGRESS and existing.created_at < now - _stale_after()
-        )
-        if expired or abandoned:
-            # Take it over, unless another request just did.
-            taken = IdempotencyKey.objects.filter(pk=existing.pk, created_at=existing.created_at).update(
-                fingerprint=digest,
-                state=IdempotencyKey.State.IN_PROGRESS,
-                response_status=None,
-                response_body=None,
-                response_headers={},
-                created_at=now,
-            )
-            if taken:
-                existing.refresh_from_db()
-                return existing
-            continue
-        if existing.fingerprint != digest:
+        if expired:
+            # A new request under an old key: start afresh.
+            taken = _take_over(existing, now, fingerprint=digest, user_message=None)
+        elif existing.fingerprint != digest:
             raise KeyReused()
-        if existing.state == IdempotencyKey.State.IN_PROGRESS:
+        elif existing.state == IdempotencyKey.State.DONE:
+            return StoredResponse(existing.response_status, existing.response_body, existing.response_headers)
+        elif existing.state == IdempotencyKey.State.FAILED or existing.created_at < now - _stale_after():
+            # Failed, or its process died: this request finishes the job.
+            taken = _take_over(existing, now)
+        else:
             raise KeyInUse()
-        return StoredResponse(existing.response_status, existing.response_body, existing.response_headers)
+        if taken:
+            return IdempotencyKey.objects.select_related("user_message").get(pk=existing.pk)
     raise KeyInUse()
 
 
-def run_once(*, user: User, key: str, digest: str, call: Callable[[], StoredResponse]) -> StoredResponse:
-    """Runs `call` once per (user, key); repeats get the stored response."""
+def _take_over(existing: IdempotencyKey, now: Any, **changes: Any) -> bool:
+    """Claims an existing row, unless another request just did."""
+    return bool(
+        IdempotencyKey.objects.filter(
+            pk=existing.pk, state=existing.state, created_at=existing.created_at
+        ).update(
+            state=IdempotencyKey.State.IN_PROGRESS,
+            response_status=None,
+            response_body=None,
+            response_headers={},
+            created_at=now,
+            **changes,
+        )
+    )
+
+
+Send = Callable[[Message | None, Callable[[Message], None]], StoredResponse]
+
+
+def run_once(*, user: User, key: str, digest: str, call: Send) -> StoredResponse:
+    """Runs `call` once per (user, key); repeats get the stored success.
+
+    `call(user_message, bind)`: `user_message` is the message an earlier
+    attempt saved (None on the first), and `bind` must be called with the
+    user message as soon as it is saved.
+    """
     claimed = _claim(user=user, key=key, digest=digest)
     if isinstance(claimed, StoredResponse):
         return claimed
+    rows = IdempotencyKey.objects.filter(pk=claimed.pk)
+    bound: list[Message] = [claimed.user_message] if claimed.user_message else []
+
+    def bind(user_message: Message) -> None:
+        bound.append(user_message)
+        rows.update(user_message=user_message)
+
     try:
-        response = call()
+        response = call(claimed.user_message, bind)
     except BaseException:
-        # Nothing to replay (e.g. an unexpected error): let the client retry.
-        IdempotencyKey.objects.filter(pk=claimed.pk).delete()
+        if bound:
+            rows.update(state=IdempotencyKey.State.FAILED)
+        else:
+            rows.delete()  # nothing was saved: the key is free again
         raise
-    IdempotencyKey.objects.filter(pk=claimed.pk).update(
-        state=IdempotencyKey.State.DONE,
-        response_status=response.status,
-        response_body=response.body,
-        response_headers=response.headers,
-    )
+    if 200 <= response.status < 300:
+        rows.update(
+            state=IdempotencyKey.State.DONE,
+            response_status=response.status,
+            response_body=response.body,
+            response_headers=response.headers,
+        )
+    elif bound:
+        rows.update(state=IdempotencyKey.State.FAILED)
+    else:
+        rows.delete()
     return response

@@ -68,8 +68,16 @@ class IdempotencyKey(models.Model):
     class State(models.TextChoices):
         IN_PROGRESS = "in_progress"
         DONE = "done"
+        # The user message was saved but got no reply: a retry answers it.
+        FAILED = "failed"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # Bound once the send has saved its user message, so a retry after any
+    # failure answers that message instead of saving a second copy. Gone
+    # with the message when the chat is cleared.
+    user_message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the chat and the body.")
     state = models.CharField(max_length=16, choices=State.choices, default=State.IN_PROGRESS)

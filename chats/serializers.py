@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tutor_platform.fields import StrictCharField, StrictPrimaryKeyRelatedField
@@ -38,10 +39,37 @@ class ChatListQuerySerializer(serializers.Serializer):
     tutor = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DB_ID)
 
 
+# What a student sees of a reply's metadata; staff and the ML team see all of it.
+STUDENT_METADATA = {"tokens_used": int, "processing_time": int | float, "latency_ms": int}
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": "Only these fields, each when known.",
+        "properties": {
+            "tokens_used": {"type": "integer"},
+            "processing_time": {"type": "number", "description": "Seconds, as AI-Core measured it."},
+            "latency_ms": {"type": "integer", "description": "AI-Core's latency as the backend measured it."},
+        },
+        "additionalProperties": False,
+    }
+)
+class StudentMetadataField(serializers.Field):
+    """The documented allow-list of a reply's metadata, values of the documented type only."""
+
+    def to_representation(self, value: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: value[key]
+            for key, kind in STUDENT_METADATA.items()
+            if isinstance(value.get(key), kind) and not isinstance(value[key], bool)
+        }
+
+
 class MessageSerializer(serializers.ModelSerializer):
     chat = serializers.PrimaryKeyRelatedField(read_only=True)
     attachments = serializers.ListField(child=serializers.DictField())
-    metadata = serializers.DictField()
+    metadata = StudentMetadataField(read_only=True)
 
     class Meta:
         model = Message
@@ -101,5 +129,15 @@ class ReplyResultSerializer(serializers.Serializer):
 
 class AICoreErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
-    code = serializers.ChoiceField(choices=["ai_core_timeout", "ai_core_unavailable", "ai_core_bad_response"])
-    user_message = MessageSerializer(help_text="The user message, saved; retry with POST .../reply/.")
+    code = serializers.ChoiceField(
+        choices=[
+            "ai_core_timeout",
+            "ai_core_unavailable",
+            "ai_core_bad_response",
+            "database_unavailable",
+            "server_error",
+        ]
+    )
+    user_message = MessageSerializer(
+        help_text="The user message, saved; retry with POST .../reply/ or the same Idempotency-Key."
+    )

@@ -5,7 +5,9 @@ the reply in a second, short transaction: no transaction or row lock is ever
 held while AI-Core is working.
 """
 
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,10 +19,12 @@ from rest_framework.exceptions import APIException
 from accounts.models import User
 from aicore import orchestrator
 from aicore.exceptions import AICoreError
-from tutor_platform.exceptions import Conflict
+from tutor_platform.exceptions import Conflict, DatabaseUnavailable, is_database_outage
 from tutoring.models import Tutor
 
 from .models import Chat, Message
+
+logger = logging.getLogger(__name__)
 
 TITLE_MAX_CHARS = 60
 
@@ -41,13 +45,30 @@ class ReplyDiscarded(Conflict):
 
 
 class ReplyFailed(APIException):
-    """AI-Core failed; the user message is saved and can be retried with /reply/."""
+    """No reply, for whatever reason; the user message is saved and can be
+    answered later (/reply/, or a retry with the same Idempotency-Key)."""
 
-    def __init__(self, error: AICoreError, user_message: Message) -> None:
+    def __init__(self, error: APIException | AICoreError, user_message: Message) -> None:
         self.error = error
         self.user_message = user_message
         self.status_code = error.status_code
-        super().__init__(detail=error.detail, code=error.code)
+        self.retry_after = getattr(error, "retry_after", None)
+        super().__init__(detail=error.detail, code=getattr(error, "code", None) or error.default_code)
+
+    @classmethod
+    def after(cls, exc: Exception, user_message: Message) -> "ReplyFailed":
+        if isinstance(exc, AICoreError):
+            return cls(exc, user_message)
+        if is_database_outage(exc):
+            logger.warning("Database unavailable while replying: %s", type(exc).__name__)
+            return cls(DatabaseUnavailable(), user_message)
+        logger.error("Reply to message %s failed", user_message.pk, exc_info=exc)
+        return cls(ServerError(), user_message)
+
+
+class ServerError(APIException):
+    default_detail = "Internal server error."
+    default_code = "server_error"
 
 
 @dataclass(frozen=True)
@@ -121,11 +142,20 @@ def _ensure_tutor_available(chat: Chat) -> None:
         raise TutorUnavailable()
 
 
-def message_send(*, chat: Chat, content: str, attachments: list[dict], request_id: str) -> SendResult:
+def message_send(
+    *,
+    chat: Chat,
+    content: str,
+    attachments: list[dict],
+    request_id: str,
+    on_saved: Callable[[Message], None] | None = None,
+) -> SendResult:
     """Saves the user message, asks AI-Core, saves the reply.
 
-    Raises ReplyFailed (user message kept, no reply) when AI-Core fails.
-    Must be called outside any transaction.
+    `on_saved` is called once the user message is committed (an
+    Idempotency-Key binds to it there). Raises ReplyFailed (user message
+    kept, no reply) when anything fails after that. Must be called outside
+    any transaction.
     """
     _ensure_tutor_available(chat)
     with transaction.atomic():
@@ -133,6 +163,19 @@ def message_send(*, chat: Chat, content: str, attachments: list[dict], request_i
             chat=chat, role=Message.Role.USER, content=content, attachments=attachments
         )
         _touch_chat(chat, at=user_message.created_at, title_from=content)
+    if on_saved is not None:
+        on_saved(user_message)
+    assistant_message = _reply_to(chat=chat, user_message=user_message, request_id=request_id)
+    return SendResult(user_message=user_message, assistant_message=assistant_message)
+
+
+def message_send_again(*, chat: Chat, user_message: Message, request_id: str) -> SendResult:
+    """A retried send whose user message was saved before: answers that
+    message (once), never saves a second copy."""
+    existing = Message.objects.filter(reply_to=user_message).first()
+    if existing is not None:
+        return SendResult(user_message=user_message, assistant_message=existing)
+    _ensure_tutor_available(chat)
     assistant_message = _reply_to(chat=chat, user_message=user_message, request_id=request_id)
     return SendResult(user_message=user_message, assistant_message=assistant_message)
 
@@ -147,10 +190,20 @@ def message_reply(*, chat: Chat, request_id: str) -> Message:
 
 
 def _reply_to(*, chat: Chat, user_message: Message, request_id: str) -> Message:
+    """Asks AI-Core and saves its reply. Any failure but a conflict is a
+    ReplyFailed carrying the saved user message."""
     try:
         reply = orchestrator.generate_reply(chat=chat, user_message=user_message, request_id=request_id)
-    except AICoreError as error:
-        raise ReplyFailed(error, user_message) from error
+        return _save_reply(
+            chat=chat, user_message=user_message, content=reply.content, metadata=reply.metadata
+        )
+    except (ReplyDiscarded, NothingToReply):
+        raise
+    except Exception as exc:
+        raise ReplyFailed.after(exc, user_message) from exc
+
+
+def _save_reply(*, chat: Chat, user_message: Message, content: str, metadata: dict) -> Message:
     try:
         with transaction.atomic():
             if not _lock_chat(chat, containing=user_message):
@@ -158,8 +211,8 @@ def _reply_to(*, chat: Chat, user_message: Message, request_id: str) -> Message:
             assistant_message = Message.objects.create(
                 chat=chat,
                 role=Message.Role.ASSISTANT,
-                content=reply.content,
-                metadata=reply.metadata,
+                content=content,
+                metadata=metadata,
                 reply_to=user_message,
             )
             _touch_chat(chat, at=assistant_message.created_at)

@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -17,7 +19,7 @@ from tutor_platform.api import GenericViewSet
 from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR, error
 
 from . import idempotency, selectors, services
-from .models import Chat
+from .models import Chat, Message
 from .serializers import (
     AICoreErrorSerializer,
     ChatCreateSerializer,
@@ -35,12 +37,18 @@ from .throttles import AISendThrottle
 
 _ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
 _AI_ERRORS = {
+    500: OpenApiResponse(
+        AICoreErrorSerializer,
+        description="`server_error` after the user message was saved; the user message is in the body.",
+    ),
     502: OpenApiResponse(
         AICoreErrorSerializer, description="`ai_core_bad_response`; the user message is saved."
     ),
     503: OpenApiResponse(
         AICoreErrorSerializer,
-        description="`ai_core_unavailable` (with `Retry-After`); the user message is saved.",
+        description=(
+            "`ai_core_unavailable` or `database_unavailable` (with `Retry-After`); the user message is saved."
+        ),
     ),
     504: OpenApiResponse(AICoreErrorSerializer, description="`ai_core_timeout`; the user message is saved."),
 }
@@ -51,7 +59,8 @@ _IDEMPOTENCY_KEY = OpenApiParameter(
     OpenApiParameter.HEADER,
     description=(
         "At most 255 characters. A repeat by the same user within 24 h returns the first "
-        "result without calling AI-Core again."
+        "successful result without calling AI-Core again; a repeat after a failure answers the "
+        "user message the first attempt saved, never saving a second copy."
     ),
 )
 
@@ -170,15 +179,22 @@ class ChatViewSet(
         data = serializer.validated_data
         key = request.headers.get("Idempotency-Key")
 
-        def send() -> idempotency.StoredResponse:
+        def send(saved: Message | None, bind: Callable[[Message], None]) -> idempotency.StoredResponse:
             try:
-                result = services.message_send(chat=chat, request_id=request.request_id, **data)
+                if saved is None:
+                    result = services.message_send(
+                        chat=chat, request_id=request.request_id, on_saved=bind, **data
+                    )
+                else:
+                    result = services.message_send_again(
+                        chat=chat, user_message=saved, request_id=request.request_id
+                    )
             except services.ReplyFailed as failure:
                 return _failure_response(failure)
             return idempotency.StoredResponse(status.HTTP_201_CREATED, SendResultSerializer(result).data)
 
         if key is None:
-            outcome = send()
+            outcome = send(None, lambda _message: None)
         else:
             if not 0 < len(key) <= idempotency.KEY_MAX_LENGTH:
                 raise ValidationError(
@@ -217,12 +233,11 @@ class ChatViewSet(
 
 def _failure_response(failure: services.ReplyFailed) -> idempotency.StoredResponse:
     headers = {}
-    retry_after = getattr(failure.error, "retry_after", None)
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
+    if failure.retry_after is not None:
+        headers["Retry-After"] = str(failure.retry_after)
     body = {
-        "detail": failure.error.detail,
-        "code": failure.error.code,
+        "detail": failure.detail,
+        "code": failure.detail.code,
         "user_message": MessageSerializer(failure.user_message).data,
     }
     return idempotency.StoredResponse(failure.status_code, body, headers)

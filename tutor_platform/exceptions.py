@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -23,13 +24,32 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class DatabaseUnavailable(exceptions.APIException):
+    """The database refused or dropped the connection, or no pooled one was free in time."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The service is busy right now. Please retry shortly."
+    default_code = "database_unavailable"
+    retry_after = 5
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Connection-level database failures (not bad queries): worth a 503 and a retry."""
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     # Django's own exceptions become DRF's, so they carry a code too.
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif is_database_outage(exc):
+        logger.warning("Database unavailable: %s", type(exc).__name__)
+        exc = DatabaseUnavailable()
     response = drf_exception_handler(exc, context)
+    if isinstance(exc, DatabaseUnavailable):
+        response["Retry-After"] = str(exc.retry_after)
     if response is None:
         # Unexpected: log the traceback, answer without it.
         logger.exception("Unhandled error in %s", context["view"].__class__.__name__)

@@ -1,3 +1,6 @@
+import logging
+
+from django.core.cache import cache
 from django.db import DatabaseError, connection
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
@@ -13,8 +16,14 @@ HealthSerializer = inline_serializer(
         "status": serializers.ChoiceField(choices=["ok", "error"]),
         "database": serializers.ChoiceField(choices=["ok", "error"]),
         "ai_core": serializers.ChoiceField(choices=["ok", "stub", "unavailable"]),
+        "cache": serializers.ChoiceField(
+            choices=["ok", "unavailable"],
+            help_text="Without the cache, throttles let requests through; the API keeps working.",
+        ),
     },
 )
+
+logger = logging.getLogger(__name__)
 
 
 def database_status() -> str:
@@ -27,8 +36,18 @@ def database_status() -> str:
     return "ok"
 
 
+def cache_status() -> str:
+    try:
+        cache.set("health:probe", 1, 10)
+    except Exception as exc:  # whichever error the cache backend raises
+        logger.warning("Cache unavailable: %s", type(exc).__name__)
+        return "unavailable"
+    return "ok"
+
+
 class HealthView(APIView):
-    """Liveness for load balancers: 503 only when the database is unreachable."""
+    """Liveness for load balancers: 503 only when the database is unreachable
+    (AI-Core or the cache being down degrades the service, it does not stop it)."""
 
     permission_classes = [permissions.AllowAny]
     authentication_classes = []
@@ -41,6 +60,7 @@ class HealthView(APIView):
             "status": "ok" if database == "ok" else "error",
             "database": database,
             "ai_core": ai_core_status(),
+            "cache": cache_status(),
         }
         return Response(
             body, status=status.HTTP_200_OK if database == "ok" else status.HTTP_503_SERVICE_UNAVAILABLE

@@ -173,6 +173,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    # A Redis that is down or hanging must cost a request milliseconds, not
+    # seconds: short socket timeouts and no retries. Throttles then fail
+    # open and health reports the cache as unavailable.
+    CACHES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "socket_connect_timeout": env.float("CACHE_TIMEOUT", default=0.25),
+            "socket_timeout": env.float("CACHE_TIMEOUT", default=0.25),
+            "retry": Retry(NoBackoff(), 0),
+        }
+    )
 
 # ---------------------------------------------------------------------------
 # Auth
@@ -216,6 +230,9 @@ WHITENOISE_MANIFEST_STRICT = False
 
 # Larger JSON bodies get a JSON 413 from BodySizeLimitMiddleware.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+# Requests without a user (login, register, refresh) need little: bound the
+# work an anonymous client can make the server do.
+ANON_DATA_UPLOAD_MAX_SIZE = env.int("ANON_DATA_UPLOAD_MAX_SIZE", default=16_384)
 
 # ---------------------------------------------------------------------------
 # Production security: on whenever DEBUG is off, each overridable.
@@ -247,14 +264,19 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "tutor_platform.throttling.AnonRateThrottle",
+        "tutor_platform.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("THROTTLE_ANON_RATE", default="60/min"),
         "user": env.str("THROTTLE_USER_RATE", default="600/min"),
         "ai_send": env.str("THROTTLE_AI_RATE", default="30/min"),
+        # API and admin logins, per client address and per account.
+        "login": env.str("THROTTLE_LOGIN_RATE", default="10/min"),
     },
+    # The client address for throttling is the one the last NUM_PROXIES
+    # trusted proxies saw; 0 (no proxy) ignores X-Forwarded-For entirely.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "tutor_platform.exceptions.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

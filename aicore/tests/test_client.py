@@ -7,6 +7,7 @@ import requests
 import responses
 from django.db import connection
 from responses import matchers
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from aicore.circuit import CircuitBreaker
 from chats.models import Message
@@ -25,6 +26,17 @@ def ai_core(settings):
     settings.AI_CORE_API_KEY = ""
     with responses.RequestsMock() as mock:
         yield mock
+
+
+def refused() -> requests.ConnectionError:
+    """What requests raises when nothing listens: the request never left."""
+    cause = NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")
+    return requests.ConnectionError(MaxRetryError(None, GENERATE, cause))
+
+
+def dropped() -> requests.ConnectionError:
+    """What requests raises when the connection drops after the request was sent."""
+    return requests.ConnectionError(ProtocolError("Connection aborted.", ConnectionResetError(104, "reset")))
 
 
 def send(client, chat, content="Объясните теорему Пифагора", headers=None):
@@ -98,18 +110,47 @@ class TestFailures:
         assert len(ai_core.calls) == 1
 
     def test_connection_refused_is_503_with_retry_after_after_the_retries(self, ai_core, auth_client, chat):
-        ai_core.post(GENERATE, body=requests.ConnectionError("refused"))
+        ai_core.post(GENERATE, body=refused())
         response = send(auth_client, chat)
         assert_failure_kept_user_message(response, 503, "ai_core_unavailable", "Объясните теорему Пифагора")
         assert int(response["Retry-After"]) > 0
         assert len(ai_core.calls) == 3
 
+    def test_503_with_retry_after_is_retried_up_to_the_limit_then_503(self, ai_core, auth_client, chat):
+        ai_core.post(GENERATE, status=503, json={"detail": "overloaded"}, headers={"Retry-After": "7"})
+        response = send(auth_client, chat)
+        assert_failure_kept_user_message(response, 503, "ai_core_unavailable", "Объясните теорему Пифагора")
+        assert response["Retry-After"] == "7"
+        assert len(ai_core.calls) == 3
+
     @pytest.mark.parametrize("status", [502, 503])
-    def test_502_and_503_are_retried_up_to_the_limit_then_502(self, ai_core, auth_client, chat, status):
+    def test_502_and_503_without_retry_after_may_have_reached_ai_core_and_are_not_retried(
+        self, ai_core, auth_client, chat, status
+    ):
+        """Item 13: only a request that provably never reached AI-Core is sent again."""
         ai_core.post(GENERATE, status=status, json={"detail": "overloaded"})
         response = send(auth_client, chat)
         assert_failure_kept_user_message(response, 502, "ai_core_bad_response", "Объясните теорему Пифагора")
-        assert len(ai_core.calls) == 3
+        assert len(ai_core.calls) == 1
+
+    def test_connection_dropped_after_sending_is_not_retried(self, ai_core, auth_client, chat):
+        """Item 13: one send cost three generations when a dropped answer was retried."""
+        ai_core.post(GENERATE, body=dropped())
+        response = send(auth_client, chat)
+        assert_failure_kept_user_message(response, 503, "ai_core_unavailable", "Объясните теорему Пифагора")
+        assert len(ai_core.calls) == 1
+
+    def test_retries_carry_one_idempotency_key(self, ai_core, auth_client, chat):
+        """Item 13: AI-Core can deduplicate a retried generation; each send has its own key."""
+        ai_core.post(GENERATE, body=refused())
+        ai_core.post(GENERATE, json={"content": "ok"})
+        assert send(auth_client, chat).status_code == 201
+        ai_core.post(GENERATE, json={"content": "ещё"})
+        assert send(auth_client, chat, content="ещё").status_code == 201
+        keys = [call.request.headers["Idempotency-Key"] for call in ai_core.calls]
+        assert len(keys) == 3
+        assert keys[0] == keys[1] != keys[2]
+        assert all(len(key) == 32 for key in keys)
 
     def test_500_is_not_retried(self, ai_core, auth_client, chat):
         ai_core.post(GENERATE, status=500, body="boom")
@@ -125,6 +166,15 @@ class TestFailures:
             {"json": {"content": None}},
             {"json": {"content": 42}},
             {"json": ["content"]},
+            # Item 11: answers that are JSON to Python but cannot be stored or served.
+            {"body": '{"content": "ok", "confidence": NaN}'},
+            {"body": '{"content": "ok", "score": Infinity}'},
+            {"body": '{"content": "ok", "tokens_used": 1e999}'},
+            {"body": '{"content": "a\\u0000b"}'},
+            {"body": '{"content": "ok", "note": "\\ud800"}'},
+            {"body": '{"content": "ok", "trace": ' + "[" * 50 + "]" * 50 + "}"},
+            {"body": '{"content": "ok", "trace": ' + "[" * 100_000 + "]" * 100_000 + "}"},
+            {"body": json.dumps({"content": "x" * (3 * 1024 * 1024)})},
         ],
     )
     def test_unusable_body_is_502(self, ai_core, auth_client, chat, kwargs):
@@ -132,8 +182,43 @@ class TestFailures:
         response = send(auth_client, chat)
         assert_failure_kept_user_message(response, 502, "ai_core_bad_response", "Объясните теорему Пифагора")
 
+    def test_a_bad_answer_on_the_half_open_trial_does_not_jam_the_breaker(
+        self, ai_core, settings, auth_client, chat
+    ):
+        """Item 11: the breaker's trial ended with any exception, so it recovers when AI-Core does."""
+        settings.AI_CORE_MAX_RETRIES = 0
+        settings.AI_CORE_CIRCUIT_FAILURES = 1
+        settings.AI_CORE_CIRCUIT_RESET_SECONDS = 0
+        ai_core.post(GENERATE, status=500)
+        ai_core.post(GENERATE, body='{"content": "ok", "x": NaN}')
+        ai_core.post(GENERATE, json={"content": "снова работает"})
+        assert send(auth_client, chat).status_code == 502  # opens the circuit
+        assert send(auth_client, chat, content="2").status_code == 502  # the trial: a bad answer
+        response = send(auth_client, chat, content="3")
+        assert response.status_code == 201
+        assert response.json()["assistant_message"]["content"] == "снова работает"
+
+    def test_an_unexpected_error_in_the_trial_still_ends_it(self):
+        from aicore.client import AICoreClient
+
+        breaker = CircuitBreaker(failure_threshold=1, reset_seconds=0)
+        breaker.record_failure()
+        client = AICoreClient(
+            base_url=AI_URL,
+            timeout=1,
+            connect_timeout=1,
+            max_retries=0,
+            retry_backoff=0,
+            api_key="",
+            breaker=breaker,
+        )
+        client._generate = lambda data, request_id: 1 / 0
+        with pytest.raises(ZeroDivisionError):
+            client.generate_response({}, request_id="r")
+        assert breaker.allow()  # a new trial is allowed: the failed one was recorded
+
     def test_503_once_then_success_is_201(self, ai_core, auth_client, chat):
-        ai_core.post(GENERATE, status=503)
+        ai_core.post(GENERATE, status=503, headers={"Retry-After": "1"})
         ai_core.post(GENERATE, json={"content": "Вот объяснение"})
         response = send(auth_client, chat)
         assert response.status_code == 201
@@ -231,7 +316,12 @@ def test_no_transaction_or_connection_is_held_while_ai_core_works(ai_core, auth_
 class TestHealth:
     def test_ok_when_ai_core_answers(self, ai_core, api_client):
         ai_core.get(HEALTH, json={"status": "ok"})
-        assert api_client.get("/api/v1/health/").json() == {"status": "ok", "database": "ok", "ai_core": "ok"}
+        assert api_client.get("/api/v1/health/").json() == {
+            "status": "ok",
+            "database": "ok",
+            "ai_core": "ok",
+            "cache": "ok",
+        }
 
     def test_unavailable_does_not_make_it_503_and_is_cached(self, ai_core, api_client):
         ai_core.get(HEALTH, body=requests.ConnectionError("down"))
@@ -265,3 +355,62 @@ def test_chat_cleared_or_deleted_while_ai_core_works_gets_no_orphan_reply(ai_cor
     assert response.status_code == 409
     assert response.json()["code"] == "reply_discarded"
     assert not Message.objects.exists()
+
+
+@pytest.fixture
+def dripping_ai_core(settings):
+    """A real socket server that answers a valid reply one byte every 0.2 s (about 8 s in all)."""
+    import socket
+    import threading
+
+    body = json.dumps({"content": "медленно, но верно"}).encode()
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    stop = threading.Event()
+    mode = {"drip": "body"}
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                fast, slow = (head.encode(), body) if mode["drip"] == "body" else (b"", head.encode() + body)
+                try:
+                    conn.sendall(fast)
+                    for index in range(len(slow)):
+                        if stop.wait(0.2):
+                            return
+                        conn.sendall(slow[index : index + 1])
+                except OSError:
+                    continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    settings.AI_CORE_URL = f"http://127.0.0.1:{server.getsockname()[1]}"
+    settings.AI_CORE_TIMEOUT = 1
+    settings.AI_CORE_CONNECT_TIMEOUT = 1
+    settings.AI_CORE_MAX_RETRIES = 0
+    yield mode
+    stop.set()
+    server.close()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("drip", ["body", "headers"])
+def test_an_answer_dripped_byte_by_byte_is_cut_at_the_total_deadline(
+    dripping_ai_core, auth_client, chat, drip
+):
+    """Item 12: every read is quick, but the whole answer takes ~8 s against AI_CORE_TIMEOUT=1."""
+    import time
+
+    dripping_ai_core["drip"] = drip
+    started = time.monotonic()
+    response = send(auth_client, chat)
+    elapsed = time.monotonic() - started
+    assert_failure_kept_user_message(response, 504, "ai_core_timeout", "Объясните теорему Пифагора")
+    assert elapsed < 5  # the whole drip takes about 8 s

@@ -66,7 +66,7 @@ def test_whole_send_flow_over_http(stub_server, settings, auth_client, chat, api
     )
     assert first.status_code == 201
     assert "Что такое производная?" in first.json()["assistant_message"]["content"]
-    assert first.json()["assistant_message"]["metadata"]["stub"] is True
+    assert Message.objects.get(role="assistant").metadata["stub"] is True
     second = auth_client.post(f"/api/v1/chats/{chat.id}/messages/", {"content": "А интеграл?"}, format="json")
     assert "2 предыдущих" in second.json()["assistant_message"]["content"]
     assert Message.objects.filter(chat=chat).count() == 4
@@ -77,7 +77,7 @@ def test_whole_send_flow_over_http(stub_server, settings, auth_client, chat, api
 def test_health_reports_unavailable_when_nothing_listens(settings, api_client):
     settings.AI_CORE_URL = f"http://127.0.0.1:{free_port()}"
     body = api_client.get("/api/v1/health/").json()
-    assert body == {"status": "ok", "database": "ok", "ai_core": "unavailable"}
+    assert body == {"status": "ok", "database": "ok", "ai_core": "unavailable", "cache": "ok"}
 
 
 @pytest.mark.django_db

@@ -41,10 +41,46 @@ def test_malformed_json_is_400_parse_error(api_client):
     assert_json_error(response, 400, "parse_error")
 
 
-def test_absurdly_nested_json_is_400_not_500(api_client):
+def test_absurdly_nested_json_is_400_not_500(auth_client):
     body = "[" * 100_000 + "]" * 100_000
-    response = api_client.post("/api/v1/auth/login/", body, content_type="application/json")
+    response = auth_client.patch("/api/v1/auth/me/", body, content_type="application/json")
     assert_json_error(response, 400, "parse_error")
+
+
+def test_an_anonymous_body_over_the_small_limit_is_413_before_parsing(api_client, settings):
+    """Item 10: login, register and refresh need a few hundred bytes, not 2.5 MB."""
+    body = "[" + "[]," * 10_000 + "[]]"
+    assert settings.ANON_DATA_UPLOAD_MAX_SIZE < len(body) < settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    response = api_client.post("/api/v1/auth/login/", body, content_type="application/json")
+    assert_json_error(response, 413, "request_too_large")
+
+
+def test_a_body_of_too_many_elements_is_400_before_decoding(auth_client, user):
+    """Item 10: 2.5 MB of empty arrays took 2.3 s of CPU to decode and walk."""
+    body = '{"full_name": "x", "junk": [' + "[]," * 800_000 + "[]]}"
+    assert len(body) < 2_621_440
+    response = auth_client.patch("/api/v1/auth/me/", body, content_type="application/json")
+    assert_json_error(response, 400, "parse_error")
+    assert "elements" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("where", ["attachments", "preferences"])
+def test_an_infinite_number_is_400_not_500(auth_client, chat, where):
+    """Item 17: `1e999` decodes to infinity, which neither PostgreSQL's JSON nor a client can hold."""
+    from chats.models import Message
+
+    if where == "attachments":
+        body = '{"content": "x", "attachments": [{"size": 1e999}]}'
+        response = auth_client.post(
+            f"/api/v1/chats/{chat.id}/messages/", body, content_type="application/json"
+        )
+    else:
+        response = auth_client.patch(
+            "/api/v1/auth/me/preferences/", '{"zoom": -1e999}', content_type="application/json"
+        )
+    assert_json_error(response, 400, "parse_error")
+    assert "finite" in response.json()["detail"]
+    assert not Message.objects.exists()
 
 
 @pytest.mark.parametrize("text", ["nul\\u0000byte", "lone \\ud800 surrogate"])
@@ -105,7 +141,7 @@ def test_admin_404_stays_html(admin_client):
 def test_health_reports_database_and_stub(api_client):
     response = api_client.get("/api/v1/health/")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "ai_core": "stub"}
+    assert response.json() == {"status": "ok", "database": "ok", "ai_core": "stub", "cache": "ok"}
 
 
 def test_health_is_503_when_the_database_is_unreachable(api_client, monkeypatch):

@@ -1,0 +1,30 @@
+"""The daily clean-up (run it from cron, see the README): records that can
+no longer be used are deleted, so these tables stop growing forever.
+
+- JWT refresh tokens past their expiry, with their blacklist entries: an
+  expired token is refused on its signature alone.
+- Idempotency-Key records older than 24 h: they can no longer be replayed.
+"""
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+
+from chats.idempotency import KEY_TTL
+from chats.models import IdempotencyKey
+
+
+class Command(BaseCommand):
+    help = "Delete expired JWT refresh tokens (and their blacklist rows) and Idempotency-Keys past 24 h."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        now = timezone.now()
+        _, tokens = OutstandingToken.objects.filter(expires_at__lte=now).delete()
+        _, keys = IdempotencyKey.objects.filter(created_at__lt=now - KEY_TTL).delete()
+        self.stdout.write(
+            f"Deleted {tokens.get('token_blacklist.OutstandingToken', 0)} expired refresh token(s), "
+            f"{tokens.get('token_blacklist.BlacklistedToken', 0)} blacklist entr(ies), "
+            f"{keys.get('chats.IdempotencyKey', 0)} idempotency key(s)."
+        )

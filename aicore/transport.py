@@ -1,0 +1,98 @@
+"""The HTTP session AI-Core is called through, with a total deadline per call.
+
+`requests` timeouts bound each socket operation, not a whole call: an AI-Core
+that sends one byte every 1.5 s never trips a 5 s read timeout and can hold
+a request thread for as long as it likes. `deadline()` arms a timer for the
+call; when it fires, the socket the call is using is shut down, so whatever
+read is blocked on it returns at once and the call fails. The session's
+connections tell the deadline which socket that is.
+"""
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+_current = threading.local()
+
+
+class Deadline:
+    """One call's deadline: knows the call's connection, can cut it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connection: HTTPConnection | None = None
+        self.expired = False
+
+    def attach(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            self._connection = connection
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sock = getattr(self._connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[Deadline]:
+    """Cuts the connection of the calls made inside after `seconds`."""
+    watch = Deadline()
+    timer = threading.Timer(seconds, watch.expire)
+    timer.daemon = True
+    _current.deadline = watch
+    timer.start()
+    try:
+        yield watch
+    finally:
+        timer.cancel()
+        _current.deadline = None
+
+
+class _AttachMixin:
+    def request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        watch = getattr(_current, "deadline", None)
+        if watch is not None:
+            watch.attach(self)  # type: ignore[arg-type]
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _HTTPConnection(_AttachMixin, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_AttachMixin, HTTPSConnection):
+    pass
+
+
+class _HTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
+
+
+def new_session(pool_size: int) -> requests.Session:
+    session = requests.Session()
+    # Many request threads may wait on AI-Core at once; keep a connection each.
+    # No retries here: the client decides what may be retried.
+    adapter = _Adapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session

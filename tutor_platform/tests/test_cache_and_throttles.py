@@ -1,0 +1,144 @@
+"""Issue 10, items 5 and 8: cost-guarding budgets hold exactly under a burst,
+and losing Redis degrades the service instead of breaking it."""
+
+import logging
+import socket
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+import redis
+from django.test import override_settings
+
+from chats.throttles import AISendThrottle
+from tutor_platform import throttling
+
+REDIS_URL = "redis://127.0.0.1:6379/14"
+
+
+def redis_cache(url: str = REDIS_URL, **options) -> dict:
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25, **options},
+        }
+    }
+
+
+def fake_request(user_id: int) -> SimpleNamespace:
+    user = SimpleNamespace(pk=user_id, is_authenticated=True)
+    return SimpleNamespace(user=user, META={"REMOTE_ADDR": "127.0.0.1"}, headers={})
+
+
+@pytest.mark.parametrize("backend", ["redis", "locmem"])
+def test_a_burst_of_sends_gets_exactly_the_budget(backend, monkeypatch):
+    """Item 5: 120 simultaneous sends let 71 through a budget of 30."""
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(
+        SimpleRateThrottle, "THROTTLE_RATES", {**api_settings.DEFAULT_THROTTLE_RATES, "ai_send": "30/hour"}
+    )
+    caches = (
+        redis_cache()
+        if backend == "redis"
+        else {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    )
+    if backend == "redis":
+        redis.Redis.from_url(REDIS_URL).flushdb()  # fails loudly when Redis is not running
+    with override_settings(CACHES=caches):
+        barrier = threading.Barrier(120)
+        allowed = []
+
+        def send(_: int) -> None:
+            barrier.wait()
+            allowed.append(AISendThrottle().allow_request(fake_request(7), None))
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(120)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert allowed.count(True) == 30
+        assert allowed.count(False) == 90
+        # Another user has a budget of their own.
+        assert AISendThrottle().allow_request(fake_request(8), None)
+
+
+@pytest.fixture
+def hanging_redis():
+    """A server that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    stop.set()
+    server.close()
+    for conn in held:
+        conn.close()
+
+
+def dead_redis() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("failure", ["down", "hanging"])
+def test_without_redis_the_api_degrades_instead_of_failing(
+    failure, hanging_redis, auth_client, chat, api_client, caplog
+):
+    """Item 8: Redis down made every endpoint 500, and hanging made each take 5 s."""
+    url = dead_redis() if failure == "down" else hanging_redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    before = throttling.FAIL_OPEN_COUNT
+    with (
+        override_settings(CACHES=redis_cache(url, retry=Retry(NoBackoff(), 0))),
+        caplog.at_level(logging.WARNING),
+    ):
+        started = time.monotonic()
+        assert api_client.get("/api/v1/tutors/").status_code == 200
+        send = auth_client.post(f"/api/v1/chats/{chat.id}/messages/", {"content": "Привет"}, format="json")
+        assert send.status_code == 201
+        health = api_client.get("/api/v1/health/")
+        elapsed = time.monotonic() - started
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "database": "ok", "ai_core": "stub", "cache": "unavailable"}
+    # Every throttle on those requests failed open, and said so.
+    assert throttling.FAIL_OPEN_COUNT - before >= 3
+    assert "failing open" in caplog.text
+    # Short socket timeouts: three requests, a handful of 0.25 s waits, not 5 s each.
+    assert elapsed < 5
+
+
+def test_the_settings_give_redis_short_timeouts_and_no_retries(monkeypatch):
+    import importlib
+
+    from tutor_platform import settings as settings_module
+
+    monkeypatch.setenv("CACHE_URL", "redis://127.0.0.1:6379/1")
+    reloaded = importlib.reload(settings_module)
+    try:
+        options = reloaded.CACHES["default"]["OPTIONS"]
+        assert options["socket_timeout"] == options["socket_connect_timeout"] == 0.25
+        assert options["retry"].get_retries() == 0
+    finally:
+        monkeypatch.delenv("CACHE_URL")
+        importlib.reload(settings_module)

@@ -1,0 +1,134 @@
+"""Rate limits counted atomically in the cache, and failing open without it.
+
+DRF's own throttles keep a list of timestamps that every request reads and
+writes back: two requests at once both read "29 of 30" and both pass (120
+simultaneous sends let 71 through a budget of 30). These count in fixed
+windows with one atomic increment instead (Redis `INCR`, or the local-memory
+cache's lock), so a budget of N lets exactly N through per window.
+
+Losing the cache must not take the API down with it: when the cache cannot
+be reached the request is allowed, a warning is logged and
+`FAIL_OPEN_COUNT` grows.
+"""
+
+import hashlib
+import logging
+import math
+import time
+from typing import Any
+
+from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCache
+from rest_framework import throttling
+
+logger = logging.getLogger(__name__)
+
+# Requests let through because the cache was unreachable, per process.
+FAIL_OPEN_COUNT = 0
+
+
+def hit(key: str, window_seconds: int) -> int:
+    """Counts one more request in `key`'s window and returns the count so far."""
+    if isinstance(cache, RedisCache):
+        # One round trip, atomic: INCR, and set the expiry only on the first hit.
+        full_key = cache.make_and_validate_key(key)
+        # Django has no public handle on the redis client.
+        pipe = cache._cache.get_client(full_key, write=True).pipeline(transaction=True)
+        pipe.incr(full_key)
+        pipe.expire(full_key, window_seconds, nx=True)
+        count, _ = pipe.execute()
+        return int(count)
+    cache.add(key, 0, window_seconds)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add() and incr()
+        cache.add(key, 1, window_seconds)
+        return 1
+
+
+class AtomicRateThrottle(throttling.SimpleRateThrottle):
+    """`SimpleRateThrottle` counted with `hit()`: fixed windows of the rate's period."""
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        self.now = self.timer()
+        window = int(self.now // self.duration)
+        self.resets_at = (window + 1) * self.duration
+        try:
+            count = hit(f"{self.key}:{window}", self.duration)
+        except Exception as exc:  # any cache failure degrades the same way
+            global FAIL_OPEN_COUNT
+            FAIL_OPEN_COUNT += 1
+            logger.warning(
+                "Throttle %s failing open: cache unavailable (%s); fail-open count %d",
+                self.scope,
+                type(exc).__name__,
+                FAIL_OPEN_COUNT,
+            )
+            return True
+        return count <= self.num_requests
+
+    def wait(self) -> float:
+        return max(1, math.ceil(self.resets_at - self.now))
+
+    def timer(self) -> float:
+        return time.time()
+
+
+class AnonRateThrottle(AtomicRateThrottle, throttling.AnonRateThrottle):
+    """Per client address (`NUM_PROXIES` says how many proxies to look through)."""
+
+
+class UserRateThrottle(AtomicRateThrottle, throttling.UserRateThrottle):
+    """Per user, or per address for anonymous requests."""
+
+
+class LoginRateThrottle(AtomicRateThrottle):
+    """Login attempts (API and admin), per client address and per account.
+
+    Counted per address so one client cannot try many accounts, and per
+    account so many addresses cannot try one. The account's key is a hash
+    of the identifier, so no email address is written to the cache.
+    """
+
+    scope = "login"
+    part = "address"
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        if self.part == "address":
+            ident = self.get_ident(request)
+        else:
+            identifier = login_identifier(request)
+            if not identifier:
+                return None
+            ident = hashlib.sha256(identifier.strip().lower().encode()).hexdigest()[:32]
+        return self.cache_format % {"scope": f"{self.scope}_{self.part}", "ident": ident}
+
+
+def login_identifier(request: Any) -> str:
+    """The email or username a login request names (API JSON or admin form)."""
+    data = getattr(request, "data", None)
+    if data is None:
+        data = request.POST
+    if not hasattr(data, "get"):
+        return ""
+    value = data.get("email") or data.get("username") or ""
+    return value if isinstance(value, str) else ""
+
+
+class LoginAccountThrottle(LoginRateThrottle):
+    part = "account"
+
+
+LOGIN_THROTTLES = (LoginRateThrottle, LoginAccountThrottle)
+
+
+def login_wait(request: Any) -> float | None:
+    """Seconds to wait when a login attempt is over budget, else None."""
+    throttles = [throttle_class() for throttle_class in LOGIN_THROTTLES]
+    waits = [t.wait() for t in throttles if not t.allow_request(request, None)]
+    return max(waits) if waits else None
