@@ -1,6 +1,7 @@
 """Request ids for log lines: set per request, read by a logging filter."""
 
 import logging
+import traceback
 from contextvars import ContextVar
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
@@ -14,3 +15,56 @@ class RequestIDFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         return True
+
+
+def _is_database_error(exc_type: type) -> bool:
+    from django.db import DatabaseError
+
+    if issubclass(exc_type, DatabaseError):
+        return True
+    module = getattr(exc_type, "__module__", "")
+    return module.startswith(("psycopg", "sqlite3"))
+
+
+def _scrubbed(exc: BaseException) -> str:
+    """What a database error may say in a log: names from the schema, no values.
+
+    PostgreSQL's messages carry the rejected values ("Failing row contains
+    (..., <the student's message>, ...)", "Key (email)=(...)"); its
+    diagnostics name the constraint, table and column without them.
+    """
+    diag = getattr(exc, "diag", None) or getattr(exc.__cause__, "diag", None)
+    parts = [
+        f"{name}={value}"
+        for name in ("sqlstate", "constraint_name", "table_name", "column_name")
+        if (value := getattr(diag, name, None))
+    ]
+    return f"[message scrubbed{': ' + ' '.join(parts) if parts else ''}]"
+
+
+class OneLineFormatter(logging.Formatter):
+    """One line per record, request id included, tracebacks too; database
+    errors lose their message, which can quote what a student wrote."""
+
+    def formatException(self, ei) -> str:
+        if ei[1] is None:
+            return super().formatException(ei)
+        te = traceback.TracebackException.from_exception(ei[1])
+        _scrub_chain(te, ei[1], set())
+        return "".join(te.format()).rstrip("\n")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace("\n", " \\n ")
+
+
+def _scrub_chain(te: traceback.TracebackException, exc: BaseException | None, seen: set[int]) -> None:
+    """Walks the exception chain and its rendering side by side."""
+    if exc is None or id(exc) in seen:
+        return
+    seen.add(id(exc))
+    if _is_database_error(type(exc)):
+        te._str = _scrubbed(exc)
+    for link in ("__cause__", "__context__"):
+        te_next = getattr(te, link, None)
+        if te_next is not None:
+            _scrub_chain(te_next, getattr(exc, link), seen)

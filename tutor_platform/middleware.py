@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.signals import request_finished
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .logging import request_id_var
@@ -31,23 +33,28 @@ class RequestIDMiddleware:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
-        token = request_id_var.set(request_id)
+        # Kept until the response is closed (see below), not just while the
+        # middleware runs: Django logs 4xx/5xx responses after the middleware
+        # chain has returned, and those lines need the id too.
+        request_id_var.set(request_id)
         started = time.monotonic()
-        try:
-            response = self.get_response(request)
-            response["X-Request-ID"] = request_id
-            user = getattr(request, "user", None)
-            access_log.info(
-                "%s %s %s %.1fms user=%s",
-                request.method,
-                request.path,
-                response.status_code,
-                (time.monotonic() - started) * 1000,
-                user.pk if user is not None and user.is_authenticated else "-",
-            )
-            return response
-        finally:
-            request_id_var.reset(token)
+        response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        user = getattr(request, "user", None)
+        access_log.info(
+            "%s %s %s %.1fms user=%s",
+            request.method,
+            request.path,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+            user.pk if user is not None and user.is_authenticated else "-",
+        )
+        return response
+
+
+@receiver(request_finished)
+def _forget_request_id(**kwargs: object) -> None:
+    request_id_var.set("-")
 
 
 class BodySizeLimitMiddleware:

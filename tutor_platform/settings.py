@@ -7,6 +7,7 @@ security settings are on and a missing or development `SECRET_KEY` refuses to
 start.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -149,20 +150,49 @@ else:
     }
 DATABASES["default"]["CONN_MAX_AGE"] = DB_CONN_MAX_AGE
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if env.bool("DB_POOL", default=False):
-    # A psycopg pool per process: a request (or a send waiting on AI-Core,
-    # which hands its connection back meanwhile) borrows a connection only
-    # while it runs queries. Needs PostgreSQL; replaces persistent connections.
-    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+
+# Connections: never more than the database accepts. Each gunicorn worker
+# process serves GUNICORN_THREADS requests at once (the same variables
+# gunicorn.conf.py reads); DB_MAX_CONNECTIONS is PostgreSQL's
+# max_connections, less DB_RESERVED_CONNECTIONS for migrations, cron jobs,
+# psql and the superuser.
+SERVER_WORKERS = env.int("GUNICORN_WORKERS", default=os.cpu_count() or 1)
+SERVER_THREADS = env.int("GUNICORN_THREADS", default=32)
+DB_CONNECTION_BUDGET = env.int("DB_MAX_CONNECTIONS", default=100) - env.int(
+    "DB_RESERVED_CONNECTIONS", default=10
+)
+_postgresql = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+DB_POOL = env.bool("DB_POOL", default=_postgresql and not DEBUG)
+if DB_POOL:
+    # A bounded psycopg pool per process: a request (or a send waiting on
+    # AI-Core, which hands its connection back meanwhile) borrows a
+    # connection only while it runs queries; one that finds none free within
+    # DB_POOL_TIMEOUT answers 503 `database_unavailable`.
+    if not _postgresql:
         raise ImproperlyConfigured("DB_POOL=True needs PostgreSQL.")
+    DB_POOL_MAX_SIZE = env.int(
+        "DB_POOL_MAX_SIZE", default=max(1, min(SERVER_THREADS, DB_CONNECTION_BUDGET // SERVER_WORKERS))
+    )
     # With CONN_HEALTH_CHECKS, Django asks the pool to check each connection
     # before handing it out.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
-        "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
+        "min_size": min(env.int("DB_POOL_MIN_SIZE", default=2), DB_POOL_MAX_SIZE),
+        "max_size": DB_POOL_MAX_SIZE,
         "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
     }
+    DB_CONNECTIONS_AT_MOST = SERVER_WORKERS * DB_POOL_MAX_SIZE
+else:
+    # Without a pool every serving thread may hold a connection of its own.
+    DB_CONNECTIONS_AT_MOST = SERVER_WORKERS * SERVER_THREADS
+if _postgresql and not DEBUG and DB_CONNECTIONS_AT_MOST > DB_CONNECTION_BUDGET:
+    raise ImproperlyConfigured(
+        f"Up to {DB_CONNECTIONS_AT_MOST} database connections "
+        f"({SERVER_WORKERS} workers x {DB_POOL_MAX_SIZE if DB_POOL else SERVER_THREADS} "
+        f"{'pooled connections' if DB_POOL else 'threads'}) exceed the {DB_CONNECTION_BUDGET} "
+        "the database can give (DB_MAX_CONNECTIONS - DB_RESERVED_CONNECTIONS). "
+        + ("Lower DB_POOL_MAX_SIZE or GUNICORN_WORKERS." if DB_POOL else "Use DB_POOL=True (the default).")
+    )
 # Each request commits on its own: the send flow must commit the user message
 # before AI-Core is called, so requests are never wrapped in one transaction.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
@@ -349,7 +379,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "tutor_platform.logging.RequestIDFilter"}},
     "formatters": {
-        "line": {"format": "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s %(message)s"}
+        "line": {
+            "()": "tutor_platform.logging.OneLineFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s %(message)s",
+        }
     },
     "handlers": {
         "stdout": {

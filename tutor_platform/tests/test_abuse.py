@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import jwt
 import pytest
-from django.conf import settings
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
@@ -15,7 +14,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from chats.models import Message
 from conftest import PASSWORD, feedback_on
 from progress.models import Progress
-from tutor_platform.logging import RequestIDFilter
+from tutor_platform.logging import OneLineFormatter, RequestIDFilter
 
 pytestmark = pytest.mark.django_db
 
@@ -124,16 +123,33 @@ def test_progress_routes_never_touch_another_users_row(auth_client, other_user, 
     assert theirs.total_minutes == 77
 
 
-def test_logs_of_a_whole_session_hold_no_secrets_and_carry_request_ids(tutor):
+def test_logs_of_a_whole_session_hold_no_secrets_and_carry_request_ids(tutor, settings):
+    """Item 18 too: the error paths (AI-Core failing, a database error quoting
+    the student's text, a 500) keep the request id and lose the text."""
+    import responses
+
+    ai_url = "http://ai-core.test"
+    settings.AI_CORE_URL = ai_url
+    settings.AI_CORE_MAX_RETRIES = 0
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.addFilter(RequestIDFilter())
-    handler.setFormatter(logging.Formatter(settings.LOGGING["formatters"]["line"]["format"]))
+    assert settings.LOGGING["formatters"]["line"]["()"] == "tutor_platform.logging.OneLineFormatter"
+    handler.setFormatter(OneLineFormatter(settings.LOGGING["formatters"]["line"]["format"]))
     root = logging.getLogger()
     root.addHandler(handler)
     previous_level = root.level
     root.setLevel(logging.DEBUG)
     secret_text = "Мой секретный вопрос про интегралы 7f3a"
+    db_secret = "секретный текст e5b2"  # a variable: traceback lines show source code
+
+    def database_error_quoting_the_student(request):
+        # A fault at the HTTP boundary that runs a real, failing query with the text in it.
+        Message.objects.create(chat_id=chat["id"], role="bogus", content=db_secret)
+
+    mock = responses.RequestsMock(assert_all_requests_are_fired=False)
+    mock.start()
+    mock.post(f"{ai_url}/api/v1/generate", json={"content": "Ответ репетитора"})
     try:
         client = APIClient()
         client.post(
@@ -155,7 +171,24 @@ def test_logs_of_a_whole_session_hold_no_secrets_and_carry_request_ids(tutor):
         )  # fmt: skip
         client.post("/api/v1/auth/refresh/", {"refresh": tokens["refresh"]}, format="json")
         client.post("/api/v1/auth/login/", {"email": "log@example.com", "password": "wrong-password-1"})
+        mock.replace(responses.POST, f"{ai_url}/api/v1/generate", status=503, headers={"Retry-After": "3"})
+        unavailable = client.post(
+            f"/api/v1/chats/{chat['id']}/messages/", {"content": secret_text}, format="json"
+        )
+        assert unavailable.status_code == 503
+        mock.replace(responses.POST, f"{ai_url}/api/v1/generate", body=RuntimeError("unexpected"))
+        crashed = client.post(f"/api/v1/chats/{chat['id']}/messages/", {"content": "вопрос"}, format="json")
+        assert crashed.status_code == 500
+        mock.remove(responses.POST, f"{ai_url}/api/v1/generate")
+        mock.add_callback(
+            responses.POST, f"{ai_url}/api/v1/generate", callback=database_error_quoting_the_student
+        )
+        failed = client.post(f"/api/v1/chats/{chat['id']}/messages/", {"content": "вопрос"}, format="json")
+        assert failed.status_code == 500
+        assert failed.json()["user_message"]["content"] == "вопрос"
     finally:
+        mock.stop()
+        mock.reset()
         root.removeHandler(handler)
         root.setLevel(previous_level)
     lines = [line for line in stream.getvalue().splitlines() if line.strip()]
@@ -166,10 +199,14 @@ def test_logs_of_a_whole_session_hold_no_secrets_and_carry_request_ids(tutor):
         "wrong-password-1",
         tokens["access"],
         tokens["refresh"],
-        secret_text,
         "9c1d",
         "интеграл",
+        "e5b2",
     ):
         assert secret not in text
+    # The failures were logged, tracebacks included, each on its request's line.
+    assert "Service Unavailable" in text
+    assert "Traceback" in text
+    assert "message_role_valid" in text or "message scrubbed" in text
     for line in lines:
         assert re.search(r"request_id=[0-9a-f]{32}\b", line), line

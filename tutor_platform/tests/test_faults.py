@@ -149,3 +149,40 @@ def test_killed_database_connections_are_replaced_between_requests(live_server, 
         assert response.status_code == 200
         assert response.json()["email"] == user.email
     assert session.get(f"{live_server.url}/api/v1/health/").json()["database"] == "ok"
+
+
+@requires_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_send_that_finds_the_pool_exhausted_gets_503_with_its_user_message(settings, auth_client, chat):
+    """Item 9: no free connection is a clear 503 (the user message is saved), never a 500."""
+    from psycopg_pool import PoolTimeout
+
+    settings.AI_CORE_URL = AI_URL
+    pool = connection.pool
+    assert pool is not None, "production settings use a connection pool"
+    held, default_timeout = [], pool.timeout
+
+    def exhaust_the_pool_meanwhile(request):
+        # Every connection of the pool is taken while AI-Core "generates".
+        pool.timeout = 0.5
+        while True:
+            try:
+                held.append(pool.getconn(timeout=0.2))
+            except PoolTimeout:
+                return 200, {}, json.dumps({"content": "ответ, которому негде сохраниться"})
+
+    with responses.RequestsMock() as mock:
+        mock.add_callback(responses.POST, GENERATE, callback=exhaust_the_pool_meanwhile)
+        try:
+            response = send(auth_client, chat, "Сохранится ли мой вопрос?")
+        finally:
+            for conn in held:
+                pool.putconn(conn)
+            pool.timeout = default_timeout
+    assert len(held) == pool.max_size
+    assert response.status_code == 503
+    body = response.json()
+    assert body["code"] == "database_unavailable"
+    assert body["user_message"]["content"] == "Сохранится ли мой вопрос?"
+    assert int(response["Retry-After"]) > 0
+    assert list(Message.objects.values_list("role", "content")) == [("user", "Сохранится ли мой вопрос?")]

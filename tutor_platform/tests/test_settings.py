@@ -93,3 +93,42 @@ def test_check_deploy_passes_with_production_values():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+PG_URL = "postgres://postgres@127.0.0.1:5432/tutor_platform"
+SHOW_POOL = (
+    "from django.conf import settings as s; "
+    "print(s.DB_POOL, s.DATABASES['default'].get('OPTIONS', {}).get('pool', {}).get('max_size'), "
+    "s.DB_CONNECTIONS_AT_MOST)"
+)
+
+
+@pytest.mark.parametrize(("cores", "per_process"), [(1, 32), (2, 32), (4, 22), (16, 5), (64, 1)])
+def test_production_defaults_never_exceed_the_databases_connections(cores, per_process):
+    """Item 9: on 4+ cores, cpu_count x 32 threads without a pool exceeded
+    PostgreSQL's default 100 connections (11 of 128 sends answered 500)."""
+    result = run_django(SHOW_POOL, SECRET_KEY=STRONG_KEY, DATABASE_URL=PG_URL, GUNICORN_WORKERS=str(cores))
+    assert result.returncode == 0, result.stderr
+    pool, max_size, total = result.stdout.split()
+    assert (pool, int(max_size)) == ("True", per_process)
+    assert int(total) == cores * per_process <= 90
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DB_POOL": "False", "GUNICORN_WORKERS": "4"},  # 4 x 32 threads, each with a connection
+        {"GUNICORN_WORKERS": "4", "DB_POOL_MAX_SIZE": "30"},
+        {"DB_POOL": "False", "GUNICORN_WORKERS": "2", "DB_MAX_CONNECTIONS": "50"},  # 2 x 32 > 40
+    ],
+)
+def test_a_configuration_that_can_exceed_the_database_is_refused(env):
+    result = run("manage.py", "check", SECRET_KEY=STRONG_KEY, DATABASE_URL=PG_URL, **env)
+    assert result.returncode != 0
+    assert "exceed the" in result.stderr
+
+
+def test_development_on_sqlite_needs_no_pool():
+    result = run_django(SHOW_POOL, DEBUG="True", SECRET_KEY="dev")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "False"
