@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev migrate lint browser
+.PHONY: run test install install-dev migrate lint system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,16 +27,20 @@ run: migrate
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
-## Debian's Chromium for the admin browser tests (never a downloaded browser)
-browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
-	  echo "Installing Debian's chromium for the browser tests..."; \
+## Debian's packages the suite drives: Chromium (admin browser tests) and nginx
+## (the production topology). Never a downloaded browser.
+system-deps:
+	@missing=; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian's$$missing for the test suite..."; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 ## Install the test requirements and run the whole suite (DATABASE_URL=postgres://... for PostgreSQL)
-test: install-dev browser
+test: install-dev system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-dev

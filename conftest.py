@@ -187,16 +187,21 @@ def free_port() -> int:
 
 
 def wait_until_serving(url: str, timeout: float = 15) -> None:
-    """Polls `url` until it answers 200; fails the test if it never does."""
+    """Polls `url` until it answers 200; fails the test if it never does.
+
+    A server still booting may accept and then answer slowly: a read timeout
+    is a reason to ask again, like a refused connection.
+    """
     import requests
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if requests.get(url, timeout=1).status_code == 200:
+            if requests.get(url, timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
-            time.sleep(0.1)
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
     pytest.fail(f"nothing serves {url}")
 
 

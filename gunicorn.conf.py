@@ -1,13 +1,21 @@
 """gunicorn settings for production: `gunicorn tutor_platform.wsgi -c gunicorn.conf.py`.
 
-Requests spend most of their time waiting on AI-Core, so each worker runs
-many threads; every knob can be set from the environment.
+gunicorn runs behind nginx (`deploy/nginx.conf`), which reads each request
+whole before passing it on, so it binds to the loopback interface by
+default. Requests spend most of their time waiting on AI-Core, so each
+worker runs many threads. Every knob can be set from the environment or the
+env file the app reads (ENV_FILE, default .env); the settings size the
+database pool from the same GUNICORN_WORKERS and GUNICORN_THREADS.
 """
 
 import multiprocessing
 import os
 
-bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+import environ
+
+environ.Env.read_env(os.environ.get("ENV_FILE", os.path.join(os.path.dirname(__file__), ".env")))
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", 32))
@@ -19,4 +27,5 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 5000))
 max_requests_jitter = 500
 accesslog = None  # the application logs one line per request, with its request id
 errorlog = "-"
+# Only nginx on this host may set X-Forwarded-Proto.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -2,9 +2,10 @@
 
 DRF's own throttles keep a list of timestamps that every request reads and
 writes back: two requests at once both read "29 of 30" and both pass (120
-simultaneous sends let 71 through a budget of 30). These count in fixed
-windows with one atomic increment instead (Redis `INCR`, or the local-memory
-cache's lock), so a budget of N lets exactly N through per window.
+simultaneous sends let 71 through a budget of 30). These count with one
+atomic increment instead (Redis `INCR`, or the local-memory cache's lock),
+in a window that opens with a client's first request and lasts the rate's
+period, so a budget of N lets exactly N through per window.
 
 Losing the cache must not take the API down with it: when the cache cannot
 be reached the request is allowed, a warning is logged and
@@ -27,27 +28,32 @@ logger = logging.getLogger(__name__)
 FAIL_OPEN_COUNT = 0
 
 
-def hit(key: str, window_seconds: int) -> int:
-    """Counts one more request in `key`'s window and returns the count so far."""
+def hit(key: str, window_seconds: int) -> tuple[int, float]:
+    """Counts one more request in `key`'s window: the count so far, and the
+    seconds until the window closes."""
     if isinstance(cache, RedisCache):
-        # One round trip, atomic: INCR, and set the expiry only on the first hit.
+        # One round trip, atomic: INCR, the expiry set by the first hit only, its TTL.
         full_key = cache.make_and_validate_key(key)
         # Django has no public handle on the redis client.
         pipe = cache._cache.get_client(full_key, write=True).pipeline(transaction=True)
         pipe.incr(full_key)
         pipe.expire(full_key, window_seconds, nx=True)
-        count, _ = pipe.execute()
-        return int(count)
+        pipe.ttl(full_key)
+        count, _, ttl = pipe.execute()
+        return int(count), float(ttl)
+    now = time.time()
+    cache.add(f"{key}:closes", now + window_seconds, window_seconds)
     cache.add(key, 0, window_seconds)
     try:
-        return cache.incr(key)
+        count = cache.incr(key)
     except ValueError:  # expired between add() and incr()
         cache.add(key, 1, window_seconds)
-        return 1
+        count = 1
+    return count, cache.get(f"{key}:closes", now + window_seconds) - now
 
 
 class AtomicRateThrottle(throttling.SimpleRateThrottle):
-    """`SimpleRateThrottle` counted with `hit()`: fixed windows of the rate's period."""
+    """`SimpleRateThrottle` counted with `hit()`."""
 
     def allow_request(self, request: Any, view: Any) -> bool:
         if self.rate is None:
@@ -55,11 +61,8 @@ class AtomicRateThrottle(throttling.SimpleRateThrottle):
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        self.now = self.timer()
-        window = int(self.now // self.duration)
-        self.resets_at = (window + 1) * self.duration
         try:
-            count = hit(f"{self.key}:{window}", self.duration)
+            count, self.closes_in = hit(self.key, self.duration)
         except Exception as exc:  # any cache failure degrades the same way
             global FAIL_OPEN_COUNT
             FAIL_OPEN_COUNT += 1
@@ -73,10 +76,7 @@ class AtomicRateThrottle(throttling.SimpleRateThrottle):
         return count <= self.num_requests
 
     def wait(self) -> float:
-        return max(1, math.ceil(self.resets_at - self.now))
-
-    def timer(self) -> float:
-        return time.time()
+        return max(1, math.ceil(self.closes_in))
 
 
 class AnonRateThrottle(AtomicRateThrottle, throttling.AnonRateThrottle):

@@ -1,0 +1,161 @@
+"""The production topology: nginx (deploy/nginx.conf) in front of gunicorn
+(gunicorn.conf.py). Issue 10, item 7: 80 half-sent requests froze gunicorn
+on its own; through nginx, 200 of them do not delay anyone."""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import free_port, wait_until_serving
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+HALF_OPEN = 200
+GUNICORN_THREADS = 8
+
+MAIN_CONF = """
+user root;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 2048; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    include {dir}/site.conf;
+}}
+"""
+
+
+def render_site(nginx_port: int, app_port: int) -> str:
+    """deploy/nginx.conf as shipped, with this test's ports."""
+    site = (BASE_DIR / "deploy" / "nginx.conf").read_text()
+    site, listens = re.subn(r"listen 80;", f"listen 127.0.0.1:{nginx_port};", site)
+    site, upstreams = re.subn(r"server 127\.0\.0\.1:8000;", f"server 127.0.0.1:{app_port};", site)
+    assert listens == upstreams == 1, "deploy/nginx.conf changed shape; update this test"
+    return site
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory):
+    if not Path(NGINX).exists():
+        pytest.fail(f"{NGINX} is missing: apt-get install nginx-light (make test installs it)")
+    work = tmp_path_factory.mktemp("proxy")
+    env = {
+        **os.environ,
+        "ENV_FILE": os.devnull,
+        "DATABASE_URL": f"sqlite:///{work / 'proxy.sqlite3'}",
+        "CACHE_URL": "locmemcache://",
+        "AI_CORE_URL": "stub",
+        "GUNICORN_WORKERS": "1",
+        "GUNICORN_THREADS": str(GUNICORN_THREADS),
+        "NUM_PROXIES": "1",
+    }
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=BASE_DIR, env=env, check=True, timeout=120)
+    subprocess.run([*manage, "seed_demo"], cwd=BASE_DIR, env=env, check=True, timeout=60, capture_output=True)
+    app_port, nginx_port = free_port(), free_port()
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    app = subprocess.Popen(
+        [gunicorn, "tutor_platform.wsgi", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{app_port}"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    (work / "site.conf").write_text(render_site(nginx_port, app_port))
+    (work / "nginx.conf").write_text(MAIN_CONF.format(dir=work))
+    nginx = subprocess.Popen(
+        [
+            NGINX,
+            "-e",
+            str(work / "error.log"),
+            "-p",
+            str(work),
+            "-c",
+            str(work / "nginx.conf"),
+            "-g",
+            "daemon off;",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    urls = {"app": f"http://127.0.0.1:{app_port}", "nginx": f"http://127.0.0.1:{nginx_port}"}
+    try:
+        wait_until_serving(f"{urls['app']}/api/v1/health/", timeout=60)
+        wait_until_serving(f"{urls['nginx']}/api/v1/health/", timeout=30)
+        yield urls
+    finally:
+        for process in (nginx, app):
+            process.terminate()
+            process.wait(timeout=15)
+
+
+def half_open(url: str, count: int) -> list[socket.socket]:
+    """Connections that each sent the start of a request and then nothing."""
+    host, port = url.removeprefix("http://").split(":")
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_connection((host, int(port)), timeout=5)
+        sock.sendall(b"GET /api/v1/tutors/ HTTP/1.1\r\nHost: localhost\r\n")
+        sockets.append(sock)
+    return sockets
+
+
+def get_tutors(url: str, timeout: float) -> requests.Response:
+    return requests.get(f"{url}/api/v1/tutors/", timeout=timeout)
+
+
+def test_half_open_connections_freeze_gunicorn_alone(topology):
+    """The control: without nginx, a handful of slow clients take every thread."""
+    held = half_open(topology["app"], GUNICORN_THREADS * 2)
+    try:
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            get_tutors(topology["app"], timeout=2)
+    finally:
+        for sock in held:
+            sock.close()
+    assert get_tutors(topology["app"], timeout=10).status_code == 200
+
+
+def test_behind_nginx_200_half_open_connections_delay_nobody(topology):
+    assert get_tutors(topology["nginx"], timeout=5).json()["count"] > 0
+    held = half_open(topology["nginx"], HALF_OPEN)
+    try:
+        answers = [get_tutors(topology["nginx"], timeout=5) for _ in range(20)]
+    finally:
+        for sock in held:
+            sock.close()
+    assert [answer.status_code for answer in answers] == [200] * 20
+    # Every answer came from the app, whole.
+    assert all(answer.json()["count"] > 0 for answer in answers)
+
+
+def test_nginx_answers_its_own_errors_as_json(topology):
+    too_big = requests.post(
+        f"{topology['nginx']}/api/v1/auth/login/",
+        data=b"{" + b" " * (3 * 1024 * 1024) + b"}",
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert too_big.status_code == 413
+    assert too_big.json()["code"] == "request_too_large"
+    long_line = requests.get(f"{topology['nginx']}/api/v1/tutors/?q={'x' * 20000}", timeout=10)
+    assert long_line.status_code == 414
+    assert long_line.json()["code"] == "uri_too_long"
+    big_header = requests.get(
+        f"{topology['nginx']}/api/v1/tutors/", headers={"X-Big": "y" * 20000}, timeout=10
+    )
+    assert big_header.status_code == 400
+    assert big_header.json()["code"] == "headers_too_large"
