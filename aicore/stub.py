@@ -3,6 +3,8 @@
 Deterministic: the same request gives the same answer, and the answer shows
 what it received (the message, the history length, the tutor's model), so a
 developer can see the whole pipeline working without the ML team's service.
+It never repeats the system prompt: that is internal, and a stub answering
+students by mistake must not publish it.
 """
 
 from typing import Any
@@ -10,20 +12,15 @@ from typing import Any
 MESSAGE_ECHO_CHARS = 200
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:120] if text.strip() else ""
-
-
 def generate(data: dict[str, Any]) -> dict[str, Any]:
     message = str(data.get("message", ""))
     history = data.get("history") or []
     model_id = str(data.get("model_id", ""))
     echo = message[:MESSAGE_ECHO_CHARS] + ("…" if len(message) > MESSAGE_ECHO_CHARS else "")
-    persona = _first_line(str(data.get("system_prompt", "")))
     content = "\n".join(
         line
         for line in (
-            f"[stub · {model_id}] {persona}".rstrip(),
+            f"[stub · {model_id}]",
             f"Вы написали: «{echo}».",
             f"Я вижу {len(history)} предыдущих сообщений в этом диалоге.",
             "Давайте разберём это по шагам: сначала сформулируем, что известно, "

@@ -61,6 +61,9 @@ def base_env(**extra: str) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         "STATICFILES_MANIFEST": "False",
         "AI_CORE_MAX_RETRIES": "0",
+        # Management commands (migrate, data set-up) never call AI-Core; the servers get a URL.
+        "AI_CORE_URL": "stub",
+        "AI_CORE_ALLOW_STUB": "True",
     }
     env.update(extra)
     return env

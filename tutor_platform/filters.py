@@ -4,6 +4,7 @@ django-filter silently ignores `?course=abc` or `?processed=maybe`; a client
 that sends one has a bug it should hear about.
 """
 
+from datetime import UTC
 from typing import Any
 
 import django_filters
@@ -43,7 +44,16 @@ class StrictNullBooleanField(_PresentMeansRequired, forms.NullBooleanField):
 
 
 class StrictDateTimeField(_PresentMeansRequired, django_filters.fields.IsoDateTimeField):
-    pass
+    """Converted to UTC: PostgreSQL refuses offsets beyond ±15:59 (`+18:27`)."""
+
+    def clean(self, value: Any) -> Any:
+        moment = super().clean(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("Date out of range.", code="invalid") from None
 
 
 class NumberFilter(django_filters.NumberFilter):

@@ -34,12 +34,14 @@ THROTTLED = error("Too many requests (`throttled`); see `Retry-After`.")
 def add_common_error_responses(result: dict, generator, request, public: bool) -> dict:
     """drf-spectacular postprocessing hook: errors any operation can answer.
 
-    Every operation may fail with 500; one with a body also with 413 (too
-    large) and 415 (not JSON). Listed once here instead of on every view.
+    Every operation may fail with 406 (an `Accept` header that excludes JSON)
+    and 500; one with a body also with 413 (too large) and 415 (not JSON).
+    Listed once here instead of on every view.
     """
     error_ref = {"$ref": "#/components/schemas/Error"}
     content = {"application/json": {"schema": error_ref}}
     common = {
+        "406": "The `Accept` header excludes `application/json` (`not_acceptable`).",
         "413": "Request body larger than DATA_UPLOAD_MAX_MEMORY_SIZE (`request_too_large`).",
         "415": "Body is not `application/json` (`unsupported_media_type`).",
         "500": "Unexpected server error (`server_error`); no details are disclosed.",
@@ -48,7 +50,7 @@ def add_common_error_responses(result: dict, generator, request, public: bool) -
         for operation in path_item.values():
             responses = operation.setdefault("responses", {})
             for status, description in common.items():
-                if status != "500" and "requestBody" not in operation:
+                if status in ("413", "415") and "requestBody" not in operation:
                     continue
                 responses.setdefault(status, {"description": description, "content": content})
     return result

@@ -170,6 +170,8 @@ if DB_POOL:
     # DB_POOL_TIMEOUT answers 503 `database_unavailable`.
     if not _postgresql:
         raise ImproperlyConfigured("DB_POOL=True needs PostgreSQL.")
+    # Django's backend, with a pool that drops all dead connections at once.
+    DATABASES["default"]["ENGINE"] = "tutor_platform.db"
     DB_POOL_MAX_SIZE = env.int(
         "DB_POOL_MAX_SIZE", default=max(1, min(SERVER_THREADS, DB_CONNECTION_BUDGET // SERVER_WORKERS))
     )
@@ -362,6 +364,16 @@ MESSAGE_MAX_CHARS = env.int("MESSAGE_MAX_CHARS", default=8000)
 AI_HISTORY_MESSAGES = env.int("AI_HISTORY_MESSAGES", default=20)
 
 AI_CORE_URL = env.str("AI_CORE_URL", default="stub")
+# The stub answers students with canned text: fine for development, never a
+# silent production default. A staging box may allow it explicitly.
+AI_CORE_ALLOW_STUB = env.bool("AI_CORE_ALLOW_STUB", default=DEBUG)
+if AI_CORE_URL == "stub" and not AI_CORE_ALLOW_STUB:
+    raise ImproperlyConfigured(
+        "AI_CORE_URL is the built-in stub while DEBUG is False: students would get stub answers. "
+        "Set AI_CORE_URL to AI-Core's base URL (or AI_CORE_ALLOW_STUB=True on a staging box)."
+    )
+if AI_CORE_URL != "stub" and not AI_CORE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"AI_CORE_URL must be `stub` or an http(s) base URL, not {AI_CORE_URL!r}.")
 AI_CORE_TIMEOUT = env.float("AI_CORE_TIMEOUT", default=60.0)
 AI_CORE_CONNECT_TIMEOUT = env.float("AI_CORE_CONNECT_TIMEOUT", default=3.0)
 AI_CORE_MAX_RETRIES = env.int("AI_CORE_MAX_RETRIES", default=2)

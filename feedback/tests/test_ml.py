@@ -84,6 +84,9 @@ class TestQueue:
         assert ids(tutor=other_tutor.id) == {elsewhere.id}
         assert ids(created_since="2000-01-01T00:00:00Z") == {allowed.id, quick.id, elsewhere.id}
         assert ids(created_since="2999-01-01T00:00:00Z") == set()
+        # An offset PostgreSQL would refuse (found by the fuzzer): compared in UTC.
+        assert ids(created_since="2000-01-01T00:00:00+18:27") == {allowed.id, quick.id, elsewhere.id}
+        assert ml_client.get(ML_FEEDBACK, {"created_since": "0001-01-01T00:00:00+05:00"}).status_code == 400
 
     @pytest.mark.parametrize(
         "params", [{"feedback_type": "nope"}, {"processed": "maybe"}, {"processed": ""}, {"tutor": "x"}]

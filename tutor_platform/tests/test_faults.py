@@ -131,13 +131,20 @@ def test_two_tabs_refreshing_with_one_token_get_one_pair_and_one_401(user, api_c
 @requires_postgresql
 @pytest.mark.django_db(transaction=True)
 def test_killed_database_connections_are_replaced_between_requests(live_server, user):
-    """pg_terminate_backend on the server's sessions: the next request still works."""
+    """pg_terminate_backend on the server's sessions (a restart, a failover):
+    the next request still works, with the connection pool too."""
     session = requests.Session()
     login = session.post(
         f"{live_server.url}/api/v1/auth/login/", json={"email": user.email, "password": PASSWORD}
     )
     session.headers["Authorization"] = f"Bearer {login.json()['access']}"
     assert session.get(f"{live_server.url}/api/v1/auth/me/").status_code == 200
+    if connection.pool is not None:
+        # Eight idle pooled connections to kill: checked one by one with
+        # backoff (1 + 2 + 4 + 8 s), they outlasted DB_POOL_TIMEOUT.
+        idle = [connection.pool.getconn() for _ in range(8)]
+        for conn in idle:
+            connection.pool.putconn(conn)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "

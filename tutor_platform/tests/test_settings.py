@@ -11,20 +11,35 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 STRONG_KEY = "k7#Qp2!vX9zR4mL8wT1yB6nH3cF5jD0sG_aE-uI*oP@lK&hM^Zx8Wq4Tn"
 
 
-def bare_env(**overrides: str) -> dict[str, str]:
+def bare_env(**overrides: str | None) -> dict[str, str]:
     """The environment without the suite's own settings and without any .env file."""
-    ours = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "SECURE_", "SESSION_", "CSRF_", "DJANGO_ALLOW_ASYNC")
+    ours = (
+        "DEBUG",
+        "SECRET_KEY",
+        "ALLOWED_HOSTS",
+        "SECURE_",
+        "SESSION_",
+        "CSRF_",
+        "DJANGO_ALLOW_ASYNC",
+        "AI_CORE_",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
-    return env | {"ENV_FILE": os.devnull, "DJANGO_SETTINGS_MODULE": "tutor_platform.settings", **overrides}
+    merged = env | {
+        "ENV_FILE": os.devnull,
+        "DJANGO_SETTINGS_MODULE": "tutor_platform.settings",
+        "AI_CORE_URL": "http://127.0.0.1:8001",
+        **overrides,
+    }
+    return {key: value for key, value in merged.items() if value is not None}  # None: unset
 
 
-def run(*args: str, **env: str) -> subprocess.CompletedProcess:
+def run(*args: str, **env: str | None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, *args], cwd=BASE_DIR, env=bare_env(**env), capture_output=True, text=True, timeout=60
     )
 
 
-def run_django(code: str, **env: str) -> subprocess.CompletedProcess:
+def run_django(code: str, **env: str | None) -> subprocess.CompletedProcess:
     return run("-c", f"import django; django.setup(); {code}", **env)
 
 
@@ -132,3 +147,25 @@ def test_development_on_sqlite_needs_no_pool():
     result = run_django(SHOW_POOL, DEBUG="True", SECRET_KEY="dev")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == "False"
+
+
+def test_production_refuses_the_stub_unless_a_staging_box_allows_it():
+    """Issue 11: a deployment that forgot AI_CORE_URL served students stub answers."""
+    for value in (None, "stub", "", "ai-core:8001"):  # unset, the stub, not a URL
+        refused = run("manage.py", "check", "--deploy", SECRET_KEY=STRONG_KEY, AI_CORE_URL=value)
+        assert refused.returncode != 0, value
+        assert "AI_CORE_URL" in refused.stderr
+    staging = run_django("pass", SECRET_KEY=STRONG_KEY, AI_CORE_URL="stub", AI_CORE_ALLOW_STUB="True")
+    assert staging.returncode == 0, staging.stderr
+    development = run_django("pass", DEBUG="True", SECRET_KEY="dev", AI_CORE_URL="stub")
+    assert development.returncode == 0, development.stderr
+
+
+def test_the_stub_never_repeats_the_system_prompt():
+    from aicore import stub
+
+    answer = stub.generate(
+        {"message": "Привет", "system_prompt": "СЕКРЕТНАЯ инструкция: отвечай кратко", "model_id": "m"}
+    )
+    assert "СЕКРЕТНАЯ" not in answer["content"]
+    assert "Привет" in answer["content"]
