@@ -32,6 +32,15 @@ class UserManager(BaseUserManager["User"]):
         return self.get(email__iexact=email)
 
 
+# Letters of any script (Russian names), digits and ./+/-/_. No "@": a login
+# identifier with "@" is looked up as an email.
+USERNAME_VALIDATOR = RegexValidator(
+    r"^[\w.+-]+\Z",
+    "Enter a valid username: letters, digits and ./+/-/_ only.",
+    code="invalid",
+)
+
+
 def normalize_email(email: str) -> str:
     return email.strip().lower()
 
@@ -40,14 +49,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     email = models.EmailField(max_length=254, unique=True)
     username = models.CharField(
         max_length=150,
-        # No "@": a login identifier with "@" is looked up as an email.
-        validators=[
-            RegexValidator(
-                r"^[\w.+-]+\Z",
-                "Enter a valid username: letters, digits and ./+/-/_ only.",
-                code="invalid",
-            )
-        ],
+        validators=[USERNAME_VALIDATOR],
         help_text="Letters, digits and ./+/-/_ only. Unique regardless of case.",
     )
     full_name = models.CharField(max_length=255, blank=True)

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from tutor_platform.fields import StrictCharField, StrictModelSerializer
 from tutor_platform.validators import validate_json_limits
 
-from .models import User, normalize_email
+from .models import USERNAME_VALIDATOR, User, normalize_email
 
 PREFERENCES_MAX_BYTES = 16 * 1024
 PREFERENCES_MAX_DEPTH = 8
@@ -29,7 +29,19 @@ def _check_password(password: str, user: User, field: str) -> None:
         raise serializers.ValidationError({field: list(exc.messages)}) from exc
 
 
+def validate_username_characters(value: str) -> None:
+    # A plain function, so the schema shows no `pattern`: Python's `\w` takes
+    # letters of every script, ECMAScript's (what clients would check) ASCII only.
+    USERNAME_VALIDATOR(value)
+
+
 class ProfileSerializer(StrictModelSerializer):
+    username = StrictCharField(
+        max_length=150,
+        validators=[validate_username_characters],
+        help_text="Letters of any script, digits and `.`, `+`, `-`, `_`; unique regardless of case.",
+    )
+
     class Meta:
         model = User
         fields = [

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from tutor_platform.fields import StrictCharField, StrictPrimaryKeyRelatedField
 from tutor_platform.validators import validate_json_limits
 from tutoring.selectors import tutor_list
-from tutoring.serializers import TutorBriefSerializer
+from tutoring.serializers import ChatTutorSerializer
 
 from .models import Chat, Message
 
@@ -18,7 +18,7 @@ MAX_DB_ID = 2**63 - 1
 
 
 class ChatSerializer(serializers.ModelSerializer):
-    tutor = TutorBriefSerializer(read_only=True)
+    tutor = ChatTutorSerializer(read_only=True)
 
     class Meta:
         model = Chat
@@ -27,7 +27,15 @@ class ChatSerializer(serializers.ModelSerializer):
 
 
 class ChatCreateSerializer(serializers.Serializer):
-    tutor = StrictPrimaryKeyRelatedField(queryset=tutor_list(), help_text="An active tutor's id.")
+    tutor = StrictPrimaryKeyRelatedField(
+        queryset=tutor_list(),
+        help_text="An active tutor's id.",
+        error_messages={
+            "does_not_exist": (
+                "This tutor does not exist or is no longer available. Please choose another tutor."
+            )
+        },
+    )
     title = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
 
 

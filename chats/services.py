@@ -137,8 +137,7 @@ def _touch_chat(chat: Chat, *, at: datetime, title_from: str | None = None) -> N
 
 
 def _ensure_tutor_available(chat: Chat) -> None:
-    tutor = chat.tutor
-    if not tutor.is_active or not tutor.course.is_active:
+    if not chat.tutor.is_available:
         raise TutorUnavailable()
 
 

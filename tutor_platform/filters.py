@@ -10,6 +10,7 @@ from typing import Any
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from rest_framework import exceptions, filters
 
 
 class _PresentMeansRequired:
@@ -66,3 +67,26 @@ class BooleanFilter(django_filters.BooleanFilter):
 
 class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = StrictDateTimeField
+
+
+class OrderingFilter(filters.OrderingFilter):
+    """`?ordering=` takes one of the view's `ordering_fields`, ascending or
+    descending (`-`); anything else is a 400, and the schema lists the choices."""
+
+    def choices(self, view: Any) -> list[str]:
+        return [f"{sign}{field}" for field in view.ordering_fields for sign in ("", "-")]
+
+    def get_ordering(self, request: Any, queryset: Any, view: Any) -> Any:
+        value = request.query_params.get(self.ordering_param)
+        if value is not None and value not in self.choices(view):
+            raise exceptions.ValidationError(
+                {self.ordering_param: [f"Must be one of: {', '.join(self.choices(view))}."]}
+            )
+        return super().get_ordering(request, queryset, view)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"] = {"type": "string", "enum": self.choices(view)}
+            parameter["description"] = "Sort order; `-` for descending."
+        return parameters

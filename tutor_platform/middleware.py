@@ -93,3 +93,27 @@ class BodySizeLimitMiddleware:
                 status=413,
             )
         return self.get_response(request)
+
+
+class APIErrorPagesMiddleware:
+    """Under /api/, Django's HTML error pages become JSON, DEBUG's too.
+
+    With DEBUG=False the handler404/handler500 views already answer JSON;
+    with DEBUG=True Django shows its technical pages instead, which generated
+    clients cannot parse.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code in (404, 500)
+            and request.path.startswith("/api/")
+            and response.get("Content-Type", "").startswith("text/html")
+        ):
+            if response.status_code == 404:
+                return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+            return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
+        return response

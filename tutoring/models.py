@@ -42,3 +42,9 @@ class Tutor(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_available(self) -> bool:
+        """Students can chat with it: the tutor and its course are both active.
+        Reads `course`: join it (`select_related("course")`)."""
+        return self.is_active and self.course.is_active

@@ -1,4 +1,7 @@
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
+
+from tutor_platform.schema import STAFF_ONLY
 
 from .models import Course, Tutor
 
@@ -19,6 +22,12 @@ class CourseBriefSerializer(serializers.ModelSerializer):
 
 class TutorSerializer(serializers.ModelSerializer):
     course = CourseBriefSerializer(read_only=True)
+    rating = serializers.DecimalField(
+        max_digits=3,
+        decimal_places=2,
+        read_only=True,
+        help_text='Mean rating of detailed feedback, 0 to 5, as a decimal string with two places ("4.50").',
+    )
 
     class Meta:
         model = Tutor
@@ -26,15 +35,35 @@ class TutorSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_serializer(component_name="Tutor")
 class StaffTutorSerializer(TutorSerializer):
-    """Adds the internal fields, for staff only."""
+    """Adds the internal fields, for staff only. The schema's `Tutor` is this
+    one, with those fields optional (see tutor_platform.schema)."""
 
     class Meta(TutorSerializer.Meta):
         fields = [*TutorSerializer.Meta.fields, "system_prompt", "model_id", "knowledge_base_id"]
         read_only_fields = fields
+        extra_kwargs = {
+            name: {"help_text": f"{STAFF_ONLY} {text}"}
+            for name, text in (
+                ("system_prompt", "The instructions AI-Core gets with every message."),
+                ("model_id", "The model AI-Core runs."),
+                ("knowledge_base_id", "The knowledge base AI-Core searches."),
+            )
+        }
 
 
 class TutorBriefSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tutor
         fields = ["id", "name"]
+
+
+class ChatTutorSerializer(TutorBriefSerializer):
+    is_available = serializers.BooleanField(
+        read_only=True,
+        help_text="False once the tutor or its course is deactivated: the chat can be read, not continued.",
+    )
+
+    class Meta(TutorBriefSerializer.Meta):
+        fields = [*TutorBriefSerializer.Meta.fields, "is_available"]

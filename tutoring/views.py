@@ -4,6 +4,7 @@ from rest_framework import filters, permissions
 from rest_framework.serializers import BaseSerializer
 
 from tutor_platform.api import ReadOnlyModelViewSet
+from tutor_platform.filters import OrderingFilter
 from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR
 
 from . import selectors
@@ -34,9 +35,9 @@ class CourseViewSet(ReadOnlyModelViewSet):
 @extend_schema_view(
     list=extend_schema(
         tags=["catalogue"],
-        responses={200: TutorSerializer(many=True), 400: VALIDATION_ERROR, **_LIST_ERRORS},
+        responses={200: StaffTutorSerializer(many=True), 400: VALIDATION_ERROR, **_LIST_ERRORS},
     ),
-    retrieve=extend_schema(tags=["catalogue"], responses={200: TutorSerializer, **_LIST_ERRORS}),
+    retrieve=extend_schema(tags=["catalogue"], responses={200: StaffTutorSerializer, **_LIST_ERRORS}),
 )
 class TutorViewSet(ReadOnlyModelViewSet):
     """Active tutors. Readable without a token; staff also see the internal fields
@@ -46,7 +47,7 @@ class TutorViewSet(ReadOnlyModelViewSet):
     filter_backends = [
         *ReadOnlyModelViewSet.filter_backends,
         filters.SearchFilter,
-        filters.OrderingFilter,
+        OrderingFilter,
     ]
     filterset_class = TutorFilter
     search_fields = ["name", "description"]

@@ -23,7 +23,7 @@ class TestCreate:
         assert response.status_code == 201
         body = response.json()
         assert set(body) == {"id", "tutor", "title", "created_at", "last_message_at"}
-        assert body["tutor"] == {"id": tutor.id, "name": "Анна"}
+        assert body["tutor"] == {"id": tutor.id, "name": "Анна", "is_available": True}
         assert body["title"] == "Дроби"
         assert body["last_message_at"] is None
         assert Chat.objects.get(pk=body["id"]).user == user
@@ -44,9 +44,23 @@ class TestCreate:
         assert "tutor" in response.json()
         assert not Chat.objects.exists()
 
-    def test_inactive_tutor_is_400(self, auth_client, make_tutor):
+    def test_inactive_tutor_is_400_with_a_message_a_student_can_read(self, auth_client, make_tutor):
         hidden = make_tutor(is_active=False)
-        assert auth_client.post(CHATS, {"tutor": hidden.id}, format="json").status_code == 400
+        response = auth_client.post(CHATS, {"tutor": hidden.id}, format="json")
+        assert response.status_code == 400
+        assert response.json() == {
+            "tutor": ["This tutor does not exist or is no longer available. Please choose another tutor."]
+        }
+        assert not Chat.objects.exists()
+
+    def test_a_chat_says_when_its_tutor_was_deactivated(self, auth_client, chat):
+        """Issue 11: the chat JSON tells the UI to stop offering the input box."""
+        assert auth_client.get(detail(chat)).json()["tutor"]["is_available"] is True
+        chat.tutor.course.is_active = False
+        chat.tutor.course.save()
+        assert auth_client.get(detail(chat)).json()["tutor"]["is_available"] is False
+        listed = auth_client.get(CHATS).json()["results"]
+        assert [item["tutor"]["is_available"] for item in listed] == [False]
 
     def test_title_over_255_is_400(self, auth_client, tutor):
         assert (

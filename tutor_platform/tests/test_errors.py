@@ -21,6 +21,13 @@ def test_unknown_api_path_is_json_404(api_client):
     assert_json_error(api_client.get("/api/v1/nothing-here/"), 404, "not_found")
 
 
+@override_settings(DEBUG=True)
+def test_with_debug_on_an_unknown_api_path_is_still_json_404(api_client):
+    """Issue 11: generated clients crashed on Django's technical 404 page in development."""
+    assert_json_error(api_client.get("/api/v1/nothing-here/"), 404, "not_found")
+    assert_json_error(api_client.get("/api/v1/chats/abc/"), 404, "not_found")
+
+
 def test_non_integer_id_in_path_is_json_404(auth_client):
     assert_json_error(auth_client.get("/api/v1/chats/abc/"), 404, "not_found")
 

@@ -55,3 +55,73 @@ def test_authenticated_requests_are_throttled_per_user(auth_client, other_client
     statuses = [auth_client.get("/api/v1/auth/me/").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     assert other_client.get("/api/v1/auth/me/").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def openapi(django_db_blocker):
+    import yaml
+    from drf_spectacular.generators import SchemaGenerator
+
+    with django_db_blocker.unblock():
+        return yaml.safe_load(yaml.safe_dump(SchemaGenerator().get_schema(request=None, public=True)))
+
+
+def operations(openapi):
+    for path, item in openapi["paths"].items():
+        for method, operation in item.items():
+            yield path, method, operation
+
+
+def test_every_operation_has_a_summary_and_a_readable_id(openapi):
+    """Issue 11: generated clients name their functions after operationIds."""
+    ids = [operation["operationId"] for _, _, operation in operations(openapi)]
+    assert len(ids) == len(set(ids)) >= 34
+    assert not [name for name in ids if name.startswith("api_")]
+    assert all(operation["summary"] for _, _, operation in operations(openapi))
+
+
+def test_429_is_documented_wherever_a_throttle_applies(openapi):
+    missing = [
+        f"{method.upper()} {path}"
+        for path, method, operation in operations(openapi)
+        if "429" not in operation["responses"] and path != "/api/v1/health/"
+    ]
+    assert missing == []
+    for method in ("get", "patch"):
+        assert "429" in openapi["paths"]["/api/v1/auth/me/"][method]["responses"]
+
+
+def test_path_ids_are_integers_with_a_maximum(openapi):
+    path_params = [
+        parameter
+        for _, _, operation in operations(openapi)
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "path"
+    ]
+    assert len(path_params) > 10
+    assert all(p["schema"] == {"type": "integer", "minimum": 1, "maximum": 10**18 - 1} for p in path_params)
+
+
+def test_response_fields_are_required_and_staff_fields_declared(openapi):
+    schemas = openapi["components"]["schemas"]
+    assert schemas["Profile"]["required"] == sorted(schemas["Profile"]["properties"])
+    assert set(schemas["Chat"]["required"]) == {"id", "tutor", "title", "created_at", "last_message_at"}
+    tutor = schemas["Tutor"]
+    assert {"system_prompt", "model_id", "knowledge_base_id"} <= set(tutor["properties"])
+    assert set(tutor["required"]) == {"id", "course", "name", "description", "rating", "total_feedbacks"}
+    assert "decimal string" in tutor["properties"]["rating"]["description"]
+
+
+def test_ordering_is_an_enum_and_the_username_has_no_ascii_only_pattern(openapi):
+    params = {p["name"]: p for p in openapi["paths"]["/api/v1/tutors/"]["get"]["parameters"]}
+    assert params["ordering"]["schema"]["enum"] == ["rating", "-rating", "name", "-name"]
+    username = openapi["components"]["schemas"]["Profile"]["properties"]["username"]
+    assert "pattern" not in username  # ECMAScript's \w is ASCII only; the server takes Cyrillic
+
+
+def test_a_cyrillic_username_round_trips(api_client):
+    body = {"email": "ivan@example.com", "username": "Иван_Петров", "password": "Correct-Horse-42-battery"}
+    assert api_client.post("/api/v1/auth/register/", body, format="json").status_code == 201
+    tokens = api_client.post("/api/v1/auth/login/", body, format="json").json()
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+    assert api_client.get("/api/v1/auth/me/").json()["username"] == "Иван_Петров"

@@ -93,6 +93,13 @@ class TestTutors:
         assert ids(api_client.get(TUTORS, {"ordering": "rating"})) == [low.id, mid.id, high.id]
         assert ids(api_client.get(TUTORS, {"ordering": "name"})) == [mid.id, low.id, high.id]
 
+    @pytest.mark.parametrize("ordering", ["popularity", "", "rating,name", "-", "system_prompt"])
+    def test_an_unknown_ordering_is_400(self, api_client, ordering):
+        """Issue 11: it was silently ignored, like a typo in any other filter used to be."""
+        response = api_client.get(TUTORS, {"ordering": ordering})
+        assert response.status_code == 400
+        assert "ordering" in response.json()
+
     def test_tutor_of_an_inactive_course_is_hidden(self, api_client, tutor):
         Course.objects.filter(pk=tutor.course_id).update(is_active=False)
         assert api_client.get(TUTORS).json()["count"] == 0
