@@ -36,6 +36,8 @@ def validate_username_characters(value: str) -> None:
 
 
 class ProfileSerializer(StrictModelSerializer):
+    """The user's profile. `full_name` and `username` can be changed."""
+
     username = StrictCharField(
         max_length=150,
         validators=[validate_username_characters],
@@ -66,6 +68,8 @@ class ProfileSerializer(StrictModelSerializer):
 
 
 class RegisterSerializer(ProfileSerializer):
+    """A new student account. The password goes through the password validators."""
+
     password = StrictCharField(write_only=True, max_length=128, style={"input_type": "password"})
 
     class Meta(ProfileSerializer.Meta):

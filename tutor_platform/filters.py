@@ -10,6 +10,7 @@ from typing import Any
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, filters
 
 
@@ -57,8 +58,19 @@ class StrictDateTimeField(_PresentMeansRequired, django_filters.fields.IsoDateTi
             raise ValidationError("Date out of range.", code="invalid") from None
 
 
+MAX_ID = 2**63 - 1
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
 class NumberFilter(django_filters.NumberFilter):
+    """An id in the query string: an integer in the database's range, as the schema says."""
+
     field_class = StrictIntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
 
 
 class BooleanFilter(django_filters.BooleanFilter):
@@ -87,6 +99,14 @@ class OrderingFilter(filters.OrderingFilter):
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
-            parameter["schema"] = {"type": "string", "enum": self.choices(view)}
+            parameter["schema"] = {
+                "type": "string",
+                "enum": self.choices(view),
+                # Names for generated clients' enums ("-rating" is no identifier).
+                "x-enum-varnames": [
+                    f"{choice.lstrip('-').upper()}{'_DESC' if choice.startswith('-') else ''}"
+                    for choice in self.choices(view)
+                ],
+            }
             parameter["description"] = "Sort order; `-` for descending."
         return parameters

@@ -18,9 +18,10 @@ _LIST_ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
 @extend_schema_view(
     list=extend_schema(
         tags=["catalogue"],
+        auth=[],
         responses={200: CourseSerializer(many=True), 400: VALIDATION_ERROR, **_LIST_ERRORS},
     ),
-    retrieve=extend_schema(tags=["catalogue"], responses={200: CourseSerializer, **_LIST_ERRORS}),
+    retrieve=extend_schema(tags=["catalogue"], auth=[], responses={200: CourseSerializer, **_LIST_ERRORS}),
 )
 class CourseViewSet(ReadOnlyModelViewSet):
     """Active courses. Readable without a token."""
@@ -35,9 +36,12 @@ class CourseViewSet(ReadOnlyModelViewSet):
 @extend_schema_view(
     list=extend_schema(
         tags=["catalogue"],
+        auth=[],
         responses={200: StaffTutorSerializer(many=True), 400: VALIDATION_ERROR, **_LIST_ERRORS},
     ),
-    retrieve=extend_schema(tags=["catalogue"], responses={200: StaffTutorSerializer, **_LIST_ERRORS}),
+    retrieve=extend_schema(
+        tags=["catalogue"], auth=[], responses={200: StaffTutorSerializer, **_LIST_ERRORS}
+    ),
 )
 class TutorViewSet(ReadOnlyModelViewSet):
     """Active tutors. Readable without a token; staff also see the internal fields
