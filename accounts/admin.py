@@ -1,14 +1,27 @@
 import json
 
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.utils.html import format_html
 
+from . import services
 from .models import User
+from .roles import CONTENT_EDITORS, ML_TEAM, Role
 
 
 class UserCreateForm(UserCreationForm):
+    role = forms.ChoiceField(
+        choices=Role.choices,
+        initial=Role.STUDENT,
+        help_text=(
+            "What this person may do. Content editors maintain courses, tutors and prompts; "
+            "the ML team triages feedback (admin and /api/v1/ml/); superusers manage everything, users too."
+        ),
+    )
+
     class Meta:
         model = User
         fields = ("email", "username", "full_name")
@@ -18,6 +31,30 @@ class UserEditForm(UserChangeForm):
     class Meta:
         model = User
         fields = "__all__"
+        help_texts = {
+            "is_staff": (
+                "May log in to this admin. What they see there comes from their groups: "
+                f"“{CONTENT_EDITORS}” (courses, tutors) or “{ML_TEAM}” (feedback). "
+                "Staff with no group see nothing."
+            ),
+            "groups": f"“{CONTENT_EDITORS}” edit courses and tutors; “{ML_TEAM}” triage feedback.",
+        }
+
+
+class StaffLoginForm(AdminAuthenticationForm):
+    """Says why a known account cannot enter, instead of the generic error."""
+
+    def confirm_login_allowed(self, user: User) -> None:
+        if user.is_active and not user.is_staff and user.groups.exists():
+            raise forms.ValidationError(
+                "This account belongs to a staff group but is not marked as staff. "
+                "Ask a superuser to tick “Staff status” on it.",
+                code="not_staff",
+            )
+        super().confirm_login_allowed(user)
+
+
+admin.site.login_form = StaffLoginForm
 
 
 @admin.register(User)
@@ -41,9 +78,17 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = (
         (
             None,
-            {"classes": ("wide",), "fields": ("email", "username", "full_name", "password1", "password2")},
+            {
+                "classes": ("wide",),
+                "fields": ("email", "username", "full_name", "role", "password1", "password2"),
+            },
         ),
     )
+
+    def save_model(self, request, obj: User, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            services.user_set_role(user=obj, role=form.cleaned_data["role"])
 
     @admin.display(description="Preferences")
     def preferences_pretty(self, obj: User) -> str:

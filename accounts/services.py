@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.contrib.auth import authenticate
-from django.contrib.auth.models import update_last_login
+from django.contrib.auth.models import Group, update_last_login
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -16,6 +16,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from .models import User, normalize_email
+from .roles import ROLE_GROUPS, Role
 from .serializers import validate_preferences
 
 
@@ -151,3 +152,13 @@ def user_preferences_set(*, user: User, data: Any, merge: bool) -> dict[str, Any
         User.objects.filter(pk=user.pk).update(preferences=preferences, updated_at=timezone.now())
     user.preferences = preferences
     return preferences
+
+
+def user_set_role(*, user: User, role: str) -> None:
+    """Staff flag, superuser flag and group, as the role says."""
+    with transaction.atomic():
+        user.is_staff = role != Role.STUDENT
+        user.is_superuser = role == Role.SUPERUSER
+        user.save(update_fields=["is_staff", "is_superuser", "updated_at"])
+        group_name = ROLE_GROUPS.get(Role(role))
+        user.groups.set([Group.objects.get(name=group_name)] if group_name else [])
