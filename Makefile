@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+PORT ?= 8000
 
 .PHONY: run test install install-dev migrate lint system-deps
 
@@ -22,10 +23,10 @@ install-dev: $(BIN)/python
 migrate: install .env
 	$(BIN)/python manage.py migrate --noinput
 
-## Install, configure, migrate, load the demo catalogue and serve on http://localhost:8000
+## Install, configure, migrate, load the demo catalogue and serve on http://localhost:$(PORT)
 run: migrate
 	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 ## Debian's packages the suite drives: Chromium (admin browser tests) and nginx
 ## (the production topology). Never a downloaded browser.

@@ -336,7 +336,11 @@ SPECTACULAR_SETTINGS = {
         "REST API for the web frontend and the ML team. Authenticate with "
         "`Authorization: Bearer <access token>` from `/api/v1/auth/login/`. "
         'Errors other than validation errors are `{"detail", "code"}`. '
-        "Query parameters not listed for an operation are rejected with 400."
+        "Query parameters not listed for an operation are rejected with 400. "
+        "Behind the production nginx, what it answers itself (a body over the limit: 413 "
+        "`request_too_large`; a request line or headers too large: 414 `uri_too_long`, 400 "
+        "`headers_too_large`; the app down: 503 `service_unavailable`) is JSON with a `code` too. "
+        "The guide for the frontend is docs/API.md in the repository."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
