@@ -56,7 +56,7 @@ class LoginView(PublicView):
         responses={
             200: TokenPairSerializer,
             400: VALIDATION_ERROR,
-            401: error("Wrong credentials or inactive user (`invalid_credentials`)."),
+            401: error("Wrong credentials or inactive user.", "invalid_credentials"),
             429: THROTTLED,
         },
         auth=[],
@@ -80,7 +80,11 @@ class RefreshView(PublicView):
         responses={
             200: TokenPairSerializer,
             400: VALIDATION_ERROR,
-            401: error("Invalid, expired or already used refresh token (`token_not_valid`)."),
+            401: error(
+                "Invalid, expired or already used refresh token, or its user is gone.",
+                "token_not_valid",
+                "no_active_account",
+            ),
             429: THROTTLED,
         },
         auth=[],
@@ -100,7 +104,7 @@ class LogoutView(PublicView):
         responses={
             204: OpenApiResponse(description="The refresh token no longer works."),
             400: VALIDATION_ERROR,
-            401: error("Invalid or expired refresh token (`token_not_valid`)."),
+            401: error("Invalid or expired refresh token.", "token_not_valid"),
             429: THROTTLED,
         },
         auth=[],

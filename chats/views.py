@@ -52,7 +52,6 @@ _AI_ERRORS = {
     ),
     504: OpenApiResponse(AICoreErrorSerializer, description="`ai_core_timeout`; the user message is saved."),
 }
-_TUTOR_GONE = error("`tutor_unavailable`: the tutor was deactivated.")
 _IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     OpenApiTypes.STR,
@@ -146,8 +145,15 @@ class ChatViewSet(
             201: SendResultSerializer,
             400: VALIDATION_ERROR,
             **_ERRORS,
-            409: error("`tutor_unavailable`, `idempotency_key_in_use` or `reply_discarded`."),
-            422: error("`idempotency_key_reused`: the key was used with another body."),
+            409: error(
+                "The tutor was deactivated, the same Idempotency-Key is still running, or the chat "
+                "was cleared while the tutor answered.",
+                "tutor_unavailable",
+                "idempotency_key_in_use",
+                "reply_discarded",
+                "nothing_to_reply",
+            ),
+            422: error("The Idempotency-Key was used with another body.", "idempotency_key_reused"),
             **_AI_ERRORS,
         },
         description="Saves the message, asks the tutor, saves and returns the reply.",
@@ -210,7 +216,13 @@ class ChatViewSet(
         responses={
             201: ReplyResultSerializer,
             **_ERRORS,
-            409: error("`nothing_to_reply`, `tutor_unavailable` or `reply_discarded`."),
+            409: error(
+                "The last message already has its reply, the tutor was deactivated, or the chat was "
+                "cleared while the tutor answered.",
+                "nothing_to_reply",
+                "tutor_unavailable",
+                "reply_discarded",
+            ),
             **_AI_ERRORS,
         },
         description=(

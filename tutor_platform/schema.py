@@ -1,20 +1,29 @@
 """Reusable OpenAPI pieces: the error bodies every endpoint may answer."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiResponse
 
-ErrorSerializer = inline_serializer(
-    name="Error",
-    fields={
-        "detail": serializers.CharField(),
-        "code": serializers.CharField(),
-    },
-)
+# Every error `code` the schema names; each gets a component `<Code>Error`
+# ({"detail", "code"} with `code` fixed), added by the hook below.
+ERROR_CODES: set[str] = set()
 
 
-def error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
+def _ref(code: str) -> dict:
+    ERROR_CODES.add(code)
+    name = "".join(part.title() for part in code.split("_"))
+    return {"$ref": f"#/components/schemas/{name if name.endswith('Error') else name + 'Error'}"}
+
+
+def error(description: str, *codes: str) -> OpenApiResponse:
+    """An error response: one code, or several told apart by `code` (a discriminator)."""
+    if len(codes) == 1:
+        return OpenApiResponse(_ref(codes[0]), description=description)
+    refs = {code: _ref(code)["$ref"] for code in codes}
+    schema = {
+        "oneOf": [{"$ref": ref} for ref in refs.values()],
+        "discriminator": {"propertyName": "code", "mapping": refs},
+    }
+    return OpenApiResponse(schema, description=description)
 
 
 VALIDATION_ERROR = OpenApiResponse(
@@ -25,10 +34,19 @@ VALIDATION_ERROR = OpenApiResponse(
         "that is not valid JSON."
     ),
 )
-UNAUTHORIZED = error("Missing, invalid or expired access token (`not_authenticated`, `token_not_valid`).")
-FORBIDDEN = error("Not allowed (`permission_denied`).")
-NOT_FOUND = error("No such object, or it belongs to another user (`not_found`).")
-THROTTLED = error("Too many requests (`throttled`); see `Retry-After`.")
+UNAUTHORIZED = error(
+    "Missing, invalid or expired access token, or one issued before a password change.",
+    "not_authenticated",
+    "token_not_valid",
+    "bad_authorization_header",
+    "authentication_failed",
+    "user_not_found",
+    "user_inactive",
+    "password_changed",
+)
+FORBIDDEN = error("Not allowed.", "permission_denied")
+NOT_FOUND = error("No such object, or it belongs to another user.", "not_found")
+THROTTLED = error("Too many requests; see `Retry-After`.", "throttled")
 
 
 # Fields only staff get: optional in the schema, the rest of a response is required.
@@ -79,37 +97,51 @@ def add_common_error_responses(result: dict, generator, request, public: bool) -
     """drf-spectacular postprocessing hook: what holds for every operation.
 
     - Every operation may fail with 406 (an `Accept` header that excludes
-      JSON) and 500, every throttled one (all but health) with 429, one with
-      a body also with 413 (too large) and 415 (not JSON).
+      JSON), 500 and 503 (database), every throttled one (all but health)
+      with 429, one with a body also with 413 (too large) and 415 (not JSON).
+    - Each error `code` has its component.
     - Path ids are integers, as the routes accept them.
     - Response fields are always present: every property of a response
       component is required, except the ones marked STAFF_ONLY.
     - Every operation has a short summary.
     """
-    error_ref = {"$ref": "#/components/schemas/Error"}
-    content = {"application/json": {"schema": error_ref}}
     common = {
-        "406": "The `Accept` header excludes `application/json` (`not_acceptable`).",
-        "413": "Request body too large (`request_too_large`): DATA_UPLOAD_MAX_MEMORY_SIZE, or 16 KiB "
-        "without a user.",
-        "415": "Body is not `application/json` (`unsupported_media_type`).",
-        "429": "Too many requests (`throttled`); see `Retry-After`.",
-        "500": "Unexpected server error (`server_error`); no details are disclosed.",
+        "406": error("The `Accept` header excludes `application/json`.", "not_acceptable"),
+        "413": error(
+            "Request body too large: DATA_UPLOAD_MAX_MEMORY_SIZE, or 16 KiB without a user.",
+            "request_too_large",
+        ),
+        "415": error("Body is not `application/json`.", "unsupported_media_type"),
+        "429": THROTTLED,
+        "500": error("Unexpected server error; no details are disclosed.", "server_error"),
+        "503": error("The database is unreachable or busy; see `Retry-After`.", "database_unavailable"),
     }
     for path, path_item in result.get("paths", {}).items():
         for operation in path_item.values():
             responses = operation.setdefault("responses", {})
-            for status, description in common.items():
+            for status, response in common.items():
                 if status in ("413", "415") and "requestBody" not in operation:
                     continue
                 if status == "429" and path.endswith("/health/"):
                     continue
-                responses.setdefault(status, {"description": description, "content": content})
+                responses.setdefault(
+                    status,
+                    {
+                        "description": response.description,
+                        "content": {"application/json": {"schema": response.response}},
+                    },
+                )
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "path" and parameter["schema"].get("pattern"):
                     parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": MAX_PATH_ID}
             operation["summary"] = SUMMARIES[operation["operationId"]]
-    for name, component in result.get("components", {}).get("schemas", {}).items():
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    for code in sorted(ERROR_CODES):
+        schemas[_ref(code)["$ref"].rsplit("/", 1)[1]] = {
+            "type": "object",
+            "properties": {"detail": {"type": "string"}, "code": {"type": "string", "enum": [code]}},
+        }
+    for name, component in schemas.items():
         if not name.endswith("Request") and component.get("type") == "object" and "properties" in component:
             component["required"] = sorted(
                 name

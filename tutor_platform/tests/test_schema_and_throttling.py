@@ -125,3 +125,19 @@ def test_a_cyrillic_username_round_trips(api_client):
     tokens = api_client.post("/api/v1/auth/login/", body, format="json").json()
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
     assert api_client.get("/api/v1/auth/me/").json()["username"] == "Иван_Петров"
+
+
+def test_error_bodies_are_named_components_a_client_can_narrow_by_code(openapi):
+    schemas = openapi["components"]["schemas"]
+    conflict = openapi["paths"]["/api/v1/chats/{id}/messages/"]["post"]["responses"]["409"]
+    schema = conflict["content"]["application/json"]["schema"]
+    assert schema["discriminator"]["propertyName"] == "code"
+    mapping = schema["discriminator"]["mapping"]
+    assert set(mapping) == {"tutor_unavailable", "idempotency_key_in_use", "reply_discarded", "nothing_to_reply"}
+    for code, ref in mapping.items():
+        component = schemas[ref.rsplit("/", 1)[1]]
+        assert component["properties"]["code"]["enum"] == [code]
+        assert component["required"] == ["code", "detail"]
+    not_found = openapi["paths"]["/api/v1/chats/{id}/"]["get"]["responses"]["404"]
+    assert not_found["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/NotFoundError"}
+    assert "Error" not in schemas  # no catch-all body with a free-form code
