@@ -55,6 +55,29 @@ STAFF_ONLY = "Staff only (absent for everyone else)."
 # Ids in paths: digits, at most 18 (tutor_platform.api.ID_PATTERN).
 MAX_PATH_ID = 10**18 - 1
 
+# Swagger UI's example bodies: realistic values instead of "string" and 2**63.
+EXAMPLES = {
+    "email": "ivan.petrov@example.com",
+    "username": "Иван_Петров",
+    "password": "Correct-Horse-42",
+    "old_password": "Correct-Horse-42",
+    "new_password": "Another-Horse-77",
+    "full_name": "Иван Петров",
+    "refresh": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.<payload>.<signature>",
+    "access": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.<payload>.<signature>",
+    "title": "Квадратные уравнения",
+    "content": "Как решить x² − 5x + 6 = 0?",
+    "tutor": 1,
+    "message": 2,
+    "rating": 5,
+    "positive_text": "Понятно объяснил по шагам",
+    "improvement_text": "Больше примеров",
+    "minutes": 25,
+    "total_minutes": 90,
+    "ids": [1, 2, 3],
+    "attachments": [{"type": "image", "url": "https://example.com/homework.png"}],
+}
+
 SUMMARIES = {
     "auth_register_create": "Register a student",
     "auth_login_create": "Log in (get a token pair)",
@@ -103,7 +126,7 @@ def add_common_error_responses(result: dict, generator, request, public: bool) -
     - Path ids are integers, as the routes accept them.
     - Response fields are always present: every property of a response
       component is required, except the ones marked STAFF_ONLY.
-    - Every operation has a short summary.
+    - Every operation has a short summary; request fields have realistic examples.
     """
     common = {
         "406": error("The `Accept` header excludes `application/json`.", "not_acceptable"),
@@ -141,6 +164,12 @@ def add_common_error_responses(result: dict, generator, request, public: bool) -
             "type": "object",
             "properties": {"detail": {"type": "string"}, "code": {"type": "string", "enum": [code]}},
         }
+    for component in schemas.values():
+        for name, field in component.get("properties", {}).items():
+            if name in EXAMPLES and "$ref" not in field and "readOnly" not in field:
+                field.setdefault("example", EXAMPLES[name])
+            elif field.get("type") == "integer" and field.get("maximum", 0) > 2**53:
+                field.setdefault("example", 1)  # not the maximum, which JavaScript rounds
     for name, component in schemas.items():
         if not name.endswith("Request") and component.get("type") == "object" and "properties" in component:
             component["required"] = sorted(

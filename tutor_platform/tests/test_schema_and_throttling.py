@@ -133,11 +133,35 @@ def test_error_bodies_are_named_components_a_client_can_narrow_by_code(openapi):
     schema = conflict["content"]["application/json"]["schema"]
     assert schema["discriminator"]["propertyName"] == "code"
     mapping = schema["discriminator"]["mapping"]
-    assert set(mapping) == {"tutor_unavailable", "idempotency_key_in_use", "reply_discarded", "nothing_to_reply"}
+    assert set(mapping) == {
+        "tutor_unavailable",
+        "idempotency_key_in_use",
+        "reply_discarded",
+        "nothing_to_reply",
+    }
     for code, ref in mapping.items():
         component = schemas[ref.rsplit("/", 1)[1]]
         assert component["properties"]["code"]["enum"] == [code]
         assert component["required"] == ["code", "detail"]
     not_found = openapi["paths"]["/api/v1/chats/{id}/"]["get"]["responses"]["404"]
-    assert not_found["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/NotFoundError"}
+    assert not_found["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/NotFoundError"
+    }
     assert "Error" not in schemas  # no catch-all body with a free-form code
+
+
+def test_swagger_examples_are_realistic(openapi):
+    schemas = openapi["components"]["schemas"]
+    register = schemas["RegisterRequest"]["properties"]
+    assert register["email"]["example"] == "ivan.petrov@example.com"
+    assert register["username"]["example"] == "Иван_Петров"
+    assert schemas["SendMessageRequest"]["properties"]["content"]["example"].startswith("Как решить")
+    huge_examples = [
+        (name, prop)
+        for component in schemas.values()
+        for name, prop in component.get("properties", {}).items()
+        if prop.get("type") == "integer"
+        and prop.get("maximum", 0) > 2**53
+        and not 0 < prop.get("example", 0) < 2**53
+    ]
+    assert huge_examples == []
