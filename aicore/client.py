@@ -133,7 +133,7 @@ class AICoreClient:
             if attempt:
                 time.sleep(self.retry_backoff * 2 ** (attempt - 1))
             try:
-                status, raw = self._post(url, data, headers)
+                answer = self._post(url, data, headers)
             except requests.ConnectionError as exc:
                 if not _never_reached(exc):
                     # E.g. the connection dropped half-way through the answer.
@@ -145,17 +145,17 @@ class AICoreClient:
             except requests.RequestException as exc:
                 logger.warning("AI-Core transport error: %s", type(exc).__name__)
                 raise AICoreUnavailable() from exc
-            if status == 503 and raw.retry_after:
+            if answer.status == 503 and answer.retry_after:
                 logger.warning("AI-Core answered 503 (attempt %d)", attempt + 1)
-                last_error = AICoreUnavailable(retry_after=raw.retry_after)
+                last_error = AICoreUnavailable(retry_after=answer.retry_after)
                 continue
-            if not 200 <= status < 300:
-                logger.warning("AI-Core answered %d", status)
-                raise AICoreBadResponse(f"AI-Core answered {status}.")
-            return parse_generation(decode_answer(raw.body))
+            if not 200 <= answer.status < 300:
+                logger.warning("AI-Core answered %d", answer.status)
+                raise AICoreBadResponse(f"AI-Core answered {answer.status}.")
+            return parse_generation(decode_answer(answer.body))
         raise last_error
 
-    def _post(self, url: str, data: dict[str, Any], headers: dict[str, str]) -> "tuple[int, _Answer]":
+    def _post(self, url: str, data: dict[str, Any], headers: dict[str, str]) -> "_Answer":
         """One attempt, all of it (connect, headers, body) within the read timeout."""
         with deadline(self.timeout[1]) as watch:
             try:
@@ -170,7 +170,7 @@ class AICoreClient:
                 raise
             if watch.expired:  # cut short: what was read is not the whole answer
                 raise AICoreTimeout()
-            return response.status_code, answer
+            return answer
 
     def health(self) -> bool:
         try:
@@ -182,6 +182,7 @@ class AICoreClient:
 
 @dataclass(frozen=True)
 class _Answer:
+    status: int
     body: bytes
     retry_after: int | None
 
@@ -194,7 +195,9 @@ class _Answer:
                 raise AICoreBadResponse(f"AI-Core answered more than {MAX_ANSWER_BYTES} bytes.")
             chunks.append(chunk)
         retry_after = response.headers.get("Retry-After", "")
-        return cls(b"".join(chunks), int(retry_after) if retry_after.isdigit() else None)
+        return cls(
+            response.status_code, b"".join(chunks), int(retry_after) if retry_after.isdigit() else None
+        )
 
 
 class StubClient:

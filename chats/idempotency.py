@@ -121,19 +121,23 @@ def run_once(*, user: User, key: str, digest: str, call: Send) -> StoredResponse
     if isinstance(claimed, StoredResponse):
         return claimed
     rows = IdempotencyKey.objects.filter(pk=claimed.pk)
-    bound: list[Message] = [claimed.user_message] if claimed.user_message else []
+    saved = claimed.user_message
 
     def bind(user_message: Message) -> None:
-        bound.append(user_message)
+        nonlocal saved
+        saved = user_message
         rows.update(user_message=user_message)
+
+    def give_up() -> None:
+        if saved is not None:
+            rows.update(state=IdempotencyKey.State.FAILED)  # a retry answers `saved`
+        else:
+            rows.delete()  # nothing was saved: the key is free again
 
     try:
         response = call(claimed.user_message, bind)
     except BaseException:
-        if bound:
-            rows.update(state=IdempotencyKey.State.FAILED)
-        else:
-            rows.delete()  # nothing was saved: the key is free again
+        give_up()
         raise
     if 200 <= response.status < 300:
         rows.update(
@@ -142,8 +146,6 @@ def run_once(*, user: User, key: str, digest: str, call: Send) -> StoredResponse
             response_body=response.body,
             response_headers=response.headers,
         )
-    elif bound:
-        rows.update(state=IdempotencyKey.State.FAILED)
     else:
-        rows.delete()
+        give_up()
     return response

@@ -49,7 +49,6 @@ class ReplyFailed(APIException):
     answered later (/reply/, or a retry with the same Idempotency-Key)."""
 
     def __init__(self, error: APIException | AICoreError, user_message: Message) -> None:
-        self.error = error
         self.user_message = user_message
         self.status_code = error.status_code
         self.retry_after = getattr(error, "retry_after", None)
