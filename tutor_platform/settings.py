@@ -210,6 +210,9 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    # Django's backend, with one Redis client per process (tutor_platform/cache.py).
+    CACHES["default"]["BACKEND"] = "tutor_platform.cache.RedisCache"
+
     # A Redis that is down or hanging must cost a request milliseconds, not
     # seconds: short socket timeouts and no retries. Throttles then fail
     # open and health reports the cache as unavailable.

@@ -17,10 +17,12 @@ from tutor_platform import throttling
 REDIS_URL = "redis://127.0.0.1:6379/14"
 
 
-def redis_cache(url: str = REDIS_URL, **options) -> dict:
+def redis_cache(
+    url: str = REDIS_URL, backend: str = "django.core.cache.backends.redis.RedisCache", **options
+) -> dict:
     return {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": backend,
             "LOCATION": url,
             "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25, **options},
         }
@@ -136,9 +138,34 @@ def test_the_settings_give_redis_short_timeouts_and_no_retries(monkeypatch):
     monkeypatch.setenv("CACHE_URL", "redis://127.0.0.1:6379/1")
     reloaded = importlib.reload(settings_module)
     try:
+        assert reloaded.CACHES["default"]["BACKEND"] == "tutor_platform.cache.RedisCache"
         options = reloaded.CACHES["default"]["OPTIONS"]
         assert options["socket_timeout"] == options["socket_connect_timeout"] == 0.25
         assert options["retry"].get_retries() == 0
     finally:
         monkeypatch.delenv("CACHE_URL")
         importlib.reload(settings_module)
+
+
+def test_every_thread_shares_one_redis_client_per_process():
+    """Issue 17: Django built a cache object, and a connection pool, per thread and a client per call."""
+    from django.core.cache import caches
+
+    from tutor_platform.cache import RedisCache
+
+    seen = []
+    with override_settings(CACHES=redis_cache(backend="tutor_platform.cache.RedisCache")):
+
+        def use_cache() -> None:
+            cache = caches["default"]
+            assert isinstance(cache, RedisCache)
+            cache.set("shared-client", 1, 5)
+            seen.append(cache._cache.get_client(write=True))
+
+        threads = [threading.Thread(target=use_cache) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+    assert len(seen) == 4
+    assert all(client is seen[0] for client in seen)
