@@ -11,6 +11,7 @@ from rest_framework.exceptions import NotFound
 
 from accounts.models import User
 from chats.models import Message
+from tutoring.catalogue import catalogue_changed
 from tutoring.models import Tutor
 
 from .models import Feedback
@@ -28,6 +29,7 @@ def tutor_rating_recompute(*, tutor_id: int) -> None:
     ).aggregate(mean=Avg("rating"), count=Count("id"))
     mean = Decimal(str(stats["mean"] or 0)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     Tutor.objects.filter(pk=tutor_id).update(rating=mean, total_feedbacks=stats["count"])
+    catalogue_changed()  # the catalogue shows ratings
 
 
 def _lock_tutor(tutor_id: int) -> None:

@@ -371,6 +371,9 @@ SPECTACULAR_SETTINGS = {
 # Domain settings
 # ---------------------------------------------------------------------------
 MESSAGE_MAX_CHARS = env.int("MESSAGE_MAX_CHARS", default=8000)
+# The public catalogue is served from the cache and invalidated on every write
+# (tutoring/catalogue.py); this bounds an entry's age all the same. 0: no cache.
+CATALOGUE_CACHE_SECONDS = env.int("CATALOGUE_CACHE_SECONDS", default=300)
 AI_HISTORY_MESSAGES = env.int("AI_HISTORY_MESSAGES", default=20)
 
 AI_CORE_URL = env.str("AI_CORE_URL", default="stub")

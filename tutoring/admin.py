@@ -6,7 +6,28 @@ from django.utils.html import format_html, format_html_join
 
 from feedback.selectors import tutor_feedback_summary
 
+from .catalogue import catalogue_changed
 from .models import Course, Tutor
+
+
+class ChangesCatalogue:
+    """Every admin write to courses and tutors starts a new catalogue generation."""
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        catalogue_changed()
+
+    def save_formset(self, request, form, formset, change) -> None:
+        super().save_formset(request, form, formset, change)
+        catalogue_changed()
+
+    def delete_model(self, request, obj) -> None:
+        super().delete_model(request, obj)
+        catalogue_changed()
+
+    def delete_queryset(self, request, queryset) -> None:
+        super().delete_queryset(request, queryset)
+        catalogue_changed()
 
 
 class TutorInline(admin.TabularInline):
@@ -18,7 +39,7 @@ class TutorInline(admin.TabularInline):
 
 
 @admin.register(Course)
-class CourseAdmin(admin.ModelAdmin):
+class CourseAdmin(ChangesCatalogue, admin.ModelAdmin):
     list_display = ("name", "slug", "is_active", "tutors_count", "updated_at")
     list_filter = ("is_active",)
     search_fields = ("name", "slug", "description")
@@ -62,7 +83,7 @@ class TutorForm(forms.ModelForm):
 
 
 @admin.register(Tutor)
-class TutorAdmin(admin.ModelAdmin):
+class TutorAdmin(ChangesCatalogue, admin.ModelAdmin):
     form = TutorForm
     list_display = ("name", "course", "model_id", "rating", "total_feedbacks", "is_active", "updated_at")
     list_filter = ("course", "is_active")

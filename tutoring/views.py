@@ -1,6 +1,10 @@
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import filters, permissions
+from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from tutor_platform.api import ReadOnlyModelViewSet
@@ -8,11 +12,26 @@ from tutor_platform.filters import OrderingFilter
 from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR
 
 from . import selectors
+from .catalogue import cached_response
 from .filters import TutorFilter
 from .models import Course, Tutor
 from .serializers import CourseSerializer, StaffTutorSerializer, TutorSerializer
 
 _LIST_ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
+
+
+class CachedCatalogueMixin:
+    """Lists and details from the cache while the catalogue is unchanged (catalogue.py)."""
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return cached_response(
+            request, lambda: super(CachedCatalogueMixin, self).list(request, *args, **kwargs)
+        )
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return cached_response(
+            request, lambda: super(CachedCatalogueMixin, self).retrieve(request, *args, **kwargs)
+        )
 
 
 @extend_schema_view(
@@ -23,7 +42,7 @@ _LIST_ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
     ),
     retrieve=extend_schema(tags=["catalogue"], auth=[], responses={200: CourseSerializer, **_LIST_ERRORS}),
 )
-class CourseViewSet(ReadOnlyModelViewSet):
+class CourseViewSet(CachedCatalogueMixin, ReadOnlyModelViewSet):
     """Active courses. Readable without a token."""
 
     permission_classes = [permissions.AllowAny]
@@ -43,7 +62,7 @@ class CourseViewSet(ReadOnlyModelViewSet):
         tags=["catalogue"], auth=[], responses={200: StaffTutorSerializer, **_LIST_ERRORS}
     ),
 )
-class TutorViewSet(ReadOnlyModelViewSet):
+class TutorViewSet(CachedCatalogueMixin, ReadOnlyModelViewSet):
     """Active tutors. Readable without a token; staff also see the internal fields
     (`system_prompt`, `model_id`, `knowledge_base_id`)."""
 

@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from tutoring.catalogue import catalogue_changed
 from tutoring.models import Course, Tutor
 
 CATALOGUE: list[dict[str, Any]] = [
@@ -137,6 +138,7 @@ class Command(BaseCommand):
                     course=course, name=tutor_data["name"], defaults={**tutor_data, "is_active": True}
                 )
                 tutors += created
+        catalogue_changed()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo catalogue ready: {Course.objects.count()} courses, {Tutor.objects.count()} tutors "
