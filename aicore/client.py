@@ -5,8 +5,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from django.conf import settings
@@ -17,9 +18,10 @@ from tutor_platform.validators import json_problem
 from . import stub
 from .circuit import CircuitBreaker
 from .exceptions import AICoreBadResponse, AICoreError, AICoreTimeout, AICoreUnavailable
-from .transport import deadline, new_session
+from .transport import Deadline, deadline, new_session
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 GENERATE_PATH = "/api/v1/generate"
 HEALTH_PATH = "/api/v1/health"
@@ -46,6 +48,15 @@ def parse_generation(body: Any) -> Generation:
         raise AICoreBadResponse(f"AI-Core answered JSON that cannot be stored: {problem}.")
     extra = {key: value for key, value in body.items() if key != "content"}
     return Generation(content=body["content"], extra=extra)
+
+
+def drain(generator: Generator[Any, None, T]) -> T:
+    """Runs a generator to its end and returns what it returns."""
+    while True:
+        try:
+            next(generator)
+        except StopIteration as stop:
+            return stop.value
 
 
 def decode_answer(raw: bytes) -> Any:
@@ -89,6 +100,7 @@ class AICoreClient:
         *,
         base_url: str,
         timeout: float,
+        stream_timeout: float,
         connect_timeout: float,
         max_retries: int,
         retry_backoff: float,
@@ -98,6 +110,7 @@ class AICoreClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, timeout)
+        self.stream_timeout = stream_timeout
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
         self.api_key = api_key
@@ -110,14 +123,22 @@ class AICoreClient:
             headers["Authorization"] = f"Bearer {self.api_key}"
         return headers
 
-    def generate_response(self, data: dict[str, Any], *, request_id: str) -> Generation:
+    def generate(
+        self, data: dict[str, Any], *, request_id: str, stream: bool = False
+    ) -> Generator[str, None, Generation]:
+        """Asks AI-Core for a reply; returns it as a `Generation`.
+
+        With `stream`, yields the reply's pieces as AI-Core sends them (one
+        piece when it answers plain JSON); the whole reply must come within
+        `stream_timeout`, each piece within `timeout`.
+        """
         if not self.breaker.allow():
             raise AICoreUnavailable(
                 "AI-Core is failing; calls are paused for a moment.",
                 retry_after=self.breaker.retry_after(),
             )
         try:
-            generation = self._generate(data, request_id)
+            generation = yield from self._generate(data, request_id, stream)
         except BaseException:
             # Whatever went wrong, including a bug: a half-open trial must end.
             self.breaker.record_failure()
@@ -125,52 +146,56 @@ class AICoreClient:
         self.breaker.record_success()
         return generation
 
-    def _generate(self, data: dict[str, Any], request_id: str) -> Generation:
+    def generate_response(self, data: dict[str, Any], *, request_id: str) -> Generation:
+        return drain(self.generate(data, request_id=request_id))
+
+    def _generate(
+        self, data: dict[str, Any], request_id: str, stream: bool
+    ) -> Generator[str, None, Generation]:
         url = self.base_url + GENERATE_PATH
         headers = {**self._headers(request_id), "Idempotency-Key": uuid.uuid4().hex}
+        body = {**data, "stream": True} if stream else data
         last_error: AICoreError = AICoreUnavailable()
         for attempt in range(self.max_retries + 1):
             if attempt:
                 time.sleep(self.retry_backoff * 2 ** (attempt - 1))
             try:
-                answer = self._post(url, data, headers)
-            except requests.ConnectionError as exc:
-                if not _never_reached(exc):
-                    # E.g. the connection dropped half-way through the answer.
-                    logger.warning("AI-Core transport error: %s", type(exc).__name__)
-                    raise AICoreUnavailable() from exc
-                logger.warning("AI-Core unreachable (attempt %d): %s", attempt + 1, type(exc).__name__)
-                last_error = AICoreUnavailable()
-                continue
-            except requests.RequestException as exc:
-                logger.warning("AI-Core transport error: %s", type(exc).__name__)
-                raise AICoreUnavailable() from exc
-            if answer.status == 503 and answer.retry_after:
-                logger.warning("AI-Core answered 503 (attempt %d)", attempt + 1)
-                last_error = AICoreUnavailable(retry_after=answer.retry_after)
-                continue
-            if not 200 <= answer.status < 300:
-                logger.warning("AI-Core answered %d", answer.status)
-                raise AICoreBadResponse(f"AI-Core answered {answer.status}.")
-            return parse_generation(decode_answer(answer.body))
+                return (yield from self._attempt(url, body, headers, stream))
+            except _NeverReached as retry:
+                logger.warning("AI-Core unreachable or busy (attempt %d)", attempt + 1)
+                last_error = retry.error
         raise last_error
 
-    def _post(self, url: str, data: dict[str, Any], headers: dict[str, str]) -> "_Answer":
-        """One attempt, all of it (connect, headers, body) within the read timeout."""
-        with deadline(self.timeout[1]) as watch:
+    def _attempt(
+        self, url: str, body: dict[str, Any], headers: dict[str, str], stream: bool
+    ) -> Generator[str, None, Generation]:
+        """One call, all of it (connect, headers, every byte) within the deadline.
+
+        Raises _NeverReached when the request provably never got to AI-Core
+        (the only case worth a retry).
+        """
+        limit = self.stream_timeout if stream else self.timeout[1]
+        with deadline(limit) as watch:
             try:
                 with self.session.post(
-                    url, json=data, headers=headers, timeout=self.timeout, stream=True
+                    url, json=body, headers=headers, timeout=self.timeout, stream=True
                 ) as response:
-                    answer = _Answer.read(response)
+                    _check_status(response)
+                    if stream and response.headers.get("Content-Type", "").startswith("text/event-stream"):
+                        return (yield from _read_events(response, watch))
+                    generation = parse_generation(decode_answer(_read_body(response, watch)))
+                    if stream:
+                        yield generation.content  # a JSON answer is relayed as one piece
+                    return generation
             except requests.RequestException as exc:
                 if watch.expired or _is_read_timeout(exc):
-                    logger.warning("AI-Core gave no whole answer within %ss", self.timeout[1])
+                    logger.warning("AI-Core gave no whole answer within %ss", limit)
                     raise AICoreTimeout() from exc
-                raise
-            if watch.expired:  # cut short: what was read is not the whole answer
-                raise AICoreTimeout()
-            return answer
+                if isinstance(exc, requests.ConnectionError) and _never_reached(exc):
+                    raise _NeverReached(AICoreUnavailable()) from exc
+                # E.g. the connection dropped half-way through the answer.
+                logger.warning("AI-Core transport error: %s", type(exc).__name__)
+                raise AICoreUnavailable() from exc
 
     def health(self) -> bool:
         try:
@@ -180,31 +205,79 @@ class AICoreClient:
         return response.status_code == 200
 
 
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: bytes
-    retry_after: int | None
+class _NeverReached(Exception):
+    """An attempt that did not reach AI-Core; `error` if no retry is left."""
 
-    @classmethod
-    def read(cls, response: requests.Response) -> "_Answer":
-        chunks, size = [], 0
-        for chunk in response.iter_content(64 * 1024):
-            size += len(chunk)
-            if size > MAX_ANSWER_BYTES:
-                raise AICoreBadResponse(f"AI-Core answered more than {MAX_ANSWER_BYTES} bytes.")
-            chunks.append(chunk)
+    def __init__(self, error: AICoreError) -> None:
+        super().__init__(error.detail)
+        self.error = error
+
+
+def _check_status(response: requests.Response) -> None:
+    if response.status_code == 503:
         retry_after = response.headers.get("Retry-After", "")
-        return cls(
-            response.status_code, b"".join(chunks), int(retry_after) if retry_after.isdigit() else None
-        )
+        if retry_after.isdigit():
+            raise _NeverReached(AICoreUnavailable(retry_after=int(retry_after)))
+    if not 200 <= response.status_code < 300:
+        logger.warning("AI-Core answered %d", response.status_code)
+        raise AICoreBadResponse(f"AI-Core answered {response.status_code}.")
+
+
+def _chunks(response: requests.Response, watch: Deadline) -> Iterator[bytes]:
+    """The body as it arrives, at most MAX_ANSWER_BYTES; cut short by the deadline."""
+    size = 0
+    for chunk in response.iter_content(None):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise AICoreBadResponse(f"AI-Core answered more than {MAX_ANSWER_BYTES} bytes.")
+        yield chunk
+    if watch.expired:  # the connection was cut: what came is not the whole answer
+        raise AICoreTimeout()
+
+
+def _read_body(response: requests.Response, watch: Deadline) -> bytes:
+    return b"".join(_chunks(response, watch))
+
+
+def _read_events(response: requests.Response, watch: Deadline) -> Generator[str, None, Generation]:
+    """AI-Core's server-sent events: `{"delta": "..."}`..., then `{"done": true, ...extra}`."""
+    pieces: list[str] = []
+    buffer = b""
+    for chunk in _chunks(response, watch):
+        buffer += chunk
+        while b"\n\n" in buffer:
+            block, buffer = buffer.split(b"\n\n", 1)
+            data = b"\n".join(line[5:].lstrip() for line in block.splitlines() if line.startswith(b"data:"))
+            if not data:
+                continue  # a comment or a keep-alive
+            event = decode_answer(data)
+            if not isinstance(event, dict):
+                raise AICoreBadResponse("AI-Core sent an event that is not a JSON object.")
+            if event.get("done") is True:
+                extra = {key: value for key, value in event.items() if key != "done"}
+                return parse_generation({**extra, "content": "".join(pieces)})
+            delta = event.get("delta")
+            if not isinstance(delta, str) or json_problem(delta, max_depth=0):
+                raise AICoreBadResponse("AI-Core sent a delta that is not text it may send.")
+            pieces.append(delta)
+            yield delta
+    raise AICoreUnavailable("The AI tutor's answer broke off. Please retry.")
 
 
 class StubClient:
     """The built-in stub (`AI_CORE_URL=stub`): same interface, no network."""
 
+    def generate(
+        self, data: dict[str, Any], *, request_id: str, stream: bool = False
+    ) -> Generator[str, None, Generation]:
+        answer = stub.generate(data)
+        generation = parse_generation(answer)
+        if stream:
+            yield from stub.stream_pieces(answer)
+        return generation
+
     def generate_response(self, data: dict[str, Any], *, request_id: str) -> Generation:
-        return parse_generation(stub.generate(data))
+        return drain(self.generate(data, request_id=request_id))
 
     def health(self) -> bool:
         return True
@@ -219,6 +292,7 @@ def get_client() -> AICoreClient | StubClient:
     key = (
         settings.AI_CORE_URL,
         settings.AI_CORE_TIMEOUT,
+        settings.AI_CORE_STREAM_TIMEOUT,
         settings.AI_CORE_CONNECT_TIMEOUT,
         settings.AI_CORE_MAX_RETRIES,
         settings.AI_CORE_RETRY_BACKOFF,
@@ -239,6 +313,7 @@ def _build_client() -> AICoreClient | StubClient:
     return AICoreClient(
         base_url=settings.AI_CORE_URL,
         timeout=settings.AI_CORE_TIMEOUT,
+        stream_timeout=settings.AI_CORE_STREAM_TIMEOUT,
         connect_timeout=settings.AI_CORE_CONNECT_TIMEOUT,
         max_retries=settings.AI_CORE_MAX_RETRIES,
         retry_backoff=settings.AI_CORE_RETRY_BACKOFF,

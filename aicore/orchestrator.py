@@ -1,7 +1,7 @@
 """Turns a user message into the tutor's reply, one explicit step at a time.
 
 build_history -> build_request -> release the database connection -> call
-AI-Core -> build_metadata. Model routing, request/response logging or
+AI-Core (streaming its pieces when asked) -> build_metadata. Model routing, request/response logging or
 moderation go in as one more step here. Callers must not hold a database
 transaction while calling `generate_reply`.
 """
@@ -9,6 +9,7 @@ transaction while calling `generate_reply`.
 import contextlib
 import logging
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from django.db import connection
 from chats.models import Chat, Message
 from tutoring.models import Tutor
 
-from .client import Generation, get_client
+from .client import Generation, drain, get_client
 
 logger = logging.getLogger(__name__)
 
@@ -79,17 +80,27 @@ def build_metadata(generation: Generation, tutor: Tutor, latency_ms: int) -> dic
     return {**generation.extra, "model_id": tutor.model_id, "latency_ms": latency_ms}
 
 
-def generate_reply(*, chat: Chat, user_message: Message, request_id: str) -> AIReply:
-    """Asks AI-Core for the reply to `user_message`. Raises `AICoreError`."""
+def stream_reply(
+    *, chat: Chat, user_message: Message, request_id: str, stream: bool = False
+) -> Generator[str, None, AIReply]:
+    """Asks AI-Core for the reply to `user_message`. Raises `AICoreError`.
+
+    With `stream`, yields the reply's pieces as AI-Core writes them.
+    """
     tutor = chat.tutor
     history = build_history(user_message)
     payload = build_request(chat=chat, tutor=tutor, user_message=user_message, history=history)
     release_db_connection()
     started = time.monotonic()
-    generation = get_client().generate_response(payload, request_id=request_id)
+    generation = yield from get_client().generate(payload, request_id=request_id, stream=stream)
     latency_ms = round((time.monotonic() - started) * 1000)
     logger.info("AI-Core replied for chat=%s in %dms", chat.pk, latency_ms)
     return AIReply(content=generation.content, metadata=build_metadata(generation, tutor, latency_ms))
+
+
+def generate_reply(*, chat: Chat, user_message: Message, request_id: str) -> AIReply:
+    """The whole reply at once (see `stream_reply`)."""
+    return drain(stream_reply(chat=chat, user_message=user_message, request_id=request_id))
 
 
 def ai_core_status() -> str:

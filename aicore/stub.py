@@ -7,6 +7,7 @@ It never repeats the system prompt: that is internal, and a stub answering
 students by mistake must not publish it.
 """
 
+import re
 from typing import Any
 
 MESSAGE_ECHO_CHARS = 200
@@ -39,3 +40,9 @@ def generate(data: dict[str, Any]) -> dict[str, Any]:
         "processing_time": round(0.001 * tokens_used, 3),
         "stub": True,
     }
+
+
+def stream_pieces(answer: dict[str, Any]) -> list[str]:
+    """The answer's `content` word by word (each word with the space after it),
+    as a streaming AI-Core sends it: joined, they are the content again."""
+    return re.findall(r"\s*\S+\s*", answer["content"]) or [answer["content"]]

@@ -107,45 +107,64 @@ def _take_over(existing: IdempotencyKey, now: Any, **changes: Any) -> bool:
     )
 
 
-Send = Callable[[Message | None, Callable[[Message], None]], StoredResponse]
+class Claim:
+    """A claimed key: bind it to the user message once saved, then finish it."""
+
+    def __init__(self, record: IdempotencyKey | None) -> None:
+        self._rows = IdempotencyKey.objects.filter(pk=record.pk) if record is not None else None
+        self.user_message: Message | None = record.user_message if record is not None else None
+
+    def bind(self, user_message: Message) -> None:
+        self.user_message = user_message
+        if self._rows is not None:
+            self._rows.update(user_message=user_message)
+
+    def finish(self, response: StoredResponse | None) -> None:
+        """Stores a success for replay; otherwise a retry answers the bound
+        message, or, with none saved, the key is free again."""
+        if self._rows is None:
+            return
+        if response is not None and 200 <= response.status < 300:
+            self._rows.update(
+                state=IdempotencyKey.State.DONE,
+                response_status=response.status,
+                response_body=response.body,
+                response_headers=response.headers,
+            )
+        elif self.user_message is not None:
+            self._rows.update(state=IdempotencyKey.State.FAILED)
+        else:
+            self._rows.delete()
 
 
-def run_once(*, user: User, key: str, digest: str, call: Send) -> StoredResponse:
-    """Runs `call` once per (user, key); repeats get the stored success.
+def claim(*, user: User, key: str | None, digest: str) -> Claim | StoredResponse:
+    """The stored success for a repeated key, or a claim to do the work.
 
-    `call(user_message, bind)`: `user_message` is the message an earlier
-    attempt saved (None on the first), and `bind` must be called with the
-    user message as soon as it is saved.
+    Without a key every request is new (a claim that records nothing).
     """
+    if key is None:
+        return Claim(None)
     claimed = _claim(user=user, key=key, digest=digest)
     if isinstance(claimed, StoredResponse):
         return claimed
-    rows = IdempotencyKey.objects.filter(pk=claimed.pk)
-    saved = claimed.user_message
+    return Claim(claimed)
 
-    def bind(user_message: Message) -> None:
-        nonlocal saved
-        saved = user_message
-        rows.update(user_message=user_message)
 
-    def give_up() -> None:
-        if saved is not None:
-            rows.update(state=IdempotencyKey.State.FAILED)  # a retry answers `saved`
-        else:
-            rows.delete()  # nothing was saved: the key is free again
+def run_once(
+    *, user: User, key: str | None, digest: str, call: Callable[[Claim], StoredResponse]
+) -> StoredResponse:
+    """Runs `call` once per (user, key); repeats get the stored success.
 
+    `call(claim)`: `claim.user_message` is the message an earlier attempt
+    saved (None on the first); call `claim.bind()` as soon as one is saved.
+    """
+    claimed = claim(user=user, key=key, digest=digest)
+    if isinstance(claimed, StoredResponse):
+        return claimed
     try:
-        response = call(claimed.user_message, bind)
+        response = call(claimed)
     except BaseException:
-        give_up()
+        claimed.finish(None)
         raise
-    if 200 <= response.status < 300:
-        rows.update(
-            state=IdempotencyKey.State.DONE,
-            response_status=response.status,
-            response_body=response.body,
-            response_headers=response.headers,
-        )
-    else:
-        give_up()
+    claimed.finish(response)
     return response

@@ -4,6 +4,7 @@ from django.db.models import QuerySet
 
 from accounts.models import User
 
+from . import live
 from .models import Chat, Message
 
 
@@ -21,6 +22,7 @@ class MessagePage:
     results: list[Message]
     has_more: bool
     next_before_id: int | None
+    reply_in_progress: bool
 
 
 def message_page(*, chat: Chat, limit: int, before_id: int | None = None) -> MessagePage:
@@ -35,4 +37,9 @@ def message_page(*, chat: Chat, limit: int, before_id: int | None = None) -> Mes
     newest_first = list(messages.order_by("-id")[: limit + 1])
     has_more = len(newest_first) > limit
     page = newest_first[:limit][::-1]
-    return MessagePage(results=page, has_more=has_more, next_before_id=page[0].id if has_more else None)
+    return MessagePage(
+        results=page,
+        has_more=has_more,
+        next_before_id=page[0].id if has_more else None,
+        reply_in_progress=live.in_progress(chat.pk),
+    )

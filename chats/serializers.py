@@ -124,6 +124,9 @@ class MessagePageSerializer(serializers.Serializer):
         allow_null=True,
         help_text="Pass as `before_id` for the next older page; null when `has_more` is false.",
     )
+    reply_in_progress = serializers.BooleanField(
+        help_text="The tutor is writing a reply in this chat now: `GET .../stream/` shows it as it comes."
+    )
 
 
 class SendResultSerializer(serializers.Serializer):

@@ -7,7 +7,7 @@ held while AI-Core is working.
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,10 +18,12 @@ from rest_framework.exceptions import APIException
 
 from accounts.models import User
 from aicore import orchestrator
+from aicore.client import drain
 from aicore.exceptions import AICoreError
 from tutor_platform.exceptions import Conflict, DatabaseUnavailable, is_database_outage
 from tutoring.models import Tutor
 
+from . import live
 from .models import Chat, Message
 
 logger = logging.getLogger(__name__)
@@ -140,6 +142,17 @@ def _ensure_tutor_available(chat: Chat) -> None:
         raise TutorUnavailable()
 
 
+def message_post(*, chat: Chat, content: str, attachments: list[dict]) -> Message:
+    """Saves (and commits) the user message of a send, before any reply."""
+    _ensure_tutor_available(chat)
+    with transaction.atomic():
+        user_message = Message.objects.create(
+            chat=chat, role=Message.Role.USER, content=content, attachments=attachments
+        )
+        _touch_chat(chat, at=user_message.created_at, title_from=content)
+    return user_message
+
+
 def message_send(
     *,
     chat: Chat,
@@ -155,12 +168,7 @@ def message_send(
     kept, no reply) when anything fails after that. Must be called outside
     any transaction.
     """
-    _ensure_tutor_available(chat)
-    with transaction.atomic():
-        user_message = Message.objects.create(
-            chat=chat, role=Message.Role.USER, content=content, attachments=attachments
-        )
-        _touch_chat(chat, at=user_message.created_at, title_from=content)
+    user_message = message_post(chat=chat, content=content, attachments=attachments)
     if on_saved is not None:
         on_saved(user_message)
     assistant_message = _reply_to(chat=chat, user_message=user_message, request_id=request_id)
@@ -170,7 +178,7 @@ def message_send(
 def message_send_again(*, chat: Chat, user_message: Message, request_id: str) -> SendResult:
     """A retried send whose user message was saved before: answers that
     message (once), never saves a second copy."""
-    existing = Message.objects.filter(reply_to=user_message).first()
+    existing = message_reply_of(user_message)
     if existing is not None:
         return SendResult(user_message=user_message, assistant_message=existing)
     _ensure_tutor_available(chat)
@@ -178,27 +186,73 @@ def message_send_again(*, chat: Chat, user_message: Message, request_id: str) ->
     return SendResult(user_message=user_message, assistant_message=assistant_message)
 
 
-def message_reply(*, chat: Chat, request_id: str) -> Message:
-    """Generates the missing reply to the chat's last message (the retry after a failure)."""
+def message_reply_of(user_message: Message) -> Message | None:
+    return Message.objects.filter(reply_to=user_message).first()
+
+
+def message_awaiting_reply(*, chat: Chat) -> Message:
+    """The chat's last message, when it is a user message with no reply (for /reply/)."""
     last = Message.objects.filter(chat=chat).order_by("-id").first()
     if last is None or last.role != Message.Role.USER:
         raise NothingToReply()
     _ensure_tutor_available(chat)
+    return last
+
+
+def message_reply(*, chat: Chat, request_id: str) -> Message:
+    """Generates the missing reply to the chat's last message (the retry after a failure)."""
+    last = message_awaiting_reply(chat=chat)
     return _reply_to(chat=chat, user_message=last, request_id=request_id)
 
 
 def _reply_to(*, chat: Chat, user_message: Message, request_id: str) -> Message:
-    """Asks AI-Core and saves its reply. Any failure but a conflict is a
-    ReplyFailed carrying the saved user message."""
+    return drain(reply_events(chat=chat, user_message=user_message, request_id=request_id, stream=False))
+
+
+def reply_events(
+    *, chat: Chat, user_message: Message, request_id: str, stream: bool = True
+) -> Generator[str, None, Message]:
+    """Asks AI-Core and saves its reply; with `stream`, yields its pieces as
+    they come. Returns the saved reply. Any failure but a conflict is a
+    ReplyFailed carrying the saved user message. While it runs, `live` tells
+    other requests (and processes) what has been written so far.
+    """
+    text = ""
+    live.started(chat.pk, user_message.pk)
     try:
-        reply = orchestrator.generate_reply(chat=chat, user_message=user_message, request_id=request_id)
-        return _save_reply(
+        pieces = orchestrator.stream_reply(
+            chat=chat, user_message=user_message, request_id=request_id, stream=stream
+        )
+        while True:
+            try:
+                piece = next(pieces)
+            except StopIteration as stop:
+                reply = stop.value
+                break
+            text += piece
+            live.grew(chat.pk, user_message.pk, text)
+            yield piece
+        message = _save_reply(
             chat=chat, user_message=user_message, content=reply.content, metadata=reply.metadata
         )
-    except (ReplyDiscarded, NothingToReply):
+    except (ReplyDiscarded, NothingToReply) as conflict:
+        live.finished(
+            chat.pk, user_message.pk, text, event="error", data=failure_body(conflict, user_message)
+        )
         raise
     except Exception as exc:
-        raise ReplyFailed.after(exc, user_message) from exc
+        failure = ReplyFailed.after(exc, user_message)
+        live.finished(chat.pk, user_message.pk, text, event="error", data=failure_body(failure, user_message))
+        raise failure from exc
+    live.finished(
+        chat.pk, user_message.pk, message.content, event="assistant_message", data={"message": message.pk}
+    )
+    return message
+
+
+def failure_body(failure: APIException, user_message: Message) -> dict:
+    """What a client gets when no reply came: the error and the saved user message's id."""
+    return {"detail": str(failure.detail), "code": failure.get_codes(), "user_message": user_message.pk}
 
 
 def _save_reply(*, chat: Chat, user_message: Message, content: str, metadata: dict) -> Message:

@@ -1,6 +1,5 @@
-from collections.abc import Callable
-
 from django.db.models import QuerySet
+from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -18,7 +17,7 @@ from rest_framework.throttling import BaseThrottle
 from tutor_platform.api import GenericViewSet
 from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR, error
 
-from . import idempotency, selectors, services
+from . import idempotency, live, selectors, services, streaming
 from .models import Chat, Message
 from .serializers import (
     AICoreErrorSerializer,
@@ -52,6 +51,18 @@ _AI_ERRORS = {
     ),
     504: OpenApiResponse(AICoreErrorSerializer, description="`ai_core_timeout`; the user message is saved."),
 }
+_STREAM = OpenApiResponse(
+    OpenApiTypes.STR,
+    description=(
+        "With `Accept: text/event-stream`: server-sent events, each `data:` one line of JSON. "
+        "`event: user_message` (sends only) — the saved user message (`Message`); "
+        '`event: delta` — `{"content": "<next piece of the reply>"}`, zero or more; then '
+        "`event: assistant_message` — the saved reply (`Message`, its content the deltas joined) "
+        'or `event: error` — `{"detail", "code", "user_message"}` with the codes of the JSON flow. '
+        "Comment lines (`: keep-alive`) when nothing else was sent for 15 s. Closing the "
+        "connection does not stop the reply: it is saved, and `GET .../stream/` re-attaches."
+    ),
+)
 _IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     OpenApiTypes.STR,
@@ -97,6 +108,7 @@ class ChatViewSet(
     filter_backends: list = []
     extra_query_params = {"list": {"tutor"}, "messages": {"limit", "before_id"}}
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    content_negotiation_class = streaming.StreamOrJSON
 
     def get_queryset(self) -> QuerySet[Chat]:
         tutor_id = None
@@ -143,6 +155,7 @@ class ChatViewSet(
         parameters=[_IDEMPOTENCY_KEY],
         responses={
             201: SendResultSerializer,
+            (200, streaming.EVENT_STREAM): _STREAM,
             400: VALIDATION_ERROR,
             **_ERRORS,
             409: error(
@@ -179,42 +192,78 @@ class ChatViewSet(
         page = selectors.message_page(chat=chat, **query.validated_data)
         return Response(MessagePageSerializer(page).data)
 
-    def _send(self, request: Request, chat: Chat) -> Response:
+    def _send(self, request: Request, chat: Chat) -> HttpResponseBase:
         serializer = SendMessageSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         key = request.headers.get("Idempotency-Key")
+        if key is not None and not 0 < len(key) <= idempotency.KEY_MAX_LENGTH:
+            raise ValidationError(
+                {"Idempotency-Key": [f"Must be 1 to {idempotency.KEY_MAX_LENGTH} characters."]}
+            )
+        digest = idempotency.fingerprint(chat=chat.pk, **data)
+        if streaming.wants_stream(request):
+            return self._send_stream(request, chat, data, key, digest)
 
-        def send(saved: Message | None, bind: Callable[[Message], None]) -> idempotency.StoredResponse:
+        def send(claim: idempotency.Claim) -> idempotency.StoredResponse:
             try:
-                if saved is None:
+                if claim.user_message is None:
                     result = services.message_send(
-                        chat=chat, request_id=request.request_id, on_saved=bind, **data
+                        chat=chat, request_id=request.request_id, on_saved=claim.bind, **data
                     )
                 else:
                     result = services.message_send_again(
-                        chat=chat, user_message=saved, request_id=request.request_id
+                        chat=chat, user_message=claim.user_message, request_id=request.request_id
                     )
             except services.ReplyFailed as failure:
                 return _failure_response(failure)
             return idempotency.StoredResponse(status.HTTP_201_CREATED, SendResultSerializer(result).data)
 
-        if key is None:
-            outcome = send(None, lambda _message: None)
-        else:
-            if not 0 < len(key) <= idempotency.KEY_MAX_LENGTH:
-                raise ValidationError(
-                    {"Idempotency-Key": [f"Must be 1 to {idempotency.KEY_MAX_LENGTH} characters."]}
-                )
-            digest = idempotency.fingerprint(chat=chat.pk, **data)
-            outcome = idempotency.run_once(user=request.user, key=key, digest=digest, call=send)
+        outcome = idempotency.run_once(user=request.user, key=key, digest=digest, call=send)
         return Response(outcome.body, status=outcome.status, headers=outcome.headers)
+
+    def _send_stream(
+        self, request: Request, chat: Chat, data: dict, key: str | None, digest: str
+    ) -> HttpResponseBase:
+        """The send as server-sent events; refusals before the stream are JSON."""
+        claim = idempotency.claim(user=request.user, key=key, digest=digest)
+        if isinstance(claim, idempotency.StoredResponse):
+            return streaming.replay(claim.body)
+        try:
+            user_message = claim.user_message
+            if user_message is None:
+                user_message = services.message_post(chat=chat, **data)
+                claim.bind(user_message)
+            answered = services.message_reply_of(user_message)
+            if answered is not None:  # a retried key whose message got its reply meanwhile
+                body = SendResultSerializer(
+                    {"user_message": user_message, "assistant_message": answered}
+                ).data
+                claim.finish(idempotency.StoredResponse(status.HTTP_201_CREATED, body))
+                return streaming.replay(body)
+            events = services.reply_events(
+                chat=chat, user_message=user_message, request_id=request.request_id
+            )
+        except BaseException:
+            claim.finish(None)
+            raise
+
+        def on_end(reply: Message | None) -> None:
+            result = {"user_message": user_message, "assistant_message": reply}
+            claim.finish(
+                idempotency.StoredResponse(status.HTTP_201_CREATED, SendResultSerializer(result).data)
+                if reply is not None
+                else None
+            )
+
+        return streaming.reply_stream(user_message=user_message, events=events, announce=True, on_end=on_end)
 
     @extend_schema(
         tags=["messages"],
         request=None,
         responses={
             201: ReplyResultSerializer,
+            (200, streaming.EVENT_STREAM): _STREAM,
             **_ERRORS,
             409: error(
                 "The last message already has its reply, the tutor was deactivated, or the chat was "
@@ -230,8 +279,14 @@ class ChatViewSet(
         ),
     )
     @action(detail=True, methods=["post"])
-    def reply(self, request: Request, pk: str) -> Response:
+    def reply(self, request: Request, pk: str) -> HttpResponseBase:
         chat = self.get_object()
+        if streaming.wants_stream(request):
+            user_message = services.message_awaiting_reply(chat=chat)
+            events = services.reply_events(
+                chat=chat, user_message=user_message, request_id=request.request_id
+            )
+            return streaming.reply_stream(user_message=user_message, events=events, announce=False)
         try:
             assistant_message = services.message_reply(chat=chat, request_id=request.request_id)
         except services.ReplyFailed as failure:
@@ -241,6 +296,27 @@ class ChatViewSet(
             ReplyResultSerializer({"assistant_message": assistant_message}).data,
             status=status.HTTP_201_CREATED,
         )
+
+    @extend_schema(
+        tags=["messages"],
+        responses={
+            (200, streaming.EVENT_STREAM): OpenApiResponse(
+                OpenApiTypes.STR,
+                description=(
+                    "The reply being generated, re-attached: one `delta` with everything so far, then "
+                    "the live `delta`s and `assistant_message` or `error` (see the send's stream)."
+                ),
+            ),
+            204: OpenApiResponse(description="No reply is being generated in this chat."),
+            **_ERRORS,
+        },
+    )
+    @action(detail=True, methods=["get"], url_path="stream")
+    def stream(self, request: Request, pk: str) -> HttpResponseBase:
+        chat = self.get_object()
+        if not live.in_progress(chat.pk):
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return streaming.event_stream(streaming.follow(chat.pk))
 
 
 def _failure_response(failure: services.ReplyFailed) -> idempotency.StoredResponse:

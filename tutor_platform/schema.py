@@ -102,6 +102,7 @@ SUMMARIES = {
     "chats_messages_create": "Send a message and get the tutor's reply",
     "chats_messages_destroy": "Clear a chat's history",
     "chats_reply_create": "Retry the reply to the last message",
+    "chats_stream_retrieve": "Re-attach to the reply being generated",
     "feedback_list": "List my feedback",
     "feedback_create": "Rate a reply",
     "feedback_retrieve": "Get a feedback item",

@@ -388,6 +388,8 @@ if AI_CORE_URL == "stub" and not AI_CORE_ALLOW_STUB:
 if AI_CORE_URL != "stub" and not AI_CORE_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(f"AI_CORE_URL must be `stub` or an http(s) base URL, not {AI_CORE_URL!r}.")
 AI_CORE_TIMEOUT = env.float("AI_CORE_TIMEOUT", default=60.0)
+# A streamed reply: AI_CORE_TIMEOUT between pieces, this for the whole reply.
+AI_CORE_STREAM_TIMEOUT = env.float("AI_CORE_STREAM_TIMEOUT", default=300.0)
 AI_CORE_CONNECT_TIMEOUT = env.float("AI_CORE_CONNECT_TIMEOUT", default=3.0)
 AI_CORE_MAX_RETRIES = env.int("AI_CORE_MAX_RETRIES", default=2)
 AI_CORE_RETRY_BACKOFF = env.float("AI_CORE_RETRY_BACKOFF", default=0.5)

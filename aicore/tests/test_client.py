@@ -206,13 +206,14 @@ class TestFailures:
         client = AICoreClient(
             base_url=AI_URL,
             timeout=1,
+            stream_timeout=1,
             connect_timeout=1,
             max_retries=0,
             retry_backoff=0,
             api_key="",
             breaker=breaker,
         )
-        client._generate = lambda data, request_id: 1 / 0
+        client._generate = lambda data, request_id, stream: 1 / 0
         with pytest.raises(ZeroDivisionError):
             client.generate_response({}, request_id="r")
         assert breaker.allow()  # a new trial is allowed: the failed one was recorded

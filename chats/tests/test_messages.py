@@ -141,7 +141,8 @@ class TestMessagePage:
 
     def test_newest_page_in_chronological_order(self, auth_client, long_chat):
         body = auth_client.get(messages_url(long_chat), {"limit": 10}).json()
-        assert set(body) == {"results", "has_more", "next_before_id"}
+        assert set(body) == {"results", "has_more", "next_before_id", "reply_in_progress"}
+        assert body["reply_in_progress"] is False
         contents = [m["content"] for m in body["results"]]
         assert contents == [f"сообщение {n}" for n in range(115, 125)]
         assert body["has_more"] is True
@@ -169,6 +170,7 @@ class TestMessagePage:
             "results": [],
             "has_more": False,
             "next_before_id": None,
+            "reply_in_progress": False,
         }
 
     @pytest.mark.parametrize(

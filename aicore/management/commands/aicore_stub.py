@@ -21,6 +21,7 @@ class StubHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     delay: float = 0.0
+    chunk_delay: float = 0.0
     quiet: bool = False
 
     def _send_json(self, status: int, body: dict[str, Any]) -> None:
@@ -58,7 +59,28 @@ class StubHandler(BaseHTTPRequestHandler):
             return
         if self.delay:
             time.sleep(self.delay)
-        self._send_json(HTTPStatus.OK, stub.generate(data))
+        answer = stub.generate(data)
+        if data.get("stream") is True:
+            self._send_stream(answer)
+        else:
+            self._send_json(HTTPStatus.OK, answer)
+
+    def _send_stream(self, answer: dict[str, Any]) -> None:
+        """Server-sent events, one word each, then `done` with the extra fields."""
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        extra = {key: value for key, value in answer.items() if key != "content"}
+        events = [{"delta": piece} for piece in stub.stream_pieces(answer)] + [{"done": True, **extra}]
+        for index, event in enumerate(events):
+            if index and self.chunk_delay:
+                time.sleep(self.chunk_delay)
+            data = f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
 
     def log_message(self, format: str, *args: Any) -> None:
         if not self.quiet:
@@ -77,12 +99,22 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8001)
         parser.add_argument("--delay", type=float, default=0.0, help="Seconds to wait before each reply.")
+        parser.add_argument(
+            "--chunk-delay", type=float, default=0.0, help="Seconds between the words of a streamed reply."
+        )
         parser.add_argument("--quiet", action="store_true", help="Do not log each request.")
 
-    def handle(self, *args: Any, host: str, port: int, delay: float, quiet: bool, **options: Any) -> None:
-        handler = type("Handler", (StubHandler,), {"delay": delay, "quiet": quiet})
+    def handle(
+        self, *args: Any, host: str, port: int, delay: float, chunk_delay: float, quiet: bool, **options: Any
+    ) -> None:
+        handler = type(
+            "Handler", (StubHandler,), {"delay": delay, "chunk_delay": chunk_delay, "quiet": quiet}
+        )
         server = StubServer((host, port), handler)
-        self.stdout.write(f"AI-Core stub on http://{host}:{server.server_port} (delay {delay}s)", ending="\n")
+        self.stdout.write(
+            f"AI-Core stub on http://{host}:{server.server_port} (delay {delay}s, {chunk_delay}s per word)",
+            ending="\n",
+        )
         self.stdout.flush()
         try:
             server.serve_forever()

@@ -1,0 +1,52 @@
+"""Replies being generated right now, shared through the cache so that any
+server process can tell (`reply_in_progress`) and re-attach a client
+(`GET /chats/{id}/stream/`). With the local-memory cache only the process
+that generates knows: use Redis (`CACHE_URL`) with several processes.
+
+One entry per chat: the user message being answered, the text so far, and,
+for a minute after the end, how it ended. Losing the cache loses only this.
+"""
+
+import contextlib
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+FINISHED_SECONDS = 60
+
+
+def _key(chat_id: int) -> str:
+    return f"live:chat:{chat_id}"
+
+
+def _set(chat_id: int, entry: dict[str, Any], seconds: float) -> None:
+    with contextlib.suppress(Exception):  # the cache is down: nobody can re-attach
+        cache.set(_key(chat_id), entry, seconds)
+
+
+def started(chat_id: int, user_message_id: int) -> None:
+    grew(chat_id, user_message_id, "")
+
+
+def grew(chat_id: int, user_message_id: int, text: str) -> None:
+    running = {"state": "running", "user_message": user_message_id, "text": text}
+    _set(chat_id, running, settings.AI_CORE_STREAM_TIMEOUT + 60)
+
+
+def finished(chat_id: int, user_message_id: int, text: str, *, event: str, data: dict[str, Any]) -> None:
+    """`event` is `assistant_message` or `error`, `data` its JSON."""
+    done = {"state": "done", "user_message": user_message_id, "text": text, "event": event, "data": data}
+    _set(chat_id, done, FINISHED_SECONDS)
+
+
+def get(chat_id: int) -> dict[str, Any] | None:
+    try:
+        return cache.get(_key(chat_id))
+    except Exception:
+        return None
+
+
+def in_progress(chat_id: int) -> bool:
+    entry = get(chat_id)
+    return entry is not None and entry["state"] == "running"

@@ -1,0 +1,281 @@
+"""Streaming replies (server-sent events): event order and shapes, AI-Core
+streaming or not, failures before and during a stream, refusals as JSON, a
+client that goes away, re-attaching, idempotent replays, two at once."""
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+import responses
+
+from aicore.tests.test_stub_server import serve_stub
+from chats.models import Chat, IdempotencyKey, Message
+from conftest import bearer_client, requires_postgresql, run_in_threads
+
+AI_URL = "http://ai-core.test"
+GENERATE = f"{AI_URL}/api/v1/generate"
+SSE = {"HTTP_ACCEPT": "text/event-stream"}
+QUESTION = "Как решить x² − 5x + 6 = 0?"
+
+# The reply is generated in a thread of its own, with its own connection.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def parse(raw: bytes) -> list[tuple[str, object]]:
+    events = []
+    for block in raw.decode().split("\n\n"):
+        lines = [line for line in block.splitlines() if not line.startswith(":")]
+        if not lines:
+            continue
+        name = next(line[7:] for line in lines if line.startswith("event: "))
+        data = json.loads(next(line[6:] for line in lines if line.startswith("data: ")))
+        events.append((name, data))
+    return events
+
+
+def send(client, chat, content=QUESTION, **headers):
+    return client.post(
+        f"/api/v1/chats/{chat.id}/messages/", {"content": content}, format="json", **SSE, **headers
+    )
+
+
+def stream_of(response) -> list[tuple[str, object]]:
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/event-stream")
+    return parse(b"".join(response.streaming_content))
+
+
+def deltas(events) -> str:
+    return "".join(data["content"] for name, data in events if name == "delta")
+
+
+def sse_body(*events: dict) -> str:
+    return "".join(f"data: {json.dumps(event, ensure_ascii=False)}\n\n" for event in events)
+
+
+def test_a_streamed_send_with_the_stub(auth_client, chat):
+    response = send(auth_client, chat)
+    assert response["Cache-Control"] == "no-cache"
+    assert response["X-Accel-Buffering"] == "no"
+    events = stream_of(response)
+    names = [name for name, _ in events]
+    assert names[0] == "user_message" and names[-1] == "assistant_message"
+    assert set(names[1:-1]) == {"delta"} and len(names) > 5  # word by word
+    user_message, reply = events[0][1], events[-1][1]
+    assert user_message["content"] == QUESTION
+    saved = Message.objects.get(role="assistant")
+    assert deltas(events) == reply["content"] == saved.content
+    assert reply["id"] == saved.id and saved.reply_to_id == user_message["id"]
+    assert set(reply["metadata"]) == {"tokens_used", "processing_time", "latency_ms"}
+
+
+@responses.activate
+def test_ai_core_events_are_relayed_and_their_extra_fields_kept(settings, auth_client, chat):
+    settings.AI_CORE_URL = AI_URL
+    body = sse_body({"delta": "Корни: "}, {"delta": "2 и 3."}, {"done": True, "tokens_used": 7})
+    responses.post(GENERATE, body=body, content_type="text/event-stream")
+    events = stream_of(send(auth_client, chat))
+    assert [data for name, data in events if name == "delta"] == [
+        {"content": "Корни: "},
+        {"content": "2 и 3."},
+    ]
+    assert json.loads(responses.calls[0].request.body)["stream"] is True
+    saved = Message.objects.get(role="assistant")
+    assert saved.content == "Корни: 2 и 3." and saved.metadata["tokens_used"] == 7
+
+
+@responses.activate
+def test_an_ai_core_that_answers_json_is_relayed_as_one_delta(settings, auth_client, chat):
+    settings.AI_CORE_URL = AI_URL
+    responses.post(GENERATE, json={"content": "Целиком.", "tokens_used": 3})
+    events = stream_of(send(auth_client, chat))
+    assert [name for name, _ in events] == ["user_message", "delta", "assistant_message"]
+    assert deltas(events) == "Целиком." == Message.objects.get(role="assistant").content
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [
+        ({"status": 500}, "ai_core_bad_response"),
+        # Two pieces, then the stream breaks off: no half reply is saved.
+        ({"body": sse_body({"delta": "Сначала "}, {"delta": "мы"}), "content_type": "text/event-stream"},
+         "ai_core_unavailable"),
+        ({"body": sse_body({"delta": 42}), "content_type": "text/event-stream"}, "ai_core_bad_response"),
+    ],
+)  # fmt: skip
+def test_ai_core_failing_before_or_during_the_stream_is_an_error_event(
+    settings, auth_client, chat, answer, code
+):
+    settings.AI_CORE_URL = AI_URL
+    settings.AI_CORE_MAX_RETRIES = 0
+    responses.post(GENERATE, **answer)
+    events = stream_of(send(auth_client, chat))
+    assert events[0][0] == "user_message" and events[-1][0] == "error"
+    error = events[-1][1]
+    assert error["code"] == code and error["detail"]
+    assert error["user_message"]["content"] == QUESTION
+    assert list(Message.objects.values_list("role", flat=True)) == ["user"]
+
+
+@pytest.fixture
+def stalling_ai_core(settings):
+    """Sends two events, then either nothing (stall) or an event every 0.3 s (drip)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    mode = {"after": "stall"}
+    stop = threading.Event()
+
+    def serve() -> None:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(65536)
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            for _ in range(2 if mode["after"] == "stall" else 40):
+                data = sse_body({"delta": "слово "}).encode()
+                try:
+                    conn.sendall(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                except OSError:
+                    return
+                if stop.wait(0.3):
+                    return
+            stop.wait(10)
+
+    threading.Thread(target=serve, daemon=True).start()
+    settings.AI_CORE_URL = f"http://127.0.0.1:{server.getsockname()[1]}"
+    settings.AI_CORE_MAX_RETRIES = 0
+    yield mode
+    stop.set()
+    server.close()
+
+
+@pytest.mark.parametrize(
+    ("after", "timeouts"), [("stall", {"AI_CORE_TIMEOUT": 1}), ("drip", {"AI_CORE_STREAM_TIMEOUT": 2})]
+)
+def test_a_stream_that_stalls_or_never_ends_times_out(
+    stalling_ai_core, settings, auth_client, chat, after, timeouts
+):
+    """Between pieces: AI_CORE_TIMEOUT; the whole reply: AI_CORE_STREAM_TIMEOUT (40 pieces take 12 s)."""
+    stalling_ai_core["after"] = after
+    for name, value in timeouts.items():
+        setattr(settings, name, value)
+    events = stream_of(send(auth_client, chat))
+    assert deltas(events).startswith("слово слово ")
+    assert events[-1][0] == "error" and events[-1][1]["code"] == "ai_core_timeout"
+    assert not Message.objects.filter(role="assistant").exists()
+
+
+def test_refusals_before_the_stream_are_json(api_client, auth_client, other_client, chat, make_tutor):
+    assert (
+        api_client.post(
+            f"/api/v1/chats/{chat.id}/messages/", {"content": "x"}, format="json", **SSE
+        ).status_code
+        == 401
+    )
+    assert send(other_client, chat).status_code == 404
+    blank = send(auth_client, chat, content="   ")
+    assert blank.status_code == 400 and blank["Content-Type"] == "application/json"
+    chat.tutor.is_active = False
+    chat.tutor.save()
+    refused = send(auth_client, chat)
+    assert refused.status_code == 409 and refused.json()["code"] == "tutor_unavailable"
+    assert not Message.objects.exists()
+    nothing = auth_client.post(f"/api/v1/chats/{chat.id}/reply/", **SSE)
+    assert nothing.status_code == 409 and nothing.json()["code"] == "nothing_to_reply"
+
+
+def test_a_streamed_reply_to_the_last_message(auth_client, chat):
+    Message.objects.create(chat=chat, role="user", content="Без ответа")
+    events = stream_of(auth_client.post(f"/api/v1/chats/{chat.id}/reply/", **SSE))
+    assert events[0][0] == "delta" and events[-1][0] == "assistant_message"
+    assert deltas(events) == Message.objects.get(role="assistant").content
+    again = auth_client.post(f"/api/v1/chats/{chat.id}/reply/", **SSE)
+    assert again.status_code == 409 and again.json()["code"] == "nothing_to_reply"
+
+
+@pytest.fixture(scope="module")
+def slow_words():
+    """The real stub over HTTP, one word every 0.05 s (a reply takes about 1.5 s)."""
+    yield from serve_stub("--chunk-delay", "0.05")
+
+
+def wait_for(predicate, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_a_client_that_goes_away_loses_nothing(slow_words, settings, auth_client, chat):
+    settings.AI_CORE_URL = slow_words
+    response = send(auth_client, chat)
+    received = b""
+    for chunk in response.streaming_content:
+        received += chunk
+        if b"event: delta" in received:
+            break
+    response.close()  # the tab is closed after the first word
+    assert auth_client.get(f"/api/v1/chats/{chat.id}/messages/").json()["reply_in_progress"] is True
+    wait_for(lambda: Message.objects.filter(role="assistant").exists())
+    saved = Message.objects.get(role="assistant")
+    assert QUESTION in saved.content and saved.content.endswith("метод решения.")
+    assert auth_client.get(f"/api/v1/chats/{chat.id}/messages/").json()["reply_in_progress"] is False
+
+
+def test_re_attaching_gets_everything_so_far_then_the_rest(slow_words, settings, user, chat):
+    settings.AI_CORE_URL = slow_words
+    first_tab, second_tab = bearer_client(user), bearer_client(user)
+    assert second_tab.get(f"/api/v1/chats/{chat.id}/stream/").status_code == 204  # nothing runs yet
+    response = send(first_tab, chat)
+    received = b""
+    for chunk in response.streaming_content:
+        received += chunk
+        if received.count(b"event: delta") >= 3:
+            break
+    response.close()
+    followed = stream_of(second_tab.get(f"/api/v1/chats/{chat.id}/stream/", **SSE))
+    assert followed[0][0] == "delta" and len(followed[0][1]["content"]) > 0
+    assert followed[-1][0] == "assistant_message"
+    saved = Message.objects.get(role="assistant")
+    assert deltas(followed) == saved.content == followed[-1][1]["content"]
+    assert second_tab.get(f"/api/v1/chats/{chat.id}/stream/").status_code == 204
+
+
+def test_a_finished_key_is_replayed_as_a_stream(auth_client, chat):
+    first = stream_of(send(auth_client, chat, HTTP_IDEMPOTENCY_KEY="tab-1"))
+    assert IdempotencyKey.objects.get().state == IdempotencyKey.State.DONE
+    replayed = stream_of(send(auth_client, chat, HTTP_IDEMPOTENCY_KEY="tab-1"))
+    assert [name for name, _ in replayed] == ["user_message", "delta", "assistant_message"]
+    assert replayed[0][1] == first[0][1] and replayed[-1][1] == first[-1][1]
+    assert deltas(replayed) == deltas(first)
+    assert Message.objects.count() == 2
+    as_json = auth_client.post(
+        f"/api/v1/chats/{chat.id}/messages/",
+        {"content": QUESTION},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="tab-1",
+    )
+    assert as_json.status_code == 201 and as_json.json()["assistant_message"] == first[-1][1]
+
+
+@requires_postgresql
+def test_two_streams_into_one_chat_at_once(user, chat):
+    def stream(index: int) -> list:
+        return stream_of(send(bearer_client(user), Chat.objects.get(pk=chat.pk), content=f"Вопрос {index}"))
+
+    results = run_in_threads(2, stream)
+    assert all(isinstance(events, list) for events in results), results
+    for index, events in enumerate(results):
+        assert events[-1][0] == "assistant_message"
+        assert f"Вопрос {index}" in deltas(events)
+    assert Message.objects.filter(chat=chat, role="assistant").count() == 2
