@@ -273,7 +273,10 @@ class StubClient:
         answer = stub.generate(data)
         generation = parse_generation(answer)
         if stream:
-            yield from stub.stream_pieces(answer)
+            for index, piece in enumerate(stub.stream_pieces(answer)):
+                if index and settings.AI_CORE_STUB_CHUNK_DELAY:
+                    time.sleep(settings.AI_CORE_STUB_CHUNK_DELAY)  # so a developer sees it stream
+                yield piece
         return generation
 
     def generate_response(self, data: dict[str, Any], *, request_id: str) -> Generation:

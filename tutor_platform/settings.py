@@ -380,6 +380,8 @@ AI_CORE_URL = env.str("AI_CORE_URL", default="stub")
 # The stub answers students with canned text: fine for development, never a
 # silent production default. A staging box may allow it explicitly.
 AI_CORE_ALLOW_STUB = env.bool("AI_CORE_ALLOW_STUB", default=DEBUG)
+# Seconds between the stub's words when it streams (to watch a reply appear).
+AI_CORE_STUB_CHUNK_DELAY = env.float("AI_CORE_STUB_CHUNK_DELAY", default=0.0)
 if AI_CORE_URL == "stub" and not AI_CORE_ALLOW_STUB:
     raise ImproperlyConfigured(
         "AI_CORE_URL is the built-in stub while DEBUG is False: students would get stub answers. "
