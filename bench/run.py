@@ -34,6 +34,8 @@ GUNICORN = str(Path(PYTHON).with_name("gunicorn"))
 DB_NAME = "tutor_bench"
 PG = "postgres://postgres@127.0.0.1:5432"
 AI_LATENCY = 2.0
+CHUNK_DELAY = 0.1  # the streaming stub: one word every 0.1 s
+STREAMS = 400
 SECRET_KEY = "bench-" + secrets.token_urlsafe(64)  # one per run: tokens made in setup must verify
 
 
@@ -221,7 +223,7 @@ def main() -> None:
     args = parser.parse_args()
     serving = {"GUNICORN_WORKERS": str(args.workers), "GUNICORN_THREADS": str(args.threads)}
 
-    stub_fast, stub_slow, app_port = free_port(), free_port(), free_port()
+    stub_fast, stub_slow, stub_words, app_port = free_port(), free_port(), free_port(), free_port()
     env = base_env()
     with tempfile.TemporaryDirectory() as tmp:
         print("Loading data (100 000-message chat, 200 students)...", flush=True)
@@ -232,6 +234,9 @@ def main() -> None:
     with (
         process([*stub, str(stub_fast)], env, stub_fast, "/api/v1/health"),
         process([*stub, str(stub_slow), "--delay", str(AI_LATENCY)], env, stub_slow, "/api/v1/health"),
+        process(
+            [*stub, str(stub_words), "--chunk-delay", str(CHUNK_DELAY)], env, stub_words, "/api/v1/health"
+        ),
     ):
         fast_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_fast}", **serving)
         with process(gunicorn, fast_env, app_port, "/api/v1/health/") as server:
@@ -240,6 +245,9 @@ def main() -> None:
         slow_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_slow}", **serving)
         with process(gunicorn, slow_env, app_port, "/api/v1/health/") as server:
             rows += measure_burst(app_port, data, server.pid, args)
+        words_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_words}", **serving)
+        with process(gunicorn, words_env, app_port, "/api/v1/health/") as server:
+            rows += measure_streams(app_port, data, server.pid)
     table = render(rows, args)
     print(table)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -330,6 +338,108 @@ def measure_burst(port: int, data: dict, server_pid: int, args) -> list[tuple[st
         ("4. gunicorn CPU per send (why the burst is CPU-bound on 2 cores)",
          f"{cpu_per_send * 1000:.1f} ms × {len(students)} = {cpu_per_send * len(students):.2f} CPU-s",
          "", ""),
+    ]  # fmt: skip
+
+
+QUESTION = "Расскажите подробно, как решать квадратные уравнения через дискриминант, с примером и проверкой"
+
+
+def open_stream(
+    port: int, token: str, chat: int
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream",
+    }
+    conn.request(
+        "POST", f"/api/v1/chats/{chat}/messages/", body=json.dumps({"content": QUESTION}), headers=headers
+    )
+    return conn, conn.getresponse()
+
+
+def read_stream(response: http.client.HTTPResponse) -> tuple[list[tuple[float, str]], str]:
+    """(arrival time, text) of each delta, and the final event's content ('' after an error)."""
+    deltas, buffer, final = [], b"", ""
+    while True:
+        chunk = response.read1(65536)
+        if not chunk:
+            return deltas, final
+        now = time.perf_counter()
+        buffer += chunk
+        while b"\n\n" in buffer:
+            block, buffer = buffer.split(b"\n\n", 1)
+            lines = block.decode().splitlines()
+            name = next((line[7:] for line in lines if line.startswith("event: ")), "")
+            data = next((line[6:] for line in lines if line.startswith("data: ")), "")
+            if name == "delta":
+                deltas.append((now, json.loads(data)["content"]))
+            elif name == "assistant_message":
+                final = json.loads(data)["content"]
+            elif name == "error":
+                return deltas, ""
+
+
+def measure_streams(port: int, data: dict, server_pid: int) -> list[tuple[str, str, str, str]]:
+    """Time to the first delta (the stub sends its first word at once), and 400 streams at once."""
+    me = statistics.median(latencies(Client(port, data["token"]), "GET", "/api/v1/auth/me/", 100))
+    students = data["students"]
+    first = []
+    for student in students[:20]:
+        started = time.perf_counter()
+        conn, response = open_stream(port, student["token"], student["chat"])
+        buffer = b""
+        while b"event: delta" not in buffer:
+            buffer += response.read1(65536)
+        first.append(time.perf_counter() - started)
+        conn.close()  # the reply goes on without us
+    time.sleep(15)  # let those replies finish
+    probe = Client(port)
+    idle = latencies(probe, "GET", "/api/v1/tutors/", 200)
+    results: list[tuple[list[tuple[float, str]], str] | None] = [None] * STREAMS
+    barrier = threading.Barrier(STREAMS + 1)
+
+    def stream(i: int) -> None:
+        student = students[i % len(students)]
+        barrier.wait()
+        try:
+            conn, response = open_stream(port, student["token"], student["chat"])
+            results[i] = read_stream(response)
+            conn.close()
+        except OSError:
+            results[i] = None
+
+    threads = [threading.Thread(target=stream, args=(i,)) for i in range(STREAMS)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    busy, peak_rss = [], 0.0
+    while any(t.is_alive() for t in threads):
+        busy.append(probe.call("GET", "/api/v1/tutors/")[1])
+        peak_rss = max(peak_rss, rss_mb(server_pid))
+    wall = time.perf_counter() - started
+    whole = [r for r in results if r and r[1] and "".join(text for _, text in r[0]) == r[1]]
+    # How late each word came, against the first word's arrival and the stub's pace.
+    lateness = [
+        max(0.0, arrival - (r[0][0][0] + index * CHUNK_DELAY))
+        for r in whole
+        for index, (arrival, _text) in enumerate(r[0])
+    ] or [float("nan")]
+    pieces = statistics.median(len(r[0]) for r in whole) if whole else 0
+    ttfd = statistics.median(first)
+    return [
+        ("6. time to the first delta (the stub's first word is immediate) vs GET /auth/me/",
+         f"{ttfd * 1000:.1f} vs {me * 1000:.1f} ms", f"{ttfd / me:.2f}", "≤ 1.5"),
+        (f"6. {STREAMS} concurrent streams ({pieces:.0f} words, {CHUNK_DELAY} s apart), whole text",
+         f"{len(whole)}/{STREAMS} in {wall:.1f} s", "", f"all {STREAMS}"),
+        ("6. p99 lateness of a word (arrival vs the first word + the stub's pace)",
+         f"{pct(lateness, 99):.2f} s", "", "≤ 0.5 s"),
+        ("6. GET /tutors/ p99 during the streams vs idle",
+         f"{pct(busy, 99) * 1000:.1f} vs {pct(idle, 99) * 1000:.1f} ms",
+         f"{pct(busy, 99) / pct(idle, 99):.2f}", "≤ 5"),
+        ("6. gunicorn RSS at the streams' peak", f"{peak_rss:.0f} MiB", "", ""),
     ]  # fmt: skip
 
 
