@@ -22,6 +22,8 @@ from django.http import StreamingHttpResponse
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 
+from aicore.orchestrator import release_db_connection
+
 from . import live, services
 from .models import Message
 from .serializers import MessageSerializer
@@ -95,6 +97,9 @@ def reply_stream(
             connection.close()  # this thread's own connection, back to the pool
 
     threading.Thread(target=generate, name=f"reply-{user_message.pk}", daemon=True).start()
+    # This thread only relays from now on: its pooled connection goes back now,
+    # not when the stream ends (an open stream must not hold one).
+    release_db_connection()
 
     def relay() -> Iterator[bytes]:
         if announce:
@@ -168,9 +173,11 @@ def follow(chat_id: int) -> Iterator[bytes]:
         if entry["state"] == "done":
             if entry["event"] == "assistant_message":
                 reply = Message.objects.filter(pk=entry["data"]["message"]).first()
-                yield event("assistant_message", _message_data(reply))
+                final = event("assistant_message", _message_data(reply))
             else:
-                yield event("error", error_data(entry["data"]))
+                final = event("error", error_data(entry["data"]))
+            release_db_connection()
+            yield final
             return
         if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
             yield KEEPALIVE

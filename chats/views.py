@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 
+from aicore.orchestrator import release_db_connection
 from tutor_platform.api import GenericViewSet
 from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR, error
 
@@ -316,6 +317,7 @@ class ChatViewSet(
         chat = self.get_object()
         if not live.in_progress(chat.pk):
             return Response(status=status.HTTP_204_NO_CONTENT)
+        release_db_connection()  # following holds no connection while it polls
         return streaming.event_stream(streaming.follow(chat.pk))
 
 

@@ -279,3 +279,13 @@ def test_two_streams_into_one_chat_at_once(user, chat):
         assert events[-1][0] == "assistant_message"
         assert f"Вопрос {index}" in deltas(events)
     assert Message.objects.filter(chat=chat, role="assistant").count() == 2
+
+
+@requires_postgresql
+def test_an_open_stream_holds_no_database_connection(auth_client, chat):
+    """400 open streams emptied the pool when each relaying thread kept its connection."""
+    from django.db import connection
+
+    response = send(auth_client, chat)
+    assert connection.connection is None  # handed back before the first byte is relayed
+    assert stream_of(response)[-1][0] == "assistant_message"
