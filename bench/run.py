@@ -1,10 +1,10 @@
 """Benchmark: the backend's overhead on top of AI-Core, as ratios measured in one run.
 
-    .venv/bin/python bench/run.py            # ~3 minutes on 2 cores
+    .venv/bin/python bench/run.py            # ~5 minutes on 2 cores
 
 Starts, on this machine only (127.0.0.1): a fresh PostgreSQL database
-`tutor_bench`, two `aicore_stub` servers (instant and 2 s), and gunicorn with
-the production configuration (DEBUG off, gunicorn.conf.py, DB_POOL, Redis
+`tutor_bench`, three `aicore_stub` servers (instant, 2 s, and streaming a word
+every 0.1 s), and gunicorn with the production configuration (DEBUG off, gunicorn.conf.py, DB_POOL, Redis
 cache). Load comes from a separate process: wrk when installed for
 throughput, Python threads for latencies and the 200-student burst. Every
 figure is a ratio against a baseline measured in the same run, because

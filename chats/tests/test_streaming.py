@@ -289,3 +289,27 @@ def test_an_open_stream_holds_no_database_connection(auth_client, chat):
     response = send(auth_client, chat)
     assert connection.connection is None  # handed back before the first byte is relayed
     assert stream_of(response)[-1][0] == "assistant_message"
+
+
+def test_keep_alive_comments_while_the_tutor_is_quiet(slow_words, settings, auth_client, chat, monkeypatch):
+    """A comment whenever nothing was sent for KEEPALIVE_SECONDS (15 s; here 10 ms against 50 ms words)."""
+    from chats import streaming
+
+    monkeypatch.setattr(streaming, "KEEPALIVE_SECONDS", 0.01)
+    settings.AI_CORE_URL = slow_words
+    raw = b"".join(send(auth_client, chat).streaming_content)
+    assert raw.count(b": keep-alive\n\n") >= 3
+    assert parse(raw)[-1][0] == "assistant_message"  # comments do not disturb the events
+
+
+def test_a_streamed_send_counts_against_the_ai_budget(auth_client, chat, monkeypatch):
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import SimpleRateThrottle
+
+    rates = {**api_settings.DEFAULT_THROTTLE_RATES, "ai_send": "2/min"}
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", rates)
+    stream_of(send(auth_client, chat))
+    auth_client.post(f"/api/v1/chats/{chat.id}/messages/", {"content": "JSON"}, format="json")
+    throttled = send(auth_client, chat)
+    assert throttled.status_code == 429 and throttled.json()["code"] == "throttled"
+    assert Message.objects.filter(role="user").count() == 2
