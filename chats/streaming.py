@@ -19,12 +19,13 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.http import StreamingHttpResponse
+from rest_framework.exceptions import APIException
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 
 from aicore.orchestrator import release_db_connection
 
-from . import live, services
+from . import live
 from .models import Message
 from .serializers import MessageSerializer
 
@@ -82,17 +83,24 @@ def reply_stream(
     relayed: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
 
     def generate() -> None:
+        reply = None
         try:
             try:
-                for piece in _pieces(events):
-                    relayed.put(("delta", {"content": piece}))
-            except _Ended as ended:
-                end = ended
+                while True:
+                    relayed.put(("delta", {"content": next(events)}))
+            except StopIteration as stop:
+                reply = stop.value
+                end = ("assistant_message", MessageSerializer(reply).data)
+            except APIException as failure:  # ReplyFailed, or a conflict (reply_discarded, ...)
+                end = ("error", _error(str(failure.detail), failure.get_codes(), user_message))
+            except Exception:
+                logger.exception("Streamed reply failed")
+                end = ("error", _error("Internal server error.", "server_error", user_message))
             try:
-                on_end(end.reply)  # recorded before the client hears the end
+                on_end(reply)  # recorded before the client hears the end
             except Exception:
                 logger.exception("Recording a streamed reply's outcome failed")
-            relayed.put(end.event)
+            relayed.put(end)
         finally:
             connection.close()  # this thread's own connection, back to the pool
 
@@ -117,29 +125,8 @@ def reply_stream(
     return event_stream(relay())
 
 
-class _Ended(Exception):
-    def __init__(self, name: str, data: Any, reply: Message | None = None) -> None:
-        super().__init__(name)
-        self.event = (name, data)
-        self.reply = reply
-
-
-def _pieces(events: Generator[str, None, Message]) -> Iterator[str]:
-    """The pieces of `events`; raises _Ended with the final event."""
-    try:
-        reply = yield from events
-    except (services.ReplyFailed, services.ReplyDiscarded, services.NothingToReply) as failure:
-        user_message = getattr(failure, "user_message", None)
-        body = {"detail": str(failure.detail), "code": failure.get_codes()}
-        raise _Ended("error", {**body, "user_message": _message_data(user_message)}) from failure
-    except Exception as exc:
-        logger.exception("Streamed reply failed")
-        raise _Ended("error", {"detail": "Internal server error.", "code": "server_error"}) from exc
-    raise _Ended("assistant_message", MessageSerializer(reply).data, reply)
-
-
-def _message_data(message: Message | None) -> dict[str, Any] | None:
-    return MessageSerializer(message).data if message is not None else None
+def _error(detail: str, code: str, user_message: Message) -> dict[str, Any]:
+    return {"detail": detail, "code": code, "user_message": MessageSerializer(user_message).data}
 
 
 def replay(body: dict[str, Any]) -> StreamingHttpResponse:
@@ -173,7 +160,7 @@ def follow(chat_id: int) -> Iterator[bytes]:
         if entry["state"] == "done":
             if entry["event"] == "assistant_message":
                 reply = Message.objects.filter(pk=entry["data"]["message"]).first()
-                final = event("assistant_message", _message_data(reply))
+                final = event("assistant_message", MessageSerializer(reply).data if reply else None)
             else:
                 final = event("error", error_data(entry["data"]))
             release_db_connection()

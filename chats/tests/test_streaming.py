@@ -313,3 +313,21 @@ def test_a_streamed_send_counts_against_the_ai_budget(auth_client, chat, monkeyp
     throttled = send(auth_client, chat)
     assert throttled.status_code == 429 and throttled.json()["code"] == "throttled"
     assert Message.objects.filter(role="user").count() == 2
+
+
+@responses.activate
+def test_a_chat_cleared_while_the_tutor_writes_ends_in_reply_discarded(settings, auth_client, chat):
+    from chats import services
+
+    settings.AI_CORE_URL = AI_URL
+
+    def clear_meanwhile(request):
+        services.chat_clear_history(chat=Chat.objects.get(pk=chat.pk))
+        return 200, {"Content-Type": "text/event-stream"}, sse_body({"delta": "поздно"}, {"done": True})
+
+    responses.add_callback(responses.POST, GENERATE, callback=clear_meanwhile)
+    events = stream_of(send(auth_client, chat))
+    assert events[-1][0] == "error"
+    assert events[-1][1]["code"] == "reply_discarded"
+    assert events[-1][1]["user_message"]["content"] == QUESTION
+    assert not Message.objects.exists()
