@@ -205,6 +205,27 @@ def wait_until_serving(url: str, timeout: float = 15) -> None:
     pytest.fail(f"nothing serves {url}")
 
 
+def serve_with_gunicorn(env: dict[str, str], port: int):
+    """Migrates and seeds the database `env` names, then starts gunicorn with
+    gunicorn.conf.py on 127.0.0.1:`port`; the caller stops it (terminate())."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    base_dir = Path(__file__).resolve().parent
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=base_dir, env=env, check=True, timeout=120)
+    subprocess.run([*manage, "seed_demo"], cwd=base_dir, env=env, check=True, timeout=60, capture_output=True)
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    return subprocess.Popen(
+        [gunicorn, "tutor_platform.wsgi", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}"],
+        cwd=base_dir,
+        env=env,
+        stdout=subprocess.DEVNULL,  # a pipe nobody reads could fill and block the server
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def run_in_threads(count: int, work) -> list:
     """Runs work(i) in `count` threads released at once; returns results or exceptions."""
     barrier = threading.Barrier(count)

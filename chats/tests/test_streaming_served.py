@@ -3,8 +3,6 @@ client that goes away loses nothing, and another connection (which may land
 on another worker) re-attaches to the reply while it is written."""
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import requests
 
 from aicore.tests.test_stub_server import serve_stub
 from chats.tests.test_streaming import QUESTION, deltas, parse
-from conftest import PASSWORD, free_port, wait_until_serving
+from conftest import PASSWORD, free_port, serve_with_gunicorn, wait_until_serving
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -38,18 +36,8 @@ def server(tmp_path_factory, slow_words):
         "GUNICORN_WORKERS": "3",
         "GUNICORN_THREADS": "8",
     }
-    manage = [sys.executable, "manage.py"]
-    subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=BASE_DIR, env=env, check=True, timeout=120)
-    subprocess.run([*manage, "seed_demo"], cwd=BASE_DIR, env=env, check=True, timeout=60, capture_output=True)
     port = free_port()
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    process = subprocess.Popen(
-        [gunicorn, "tutor_platform.wsgi", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}"],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = serve_with_gunicorn(env, port)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(f"{url}/api/v1/health/", timeout=60)

@@ -7,13 +7,12 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import free_port, wait_until_serving
+from conftest import free_port, serve_with_gunicorn, wait_until_serving
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -62,18 +61,8 @@ def topology(tmp_path_factory):
         "GUNICORN_THREADS": str(GUNICORN_THREADS),
         "NUM_PROXIES": "1",
     }
-    manage = [sys.executable, "manage.py"]
-    subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=BASE_DIR, env=env, check=True, timeout=120)
-    subprocess.run([*manage, "seed_demo"], cwd=BASE_DIR, env=env, check=True, timeout=60, capture_output=True)
     app_port, nginx_port = free_port(), free_port()
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    app = subprocess.Popen(
-        [gunicorn, "tutor_platform.wsgi", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{app_port}"],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    app = serve_with_gunicorn(env, app_port)
     (work / "site.conf").write_text(render_site(nginx_port, app_port))
     (work / "nginx.conf").write_text(MAIN_CONF.format(dir=work))
     nginx = subprocess.Popen(

@@ -1,15 +1,13 @@
 """Two gunicorn processes on two ports share one AI-send budget through Redis."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import redis
 import requests
 
-from conftest import PASSWORD, free_port, wait_until_serving
+from conftest import PASSWORD, free_port, serve_with_gunicorn, wait_until_serving
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -28,21 +26,8 @@ def two_servers(tmp_path):
         "THROTTLE_ANON_RATE": "1000/min",
         "AI_CORE_URL": "stub",
     }
-    manage = [sys.executable, "manage.py"]
-    subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=BASE_DIR, env=env, check=True, timeout=120)
-    subprocess.run([*manage, "seed_demo"], cwd=BASE_DIR, env=env, check=True, timeout=60, capture_output=True)
     ports = [free_port(), free_port()]
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    processes = [
-        subprocess.Popen(
-            [gunicorn, "tutor_platform.wsgi", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "-w", "1"],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for port in ports
-    ]
+    processes = [serve_with_gunicorn({**env, "GUNICORN_WORKERS": "1"}, port) for port in ports]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         for url in urls:

@@ -32,6 +32,26 @@ def tutor_form(tutor: Tutor, **changes) -> dict:
     }
 
 
+def course_form(course: Course, tutor: Tutor, **changes) -> dict:
+    """The admin's course page as posted, with its one tutor inline."""
+    return {
+        "name": course.name,
+        "slug": course.slug,
+        "description": course.description,
+        "is_active": "on",
+        "tutors-TOTAL_FORMS": "1",
+        "tutors-INITIAL_FORMS": "1",
+        "tutors-MIN_NUM_FORMS": "0",
+        "tutors-MAX_NUM_FORMS": "1000",
+        "tutors-0-id": str(tutor.id),
+        "tutors-0-course": str(course.id),
+        "tutors-0-name": tutor.name,
+        "tutors-0-model_id": tutor.model_id,
+        "tutors-0-is_active": "on",
+        **changes,
+    }
+
+
 def test_a_repeated_read_runs_no_query(tutor, django_assert_num_queries):
     first = APIClient().get(TUTORS)
     with django_assert_num_queries(0):
@@ -64,21 +84,7 @@ def test_an_admin_edit_of_a_tutor_shows_at_once(client, admin_user, tutor):
 def test_deactivating_a_course_in_the_admin_empties_its_lists(client, admin_user, course, tutor):
     assert names(COURSES) == ["Математика"] and names() == ["Анна"]
     client.force_login(admin_user)
-    form = {
-        "name": course.name,
-        "slug": course.slug,
-        "description": course.description,
-        "is_active": "",
-        "tutors-TOTAL_FORMS": "1",
-        "tutors-INITIAL_FORMS": "1",
-        "tutors-MIN_NUM_FORMS": "0",
-        "tutors-MAX_NUM_FORMS": "1000",
-        "tutors-0-id": str(tutor.id),
-        "tutors-0-course": str(course.id),
-        "tutors-0-name": tutor.name,
-        "tutors-0-model_id": tutor.model_id,
-        "tutors-0-is_active": "on",
-    }
+    form = course_form(course, tutor, is_active="")
     assert client.post(f"/admin/tutoring/course/{course.id}/change/", form).status_code == 302
     assert names(COURSES) == [] and names() == []
 
@@ -86,21 +92,7 @@ def test_deactivating_a_course_in_the_admin_empties_its_lists(client, admin_user
 def test_an_inline_tutor_edit_on_the_course_page_shows_at_once(client, admin_user, course, tutor):
     assert names() == ["Анна"]
     client.force_login(admin_user)
-    form = {
-        "name": course.name,
-        "slug": course.slug,
-        "description": course.description,
-        "is_active": "on",
-        "tutors-TOTAL_FORMS": "1",
-        "tutors-INITIAL_FORMS": "1",
-        "tutors-MIN_NUM_FORMS": "0",
-        "tutors-MAX_NUM_FORMS": "1000",
-        "tutors-0-id": str(tutor.id),
-        "tutors-0-course": str(course.id),
-        "tutors-0-name": "Анна (алгебра)",
-        "tutors-0-model_id": tutor.model_id,
-        "tutors-0-is_active": "on",
-    }
+    form = course_form(course, tutor, **{"tutors-0-name": "Анна (алгебра)"})
     assert client.post(f"/admin/tutoring/course/{course.id}/change/", form).status_code == 302
     assert names() == ["Анна (алгебра)"]
 
