@@ -146,9 +146,6 @@ class AICoreClient:
         self.breaker.record_success()
         return generation
 
-    def generate_response(self, data: dict[str, Any], *, request_id: str) -> Generation:
-        return drain(self.generate(data, request_id=request_id))
-
     def _generate(
         self, data: dict[str, Any], request_id: str, stream: bool
     ) -> Generator[str, None, Generation]:
@@ -278,9 +275,6 @@ class StubClient:
                     time.sleep(settings.AI_CORE_STUB_CHUNK_DELAY)  # so a developer sees it stream
                 yield piece
         return generation
-
-    def generate_response(self, data: dict[str, Any], *, request_id: str) -> Generation:
-        return drain(self.generate(data, request_id=request_id))
 
     def health(self) -> bool:
         return True
