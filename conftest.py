@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import pytest
 from django.contrib.auth.models import Group
@@ -203,6 +204,39 @@ def wait_until_serving(url: str, timeout: float = 15) -> None:
             pass
         time.sleep(0.1)
     pytest.fail(f"nothing serves {url}")
+
+
+@contextmanager
+def raw_ai_core(settings, answer: Callable[[socket.socket, threading.Event], None]):
+    """A hand-written AI-Core on a real socket, for what `responses` cannot fake:
+    answers that arrive slowly. `answer(conn, stop)` writes the answer to each
+    request (already read); it should return when `stop` is set."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                try:
+                    answer(conn, stop)
+                except OSError:
+                    continue  # the backend hung up
+
+    threading.Thread(target=serve, daemon=True).start()
+    settings.AI_CORE_URL = f"http://127.0.0.1:{server.getsockname()[1]}"
+    settings.AI_CORE_MAX_RETRIES = 0
+    try:
+        yield
+    finally:
+        stop.set()
+        server.close()
 
 
 def serve_with_gunicorn(env: dict[str, str], port: int):

@@ -178,16 +178,19 @@ def message_send(
 def message_send_again(*, chat: Chat, user_message: Message, request_id: str) -> SendResult:
     """A retried send whose user message was saved before: answers that
     message (once), never saves a second copy."""
-    existing = message_reply_of(user_message)
-    if existing is not None:
-        return SendResult(user_message=user_message, assistant_message=existing)
-    _ensure_tutor_available(chat)
-    assistant_message = _reply_to(chat=chat, user_message=user_message, request_id=request_id)
-    return SendResult(user_message=user_message, assistant_message=assistant_message)
+    existing = message_answered(chat=chat, user_message=user_message)
+    if existing is None:
+        existing = _reply_to(chat=chat, user_message=user_message, request_id=request_id)
+    return SendResult(user_message=user_message, assistant_message=existing)
 
 
-def message_reply_of(user_message: Message) -> Message | None:
-    return Message.objects.filter(reply_to=user_message).first()
+def message_answered(*, chat: Chat, user_message: Message) -> Message | None:
+    """For a retried send whose user message was saved before: the reply it
+    got meanwhile, or None once the tutor is checked to be still available."""
+    existing = Message.objects.filter(reply_to=user_message).first()
+    if existing is None:
+        _ensure_tutor_available(chat)
+    return existing
 
 
 def message_awaiting_reply(*, chat: Chat) -> Message:

@@ -66,8 +66,7 @@ def event_stream(events: Iterator[bytes]) -> StreamingHttpResponse:
 
 def error_data(body: dict[str, Any]) -> dict[str, Any]:
     """`services.failure_body` with the user message in full, as the JSON flow gives it."""
-    user_message = Message.objects.filter(pk=body["user_message"]).first()
-    return {**body, "user_message": MessageSerializer(user_message).data if user_message else None}
+    return _error(body["detail"], body["code"], Message.objects.filter(pk=body["user_message"]).first())
 
 
 def reply_stream(
@@ -125,8 +124,9 @@ def reply_stream(
     return event_stream(relay())
 
 
-def _error(detail: str, code: str, user_message: Message) -> dict[str, Any]:
-    return {"detail": detail, "code": code, "user_message": MessageSerializer(user_message).data}
+def _error(detail: str, code: str, user_message: Message | None) -> dict[str, Any]:
+    message = MessageSerializer(user_message).data if user_message is not None else None
+    return {"detail": detail, "code": code, "user_message": message}
 
 
 def replay(body: dict[str, Any]) -> StreamingHttpResponse:

@@ -235,13 +235,14 @@ class ChatViewSet(
             if user_message is None:
                 user_message = services.message_post(chat=chat, **data)
                 claim.bind(user_message)
-            answered = services.message_reply_of(user_message)
-            if answered is not None:  # a retried key whose message got its reply meanwhile
-                body = SendResultSerializer(
-                    {"user_message": user_message, "assistant_message": answered}
-                ).data
-                claim.finish(idempotency.StoredResponse(status.HTTP_201_CREATED, body))
-                return streaming.replay(body)
+            else:  # a retried key: its message may have got its reply meanwhile
+                answered = services.message_answered(chat=chat, user_message=user_message)
+                if answered is not None:
+                    body = SendResultSerializer(
+                        {"user_message": user_message, "assistant_message": answered}
+                    ).data
+                    claim.finish(idempotency.StoredResponse(status.HTTP_201_CREATED, body))
+                    return streaming.replay(body)
             events = services.reply_events(
                 chat=chat, user_message=user_message, request_id=request.request_id
             )

@@ -11,6 +11,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from aicore.circuit import CircuitBreaker
 from chats.models import Message
+from conftest import raw_ai_core
 
 AI_URL = "http://ai-core.test"
 GENERATE = f"{AI_URL}/api/v1/generate"
@@ -360,45 +361,23 @@ def test_chat_cleared_or_deleted_while_ai_core_works_gets_no_orphan_reply(ai_cor
 
 @pytest.fixture
 def dripping_ai_core(settings):
-    """A real socket server that answers a valid reply one byte every 0.2 s (about 8 s in all)."""
-    import socket
-    import threading
-
+    """Answers a valid reply one byte every 0.2 s (about 8 s in all), in the body or from the headers on."""
     body = json.dumps({"content": "медленно, но верно"}).encode()
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    stop = threading.Event()
     mode = {"drip": "body"}
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
+    def answer(conn, stop) -> None:
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        fast, slow = (head.encode(), body) if mode["drip"] == "body" else (b"", head.encode() + body)
+        conn.sendall(fast)
+        for index in range(len(slow)):
+            if stop.wait(0.2):
                 return
-            with conn:
-                conn.recv(65536)
-                head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-                fast, slow = (head.encode(), body) if mode["drip"] == "body" else (b"", head.encode() + body)
-                try:
-                    conn.sendall(fast)
-                    for index in range(len(slow)):
-                        if stop.wait(0.2):
-                            return
-                        conn.sendall(slow[index : index + 1])
-                except OSError:
-                    continue
+            conn.sendall(slow[index : index + 1])
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    settings.AI_CORE_URL = f"http://127.0.0.1:{server.getsockname()[1]}"
-    settings.AI_CORE_TIMEOUT = 1
-    settings.AI_CORE_CONNECT_TIMEOUT = 1
-    settings.AI_CORE_MAX_RETRIES = 0
-    yield mode
-    stop.set()
-    server.close()
+    with raw_ai_core(settings, answer):
+        settings.AI_CORE_TIMEOUT = 1
+        settings.AI_CORE_CONNECT_TIMEOUT = 1
+        yield mode
 
 
 @pytest.mark.django_db

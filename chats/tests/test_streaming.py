@@ -3,8 +3,6 @@ streaming or not, failures before and during a stream, refusals as JSON, a
 client that goes away, re-attaching, idempotent replays, two at once."""
 
 import json
-import socket
-import threading
 import time
 
 import pytest
@@ -12,7 +10,7 @@ import responses
 
 from aicore.tests.test_stub_server import serve_stub
 from chats.models import Chat, IdempotencyKey, Message
-from conftest import bearer_client, requires_postgresql, run_in_threads
+from conftest import bearer_client, raw_ai_core, requires_postgresql, run_in_threads
 
 AI_URL = "http://ai-core.test"
 GENERATE = f"{AI_URL}/api/v1/generate"
@@ -123,38 +121,21 @@ def test_ai_core_failing_before_or_during_the_stream_is_an_error_event(
 @pytest.fixture
 def stalling_ai_core(settings):
     """Sends two events, then either nothing (stall) or an event every 0.3 s (drip)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(4)
     mode = {"after": "stall"}
-    stop = threading.Event()
 
-    def serve() -> None:
-        try:
-            conn, _ = server.accept()
-        except OSError:
-            return
-        with conn:
-            conn.recv(65536)
-            conn.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
-            )
-            for _ in range(2 if mode["after"] == "stall" else 40):
-                data = sse_body({"delta": "слово "}).encode()
-                try:
-                    conn.sendall(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-                except OSError:
-                    return
-                if stop.wait(0.3):
-                    return
-            stop.wait(10)
+    def answer(conn, stop) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        for _ in range(2 if mode["after"] == "stall" else 40):
+            data = sse_body({"delta": "слово "}).encode()
+            conn.sendall(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            if stop.wait(0.3):
+                return
+        stop.wait(10)
 
-    threading.Thread(target=serve, daemon=True).start()
-    settings.AI_CORE_URL = f"http://127.0.0.1:{server.getsockname()[1]}"
-    settings.AI_CORE_MAX_RETRIES = 0
-    yield mode
-    stop.set()
-    server.close()
+    with raw_ai_core(settings, answer):
+        yield mode
 
 
 @pytest.mark.parametrize(
@@ -331,3 +312,19 @@ def test_a_chat_cleared_while_the_tutor_writes_ends_in_reply_discarded(settings,
     assert events[-1][1]["code"] == "reply_discarded"
     assert events[-1][1]["user_message"]["content"] == QUESTION
     assert not Message.objects.exists()
+
+
+@responses.activate
+def test_a_streamed_retry_of_a_failed_key_checks_the_tutor_again(settings, auth_client, chat):
+    settings.AI_CORE_URL = AI_URL
+    settings.AI_CORE_MAX_RETRIES = 0
+    responses.post(GENERATE, status=500)
+    assert (
+        stream_of(send(auth_client, chat, HTTP_IDEMPOTENCY_KEY="k"))[-1][1]["code"] == "ai_core_bad_response"
+    )
+    chat.tutor.is_active = False
+    chat.tutor.save()
+    refused = send(auth_client, chat, HTTP_IDEMPOTENCY_KEY="k")
+    assert refused.status_code == 409 and refused.json()["code"] == "tutor_unavailable"
+    assert len(responses.calls) == 1
+    assert IdempotencyKey.objects.get().state == IdempotencyKey.State.FAILED
