@@ -108,9 +108,11 @@ class FeedbackAdmin(admin.ModelAdmin):
     def mark_unprocessed(self, request: HttpRequest, queryset: QuerySet[Feedback]) -> None:
         self._mark(request, queryset, processed=False)
 
-    @admin.action(description="Export selected as JSONL", permissions=["view"])
+    @admin.action(description="Export selected as JSONL (consented items only)", permissions=["view"])
     def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Feedback]) -> StreamingHttpResponse:
-        rows = queryset.select_related("tutor").order_by("id")
+        # Only what the student allowed for training leaves the building,
+        # whatever was ticked.
+        rows = queryset.filter(allow_training=True).select_related("tutor").order_by("id")
 
         def lines() -> Iterator[str]:
             for feedback in rows.iterator(chunk_size=500):

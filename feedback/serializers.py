@@ -37,34 +37,63 @@ class FeedbackSerializer(serializers.ModelSerializer):
 
 
 class FeedbackSubmitSerializer(serializers.Serializer):
+    """A new feedback, or an update of the one already given for this (message, type).
+
+    An update changes only the fields sent: omitted texts and `allow_training`
+    keep their values (on creation they default to empty and false).
+    """
+
     message = StrictIntegerField(
         min_value=1, max_value=MAX_DB_ID, help_text="Id of an assistant message in one of your chats."
     )
     feedback_type = serializers.ChoiceField(choices=Feedback.FeedbackType.choices)
     rating = StrictIntegerField(
-        min_value=1, max_value=5, required=False, allow_null=True, help_text="Required for detailed feedback."
+        min_value=1,
+        max_value=5,
+        required=False,
+        allow_null=True,
+        help_text="Required for detailed feedback; quick feedback has none.",
     )
-    positive_text = StrictCharField(max_length=TEXT_MAX_CHARS, required=False, allow_blank=True, default="")
+    positive_text = StrictCharField(
+        max_length=TEXT_MAX_CHARS, required=False, allow_blank=True, help_text="Omitted: unchanged."
+    )
     improvement_text = StrictCharField(
-        max_length=TEXT_MAX_CHARS, required=False, allow_blank=True, default=""
+        max_length=TEXT_MAX_CHARS, required=False, allow_blank=True, help_text="Omitted: unchanged."
     )
     quick_reaction = serializers.ChoiceField(
         choices=Feedback.QuickReaction.choices,
         required=False,
         allow_blank=True,
-        default="",
-        help_text="Required for quick feedback.",
+        help_text="Required for quick feedback; detailed feedback has none.",
     )
-    allow_training = StrictBooleanField(required=False, default=False)
+    allow_training = StrictBooleanField(
+        required=False, help_text="Omitted: unchanged (false for a new feedback)."
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs["feedback_type"] == Feedback.FeedbackType.DETAILED and attrs.get("rating") is None:
-            raise serializers.ValidationError({"rating": ["A rating is required for detailed feedback."]})
-        if attrs["feedback_type"] == Feedback.FeedbackType.QUICK and not attrs.get("quick_reaction"):
-            raise serializers.ValidationError(
-                {"quick_reaction": ["A reaction is required for quick feedback."]}
-            )
-        attrs.setdefault("rating", None)
+        rating, reaction = attrs.get("rating"), attrs.get("quick_reaction")
+        if attrs["feedback_type"] == Feedback.FeedbackType.DETAILED:
+            if rating is None:
+                raise serializers.ValidationError({"rating": ["A rating is required for detailed feedback."]})
+            if reaction:
+                raise serializers.ValidationError(
+                    {
+                        "quick_reaction": [
+                            "Detailed feedback has no quick reaction; send it as quick feedback."
+                        ]
+                    }
+                )
+            attrs.pop("quick_reaction", None)
+        else:
+            if not reaction:
+                raise serializers.ValidationError(
+                    {"quick_reaction": ["A reaction is required for quick feedback."]}
+                )
+            if rating is not None:
+                raise serializers.ValidationError(
+                    {"rating": ["Quick feedback has no rating; send it as detailed feedback."]}
+                )
+            attrs.pop("rating", None)
         return attrs
 
 

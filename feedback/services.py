@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Avg, Count
@@ -45,20 +46,14 @@ class SubmitResult:
 
 
 def feedback_submit(
-    *,
-    user: User,
-    message_id: int,
-    feedback_type: str,
-    rating: int | None,
-    positive_text: str = "",
-    improvement_text: str = "",
-    quick_reaction: str = "",
-    allow_training: bool = False,
+    *, user: User, message_id: int, feedback_type: str, fields: dict[str, Any]
 ) -> SubmitResult:
     """Creates or updates the user's feedback of this type on an assistant message.
 
-    Chat, tutor and the copies of the reply and its prompt come from the
-    message, never from the client. An update goes back into the ML queue.
+    `fields` are the ones the client sent (rating, texts, quick_reaction,
+    allow_training): an update changes only those, and a real change puts
+    the item back into the ML queue. Chat, tutor and the copies of the reply
+    and its prompt come from the message, never from the client.
     """
     message = (
         Message.objects.select_related("chat", "reply_to").filter(pk=message_id, chat__user=user).first()
@@ -70,32 +65,31 @@ def feedback_submit(
             {"message": ["Only the tutor's (assistant) messages can be rated."]}
         )
     tutor_id = message.chat.tutor_id
-    fields = {
-        "rating": rating,
-        "positive_text": positive_text,
-        "improvement_text": improvement_text,
-        "quick_reaction": quick_reaction,
-        "allow_training": allow_training,
-        "processed": False,
-        "processed_at": None,
-        "processed_by": None,
-    }
     with transaction.atomic():
-        _lock_tutor(tutor_id)
-        feedback, created = Feedback.objects.update_or_create(
-            user=user,
-            message=message,
-            feedback_type=feedback_type,
-            defaults=fields,
-            create_defaults={
+        _lock_tutor(tutor_id)  # orders every upsert of this (user, message, type)
+        feedback = Feedback.objects.filter(user=user, message=message, feedback_type=feedback_type).first()
+        created = feedback is None
+        if created:
+            feedback = Feedback.objects.create(
+                user=user,
+                message=message,
+                feedback_type=feedback_type,
+                chat_id=message.chat_id,
+                tutor_id=tutor_id,
+                reply_content=message.content,
+                reply_metadata=message.metadata,
+                prompt_content=message.reply_to.content if message.reply_to else "",
                 **fields,
-                "chat_id": message.chat_id,
-                "tutor_id": tutor_id,
-                "reply_content": message.content,
-                "reply_metadata": message.metadata,
-                "prompt_content": message.reply_to.content if message.reply_to else "",
-            },
-        )
+            )
+        else:
+            changed = [name for name, value in fields.items() if getattr(feedback, name) != value]
+            if changed:
+                for name in changed:
+                    setattr(feedback, name, fields[name])
+                feedback.processed, feedback.processed_at, feedback.processed_by = False, None, None
+                feedback.save(
+                    update_fields=[*changed, "processed", "processed_at", "processed_by", "updated_at"]
+                )
         if feedback_type == Feedback.FeedbackType.DETAILED:
             tutor_rating_recompute(tutor_id=tutor_id)
     return SubmitResult(feedback=feedback, created=created)

@@ -39,8 +39,8 @@ _ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
         },
         description=(
             "Rates an assistant message in one of your chats. One feedback per "
-            "(message, feedback_type): posting again updates it and puts it back "
-            "in the ML queue."
+            "(message, feedback_type): posting again updates only the fields sent "
+            "and, when something changed, puts it back in the ML queue."
         ),
     ),
     destroy=extend_schema(tags=["feedback"], responses={204: None, **_ERRORS}),
@@ -62,8 +62,13 @@ class FeedbackViewSet(
     def create(self, request: Request) -> Response:
         serializer = FeedbackSubmitSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
-        result = services.feedback_submit(user=request.user, message_id=data.pop("message"), **data)
+        fields = dict(serializer.validated_data)
+        result = services.feedback_submit(
+            user=request.user,
+            message_id=fields.pop("message"),
+            feedback_type=fields.pop("feedback_type"),
+            fields=fields,
+        )
         return Response(
             FeedbackSerializer(result.feedback).data,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,

@@ -102,6 +102,18 @@ def test_export_jsonl_has_the_training_context(client, staff_in, make_feedback):
     assert records[1]["rating"] == 2
 
 
+def test_export_never_contains_unconsented_feedback_even_when_selected(client, staff_in, make_feedback):
+    staff_in("ML team")
+    consented = make_feedback(1, allow_training=True)
+    private = make_feedback(2, allow_training=False)
+    response = client.post(
+        "/admin/feedback/feedback/",
+        {"action": "export_jsonl", "_selected_action": [str(f.id) for f in consented + private]},
+    )
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [consented[0].id]
+
+
 def test_superuser_deleting_feedback_recomputes_the_rating(admin_client, make_feedback, tutor):
     from feedback.services import tutor_rating_recompute
 

@@ -74,6 +74,59 @@ class TestSubmit:
         rate(auth_client, reply, 4)
         assert Feedback.objects.get().processed is False
 
+    def test_an_update_changes_only_the_fields_sent(self, auth_client, reply):
+        rate(
+            auth_client,
+            reply,
+            2,
+            positive_text="Хорошо",
+            improvement_text="Больше примеров",
+            allow_training=True,
+        )
+        Feedback.objects.update(processed=True)
+        response = rate(auth_client, reply, 4)
+        assert response.status_code == 200
+        feedback = Feedback.objects.get()
+        assert (feedback.rating, feedback.positive_text, feedback.improvement_text) == (
+            4, "Хорошо", "Больше примеров"
+        )  # fmt: skip
+        assert feedback.allow_training is True
+        assert feedback.processed is False
+
+        react(auth_client, reply, "too_hard", allow_training=True)
+        react(auth_client, reply, "incorrect")
+        quick = Feedback.objects.get(feedback_type="quick")
+        assert (quick.quick_reaction, quick.allow_training) == ("incorrect", True)
+
+    def test_an_update_that_changes_nothing_stays_processed(self, auth_client, reply):
+        rate(auth_client, reply, 4, positive_text="Ясно")
+        Feedback.objects.update(processed=True)
+        assert rate(auth_client, reply, 4, positive_text="Ясно").status_code == 200
+        assert Feedback.objects.get().processed is True
+
+    def test_fields_can_be_cleared_by_sending_them_empty(self, auth_client, reply):
+        rate(auth_client, reply, 4, improvement_text="Медленнее", allow_training=True)
+        rate(auth_client, reply, 4, improvement_text="", allow_training=False)
+        feedback = Feedback.objects.get()
+        assert (feedback.improvement_text, feedback.allow_training) == ("", False)
+
+    def test_quick_feedback_with_a_rating_is_400_and_changes_nothing(self, auth_client, reply):
+        react(auth_client, reply, "understood")
+        response = react(auth_client, reply, "too_hard", rating=5)
+        assert response.status_code == 400
+        assert "rating" in response.json()
+        assert Feedback.objects.get().quick_reaction == "understood"
+
+    def test_detailed_feedback_with_a_reaction_is_400(self, auth_client, reply):
+        response = rate(auth_client, reply, 5, quick_reaction="incorrect")
+        assert response.status_code == 400
+        assert "quick_reaction" in response.json()
+        assert not Feedback.objects.exists()
+
+    def test_null_rating_and_empty_reaction_are_the_same_as_absent(self, auth_client, reply):
+        assert react(auth_client, reply, "understood", rating=None).status_code == 201
+        assert rate(auth_client, reply, 3, quick_reaction="").status_code == 201
+
     def test_quick_and_detailed_on_the_same_message_are_separate(self, auth_client, reply):
         assert rate(auth_client, reply, 5).status_code == 201
         assert react(auth_client, reply, "too_easy").status_code == 201

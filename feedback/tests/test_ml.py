@@ -40,14 +40,21 @@ class TestPermissions:
         feedback.refresh_from_db()
         assert feedback.processed is False
 
-    def test_staff_and_ml_team_are_allowed(self, client_for, make_user, ml_client):
-        assert client_for(make_user(is_staff=True)).get(ML_FEEDBACK).status_code == 200
+    def test_the_ml_team_and_superusers_are_allowed(self, client_for, admin_user, ml_client):
+        assert client_for(admin_user).get(ML_FEEDBACK).status_code == 200
         assert ml_client.get(ML_FEEDBACK).status_code == 200
 
-    def test_another_group_is_403(self, client_for, make_user):
-        editor = make_user()
+    def test_content_editors_and_other_staff_are_403(self, client_for, make_user, make_feedback):
+        # Editors are staff (they use the admin), but students' feedback is not theirs to read.
+        feedback = make_feedback()
+        editor = make_user(is_staff=True)
         editor.groups.add(Group.objects.get(name="Content editors"))
-        assert client_for(editor).get(ML_FEEDBACK).status_code == 403
+        for person in (editor, make_user(is_staff=True)):
+            client = client_for(person)
+            assert client.get(ML_FEEDBACK).status_code == 403
+            assert client.post(MARK, {"ids": [feedback.id]}, format="json").status_code == 403
+        feedback.refresh_from_db()
+        assert feedback.processed is False
 
 
 class TestQueue:
@@ -98,8 +105,9 @@ class TestQueue:
     def test_query_count_is_constant(self, ml_client, make_feedback, django_assert_num_queries, rows):
         for _ in range(rows):
             make_feedback()
-        # 1: token user, 2: ML team group check, 3: count, 4: page joined with tutor.
-        with django_assert_num_queries(4):
+        # 1: token user, 2-3: the user's own and group permissions, 4: count,
+        # 5: page joined with tutor.
+        with django_assert_num_queries(5):
             assert ml_client.get(ML_FEEDBACK).status_code == 200
 
 
@@ -116,12 +124,13 @@ class TestMarkProcessed:
             assert feedback.processed_at is not None
 
     def test_is_idempotent(self, ml_client, make_feedback, make_user, client_for):
+        colleague = make_user()
+        colleague.groups.add(Group.objects.get(name="ML team"))
         feedback = make_feedback()
         ml_client.post(MARK, {"ids": [feedback.id]}, format="json")
         feedback.refresh_from_db()
         first_mark = (feedback.processed_at, feedback.processed_by_id)
-        staff = client_for(make_user(is_staff=True))
-        again = staff.post(MARK, {"ids": [feedback.id]}, format="json")
+        again = client_for(colleague).post(MARK, {"ids": [feedback.id]}, format="json")
         assert again.status_code == 200
         assert again.json() == {"updated": 0, "not_found": []}
         feedback.refresh_from_db()
