@@ -8,13 +8,14 @@ from collections.abc import Callable
 from contextlib import contextmanager
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
+from accounts.roles import ML_TEAM, sync_roles
 from aicore.client import reset_clients
 from chats.models import Chat, Message
 from feedback.models import Feedback
@@ -43,6 +44,19 @@ def _isolated_state():
     yield
     cache.clear()
     reset_clients()
+
+
+@pytest.fixture
+def rates(monkeypatch):
+    """Sets throttle rates for one test: rates(anon="3/min", login="2/min")."""
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import SimpleRateThrottle
+
+    def set_rates(**overrides: str) -> None:
+        merged = {**api_settings.DEFAULT_THROTTLE_RATES, **overrides}
+        monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", merged)
+
+    return set_rates
 
 
 @pytest.fixture
@@ -101,9 +115,10 @@ def admin_user(db) -> User:
 
 @pytest.fixture
 def ml_user(make_user) -> User:
+    # Transactional tests flush the roles the data migration made: make them again.
+    sync_roles(Group, Permission)
     member = make_user()
-    group, _ = Group.objects.get_or_create(name="ML team")
-    member.groups.add(group)
+    member.groups.add(Group.objects.get(name=ML_TEAM))
     return member
 
 

@@ -85,6 +85,20 @@ class UserAdmin(DjangoUserAdmin):
         ),
     )
 
+    def get_deleted_objects(self, objs, request):
+        # Feedback protects its author from a plain cascade; the erasure
+        # below keeps or deletes it, so it blocks nothing here.
+        deleted, counts, perms_needed, _protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, perms_needed, []
+
+    def delete_model(self, request, obj: User) -> None:
+        # The erasure of the privacy rules, never a plain cascade.
+        services.user_erase(user=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for user in queryset:
+            services.user_erase(user=user)
+
     def save_model(self, request, obj: User, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if not change:

@@ -56,6 +56,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     preferences = models.JSONField(default=dict, blank=True)
+    allow_training = models.BooleanField(
+        default=False,
+        help_text="The student's standing consent to use their conversations for training.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -53,10 +53,19 @@ class ProfileSerializer(StrictModelSerializer):
             "full_name",
             "is_active",
             "preferences",
+            "allow_training",
             "created_at",
             "updated_at",
         ]
         read_only_fields = ["id", "email", "is_active", "preferences", "created_at", "updated_at"]
+        extra_kwargs = {
+            "allow_training": {
+                "help_text": (
+                    "Your standing consent to use your conversations for training. "
+                    "POST /api/v1/feedback/revoke-consent/ also withdraws it from all your feedback."
+                )
+            }
+        }
 
     def validate_username(self, value: str) -> str:
         taken = User.objects.filter(username__iexact=value)
@@ -76,7 +85,7 @@ class RegisterSerializer(ProfileSerializer):
         fields = [*ProfileSerializer.Meta.fields, "password"]
         read_only_fields = ["id", "is_active", "preferences", "created_at", "updated_at"]
         # Uniqueness is checked case-insensitively in validate_email.
-        extra_kwargs = {"email": {"validators": []}}
+        extra_kwargs = {**ProfileSerializer.Meta.extra_kwargs, "email": {"validators": []}}
 
     def validate_email(self, value: str) -> str:
         value = normalize_email(value)
@@ -110,6 +119,15 @@ class TokenPairSerializer(serializers.Serializer):
 
 class RefreshTokenSerializer(serializers.Serializer):
     refresh = StrictCharField()
+
+
+class EraseAccountSerializer(serializers.Serializer):
+    password = StrictCharField(write_only=True, max_length=128, help_text="Your current password.")
+
+    def validate_password(self, value: str) -> str:
+        if not self.context["user"].check_password(value):
+            raise serializers.ValidationError("The password is wrong.")
+        return value
 
 
 class ChangePasswordSerializer(serializers.Serializer):

@@ -30,25 +30,34 @@ def _raise_duplicate(email: str, username: str) -> None:
     raise serializers.ValidationError(errors or {"non_field_errors": ["Duplicate user."]})
 
 
-def user_register(*, email: str, username: str, password: str, full_name: str = "") -> User:
+def user_register(
+    *, email: str, username: str, password: str, full_name: str = "", allow_training: bool = False
+) -> User:
     email = normalize_email(email)
     try:
         with transaction.atomic():
             return User.objects.create_user(
-                email=email, username=username, password=password, full_name=full_name
+                email=email,
+                username=username,
+                password=password,
+                full_name=full_name,
+                allow_training=allow_training,
             )
     except IntegrityError:
         _raise_duplicate(email, username)
         raise
 
 
+PROFILE_FIELDS = ("full_name", "username", "allow_training")
+
+
 def user_update(*, user: User, data: dict[str, Any]) -> User:
-    for field in ("full_name", "username"):
-        if field in data:
-            setattr(user, field, data[field])
+    changed = [field for field in PROFILE_FIELDS if field in data]
+    for field in changed:
+        setattr(user, field, data[field])
     try:
         with transaction.atomic():
-            user.save(update_fields=[*(f for f in ("full_name", "username") if f in data), "updated_at"])
+            user.save(update_fields=[*changed, "updated_at"])
     except IntegrityError:
         raise serializers.ValidationError(
             {"username": ["A user with that username already exists."]}
@@ -162,3 +171,23 @@ def user_set_role(*, user: User, role: str) -> None:
         user.save(update_fields=["is_staff", "is_superuser", "updated_at"])
         group_name = ROLE_GROUPS.get(Role(role))
         user.groups.set([Group.objects.get(name=group_name)] if group_name else [])
+
+
+def user_erase(*, user: User) -> None:
+    """Erases the account, in one transaction: chats and their messages,
+    progress, preferences, idempotency keys and every token go; feedback
+    the student allowed for training stays with no link to them, the rest
+    goes (feedback.services.feedback_erase_author), and tutor ratings are
+    recomputed. The email can be registered again at once.
+
+    The user's row is locked FOR UPDATE first: a refresh, a password change
+    or a feedback write of this user waits, then finds no user.
+    """
+    from feedback.services import feedback_erase_author  # feedback depends on accounts
+
+    with transaction.atomic():
+        if User.objects.select_for_update().filter(pk=user.pk).values_list("pk").first() is None:
+            return
+        feedback_erase_author(user=user)
+        OutstandingToken.objects.filter(user=user).delete()  # and, by cascade, the blacklist
+        user.delete()

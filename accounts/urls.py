@@ -8,6 +8,7 @@ urlpatterns = [
     path("refresh/", views.RefreshView.as_view(), name="auth-refresh"),
     path("logout/", views.LogoutView.as_view(), name="auth-logout"),
     path("me/", views.MeView.as_view(), name="auth-me"),
+    path("me/export/", views.ExportView.as_view(), name="auth-export"),
     path("me/preferences/", views.PreferencesView.as_view(), name="auth-preferences"),
     path("change-password/", views.ChangePasswordView.as_view(), name="auth-change-password"),
 ]

@@ -5,6 +5,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from feedback.pseudonyms import student_key
+
 from .models import Chat, Message
 
 CONVERSATION_PREVIEW = 20
@@ -22,18 +24,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Chat)
 class ChatAdmin(ReadOnlyAdmin):
-    list_display = ("__str__", "user_email", "tutor", "created_at", "last_message_at")
+    """Students appear by their pseudonymous key, as everywhere the ML team looks."""
+
+    list_display = ("__str__", "student", "tutor", "created_at", "last_message_at")
     list_filter = ("tutor",)
-    list_select_related = ("user", "tutor")
-    search_fields = ("title", "user__email")
+    list_select_related = ("tutor",)
+    search_fields = ("title",)
     date_hierarchy = "created_at"
     show_full_result_count = False
-    fields = ("user", "tutor", "title", "created_at", "last_message_at", "conversation")
+    fields = ("student", "tutor", "title", "created_at", "last_message_at", "conversation")
     readonly_fields = fields
 
-    @admin.display(description="User", ordering="user__email")
-    def user_email(self, obj: Chat) -> str:
-        return obj.user.email
+    @admin.display(description="Student (pseudonymous key)")
+    def student(self, obj: Chat) -> str | None:
+        return student_key(obj.user_id)
 
     @admin.display(description=f"Last {CONVERSATION_PREVIEW} messages")
     def conversation(self, obj: Chat) -> str:

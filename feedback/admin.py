@@ -9,6 +9,7 @@ from django.utils.html import format_html
 
 from . import services
 from .models import Feedback
+from .pseudonyms import student_key
 from .serializers import MLFeedbackSerializer
 
 
@@ -45,7 +46,7 @@ class FeedbackAdmin(admin.ModelAdmin):
             "Feedback",
             {
                 "fields": (
-                    "user",
+                    "student",
                     "tutor",
                     "chat",
                     "feedback_type",
@@ -68,6 +69,10 @@ class FeedbackAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="Student (pseudonymous key)")
+    def student(self, obj: Feedback) -> str:
+        return student_key(obj.user_id) or "— (erased)"
 
     @admin.display(description="Prompt (the student's message)")
     def prompt_block(self, obj: Feedback) -> str:

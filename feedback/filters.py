@@ -2,7 +2,7 @@ import django_filters
 
 from tutor_platform.filters import BooleanFilter, IsoDateTimeFilter, NumberFilter
 
-from .models import Feedback
+from .models import ConsentRevocation, Feedback
 
 
 class MLFeedbackFilter(django_filters.FilterSet):
@@ -22,3 +22,13 @@ class MLFeedbackFilter(django_filters.FilterSet):
             data = data.copy()
             data["processed"] = "false"
         super().__init__(data, *args, **kwargs)
+
+
+class ConsentRevocationFilter(django_filters.FilterSet):
+    since = IsoDateTimeFilter(
+        field_name="revoked_at", lookup_expr="gte", help_text="Only revocations at or after this moment."
+    )
+
+    class Meta:
+        model = ConsentRevocation
+        fields = ["since"]

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Feedback(models.Model):
@@ -14,7 +15,12 @@ class Feedback(models.Model):
         TOO_EASY = "too_easy", "Too easy"
         INCORRECT = "incorrect", "Incorrect"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feedback")
+    # Null once the author was erased (accounts.services.user_erase keeps
+    # consented feedback without any link to the person). PROTECT: only that
+    # service deletes a user with feedback, never a plain cascade.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="feedback"
+    )
     # Feedback outlives its chat and message: the links become null and the
     # copies below keep what the ML team needs.
     chat = models.ForeignKey("chats.Chat", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
@@ -72,3 +78,30 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_feedback_type_display()} feedback {self.pk}"
+
+
+class ConsentRevocation(models.Model):
+    """Feedback the ML team had processed and may no longer use: its consent
+    was withdrawn (`revoked`) or its author erased (`erased`). The ML team
+    reads this log to purge the item from their data; the feedback itself
+    may be gone, so its id is kept as a plain number."""
+
+    class Reason(models.TextChoices):
+        REVOKED = "revoked", "Consent revoked"
+        ERASED = "erased", "Author erased"
+
+    feedback_id = models.BigIntegerField()
+    revoked_at = models.DateTimeField(default=timezone.now)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+
+    class Meta:
+        ordering = ["revoked_at", "id"]
+        indexes = [models.Index(fields=["revoked_at", "id"], name="consent_revocation_since_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(reason__in=["revoked", "erased"]), name="consent_revocation_reason_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Feedback {self.feedback_id} {self.reason}"

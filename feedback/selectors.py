@@ -4,7 +4,7 @@ from django.db.models import Count, Q, QuerySet
 
 from accounts.models import User
 
-from .models import Feedback
+from .models import ConsentRevocation, Feedback
 
 
 def feedback_list(*, user: User) -> QuerySet[Feedback]:
@@ -14,6 +14,10 @@ def feedback_list(*, user: User) -> QuerySet[Feedback]:
 def ml_feedback_list() -> QuerySet[Feedback]:
     """Every user's feedback with its tutor, for the ML team's training queue."""
     return Feedback.objects.select_related("tutor").order_by("created_at", "id")
+
+
+def consent_revocations() -> QuerySet[ConsentRevocation]:
+    return ConsentRevocation.objects.order_by("revoked_at", "id")
 
 
 @dataclass(frozen=True)

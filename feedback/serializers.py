@@ -1,11 +1,13 @@
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chats.serializers import MAX_DB_ID
 from tutor_platform.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 
-from .models import Feedback
+from .models import ConsentRevocation, Feedback
+from .pseudonyms import student_key
 
 TEXT_MAX_CHARS = 5000
 
@@ -108,9 +110,28 @@ class ReplySerializer(serializers.Serializer):
     metadata = serializers.DictField(source="reply_metadata")
 
 
+class StudentKeyField(serializers.Field):
+    """The pseudonymous key of the feedback's author (null once erased)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "help_text", "A stable, opaque key of the student; null once the student was erased."
+        )
+        super().__init__(source="user_id", read_only=True, allow_null=True, **kwargs)
+
+    def to_representation(self, value: int | None) -> str | None:
+        return student_key(value)
+
+
+extend_schema_field({"type": "string", "nullable": True, "example": "s_3f9a0c2d7b1e4a5f6c8d9e0a"})(
+    StudentKeyField
+)
+
+
 class MLFeedbackSerializer(FeedbackSerializer):
     """A feedback item with its training context: tutor, reply and prompt."""
 
+    student = StudentKeyField()
     tutor = TutorTrainingSerializer()
     reply = ReplySerializer(source="*")
     prompt = serializers.CharField(
@@ -118,7 +139,7 @@ class MLFeedbackSerializer(FeedbackSerializer):
     )
 
     class Meta(FeedbackSerializer.Meta):
-        fields = [*FeedbackSerializer.Meta.fields, "processed_at", "reply", "prompt"]
+        fields = [*FeedbackSerializer.Meta.fields, "student", "processed_at", "reply", "prompt"]
         read_only_fields = fields
 
 
@@ -133,3 +154,20 @@ class MarkProcessedSerializer(serializers.Serializer):
 class MarkProcessedResultSerializer(serializers.Serializer):
     updated = serializers.IntegerField(help_text="Items that this call marked processed.")
     not_found = serializers.ListField(child=serializers.IntegerField(), help_text="Ids with no feedback.")
+
+
+class RevokeConsentResultSerializer(serializers.Serializer):
+    updated = serializers.IntegerField(
+        help_text="Feedback items whose `allow_training` this call turned off."
+    )
+
+
+class ConsentRevocationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ConsentRevocation
+        fields = ["feedback_id", "revoked_at", "reason"]
+        read_only_fields = fields
+
+
+class ConsentRevocationListSerializer(serializers.Serializer):
+    results = ConsentRevocationSerializer(many=True)

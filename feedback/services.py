@@ -5,7 +5,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Avg, Count
+from django.db.models import Avg, Count, QuerySet
 from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
@@ -15,7 +15,7 @@ from chats.models import Message
 from tutoring.catalogue import catalogue_changed
 from tutoring.models import Tutor
 
-from .models import Feedback
+from .models import ConsentRevocation, Feedback
 
 
 def tutor_rating_recompute(*, tutor_id: int) -> None:
@@ -37,6 +37,14 @@ def _lock_tutor(tutor_id: int) -> None:
     # One lock per tutor orders every rating change for it, and every
     # (user, message, type) upsert, since a message has one tutor.
     Tutor.objects.select_for_update().filter(pk=tutor_id).order_by().values_list("pk", flat=True).first()
+
+
+def _lock_author(user: User) -> bool:
+    # Waits for an erasure of this user in progress (it holds FOR UPDATE),
+    # and after one finds no row. Always taken before a tutor's lock.
+    return (
+        User.objects.select_for_update(no_key=True).filter(pk=user.pk).values_list("pk").first() is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,8 @@ def feedback_submit(
         )
     tutor_id = message.chat.tutor_id
     with transaction.atomic():
+        if not _lock_author(user):
+            raise NotFound("No such message.")  # erased meanwhile
         _lock_tutor(tutor_id)  # orders every upsert of this (user, message, type)
         feedback = Feedback.objects.filter(user=user, message=message, feedback_type=feedback_type).first()
         created = feedback is None
@@ -83,6 +93,8 @@ def feedback_submit(
             )
         else:
             changed = [name for name, value in fields.items() if getattr(feedback, name) != value]
+            if "allow_training" in changed and not fields["allow_training"]:
+                _log_revocations(Feedback.objects.filter(pk=feedback.pk), ConsentRevocation.Reason.REVOKED)
             if changed:
                 for name in changed:
                     setattr(feedback, name, fields[name])
@@ -95,9 +107,67 @@ def feedback_submit(
     return SubmitResult(feedback=feedback, created=created)
 
 
+def _log_revocations(feedback: QuerySet[Feedback], reason: str) -> None:
+    """Logs, for the ML team, the items among `feedback` they processed with
+    consent and may no longer use. Call before the change, in its transaction."""
+    revoked_at = timezone.now()
+    ids = feedback.filter(processed=True, allow_training=True).values_list("id", flat=True)
+    ConsentRevocation.objects.bulk_create(
+        [ConsentRevocation(feedback_id=pk, revoked_at=revoked_at, reason=reason) for pk in ids]
+    )
+
+
+def feedback_revoke_consent(*, user: User) -> int:
+    """Withdraws the user's consent: the profile's standing consent and every
+    feedback's `allow_training`. Returns how many feedback items changed."""
+    with transaction.atomic():
+        _lock_author(user)
+        User.objects.filter(pk=user.pk).update(allow_training=False, updated_at=timezone.now())
+        consented = Feedback.objects.filter(user=user, allow_training=True)
+        _log_revocations(consented, ConsentRevocation.Reason.REVOKED)
+        updated = consented.update(allow_training=False, updated_at=timezone.now())
+    user.allow_training = False
+    return updated
+
+
+def feedback_erase_author(*, user: User) -> None:
+    """The feedback part of erasing a user: consented feedback stays for
+    training with every link to the person cut (user, chat, message); the
+    rest is deleted; tutor ratings are recomputed.
+
+    Call inside the erasure's transaction, holding the user's row lock
+    (FOR UPDATE: every feedback write of the user waits for it, so nothing
+    slips in between), before the user row is deleted. Tutors are locked
+    after it, in id order, as every other feedback write does.
+    """
+    mine = Feedback.objects.filter(user=user)
+    _log_processed_as_erased(mine)
+    for tutor_id in sorted(set(mine.values_list("tutor_id", flat=True))):
+        _lock_tutor(tutor_id)
+    tutor_ids = set(
+        mine.filter(feedback_type=Feedback.FeedbackType.DETAILED).values_list("tutor_id", flat=True)
+    )
+    mine.filter(allow_training=False).delete()
+    mine.update(user=None, chat=None, message=None, updated_at=timezone.now())
+    for tutor_id in sorted(tutor_ids):
+        tutor_rating_recompute(tutor_id=tutor_id)
+
+
+def _log_processed_as_erased(feedback: QuerySet[Feedback]) -> None:
+    # Anything the ML team processed, consented or not: they purge it all.
+    revoked_at = timezone.now()
+    ConsentRevocation.objects.bulk_create(
+        [
+            ConsentRevocation(feedback_id=pk, revoked_at=revoked_at, reason=ConsentRevocation.Reason.ERASED)
+            for pk in feedback.filter(processed=True).values_list("id", flat=True)
+        ]
+    )
+
+
 def feedback_delete(*, feedback: Feedback) -> None:
     with transaction.atomic():
         _lock_tutor(feedback.tutor_id)
+        _log_revocations(Feedback.objects.filter(pk=feedback.pk), ConsentRevocation.Reason.REVOKED)
         feedback.delete()
         if feedback.feedback_type == Feedback.FeedbackType.DETAILED:
             tutor_rating_recompute(tutor_id=feedback.tutor_id)

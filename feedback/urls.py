@@ -1,3 +1,4 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from . import views
@@ -6,4 +7,8 @@ router = SimpleRouter()
 router.register("feedback", views.FeedbackViewSet, basename="feedback")
 router.register("ml/feedback", views.MLFeedbackViewSet, basename="ml-feedback")
 
-urlpatterns = router.urls
+
+urlpatterns = [
+    *router.urls,
+    path("ml/consent-revocations/", views.ConsentRevocationsView.as_view(), name="ml-consent-revocations"),
+]

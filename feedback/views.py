@@ -1,23 +1,28 @@
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tutor_platform.api import GenericViewSet
+from tutor_platform.api import APIView, GenericViewSet
 from tutor_platform.schema import FORBIDDEN, NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR
 
 from . import selectors, services
-from .filters import MLFeedbackFilter
+from .filters import ConsentRevocationFilter, MLFeedbackFilter
 from .models import Feedback
 from .permissions import IsMLTeam
 from .serializers import (
+    ConsentRevocationListSerializer,
+    ConsentRevocationSerializer,
     FeedbackSerializer,
     FeedbackSubmitSerializer,
     MarkProcessedResultSerializer,
     MarkProcessedSerializer,
     MLFeedbackSerializer,
+    RevokeConsentResultSerializer,
 )
 
 _ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
@@ -77,6 +82,21 @@ class FeedbackViewSet(
     def perform_destroy(self, instance: Feedback) -> None:
         services.feedback_delete(feedback=instance)
 
+    @extend_schema(
+        tags=["feedback"],
+        request=None,
+        responses={200: RevokeConsentResultSerializer, 401: UNAUTHORIZED, 429: THROTTLED},
+        description=(
+            "Withdraws your consent to training: `allow_training` becomes false on all "
+            "your feedback and on your profile. Items the ML team already took are "
+            "listed for them to purge."
+        ),
+    )
+    @action(detail=False, methods=["post"], url_path="revoke-consent")
+    def revoke_consent(self, request: Request) -> Response:
+        updated = services.feedback_revoke_consent(user=request.user)
+        return Response(RevokeConsentResultSerializer({"updated": updated}).data)
+
 
 _ML_ERRORS = {401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND, 429: THROTTLED}
 
@@ -92,7 +112,7 @@ _ML_ERRORS = {401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND, 429: THROTTLED}
     ),
 )
 class MLFeedbackViewSet(mixins.ListModelMixin, GenericViewSet):
-    """The ML team's feedback queue (staff and the `ML team` group)."""
+    """The ML team's feedback queue (the `ML team` group and superusers)."""
 
     permission_classes = [IsMLTeam]
     serializer_class = MLFeedbackSerializer
@@ -113,3 +133,28 @@ class MLFeedbackViewSet(mixins.ListModelMixin, GenericViewSet):
         serializer.is_valid(raise_exception=True)
         result = services.feedback_mark_processed(ids=serializer.validated_data["ids"], by=request.user)
         return Response(MarkProcessedResultSerializer(result).data)
+
+
+class ConsentRevocationsView(APIView):
+    permission_classes = [IsMLTeam]
+    extra_query_params = {None: {"since"}}
+
+    @extend_schema(
+        tags=["ml"],
+        parameters=[
+            OpenApiParameter(
+                "since", OpenApiTypes.DATETIME, description="Only revocations at or after this moment."
+            )
+        ],
+        responses={200: ConsentRevocationListSerializer, 400: VALIDATION_ERROR, **_ML_ERRORS},
+        description=(
+            "Feedback you processed that may no longer be used: its consent was revoked "
+            "or its author erased. Purge these ids from your data. Oldest first; poll "
+            "with `since` set to the last `revoked_at` you saw (inclusive)."
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        filterset = ConsentRevocationFilter(request.query_params, queryset=selectors.consent_revocations())
+        if not filterset.is_valid():
+            raise ValidationError(filterset.errors)
+        return Response({"results": ConsentRevocationSerializer(filterset.qs, many=True).data})

@@ -55,4 +55,5 @@ class StrictModelSerializer(serializers.ModelSerializer):
         models.CharField: StrictCharField,
         models.TextField: StrictCharField,
         models.EmailField: StrictEmailField,
+        models.BooleanField: StrictBooleanField,
     }

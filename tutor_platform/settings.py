@@ -309,6 +309,7 @@ REST_FRAMEWORK = {
         "ai_send": env.str("THROTTLE_AI_RATE", default="30/min"),
         # API and admin logins, per client address and per account.
         "login": env.str("THROTTLE_LOGIN_RATE", default="10/min"),
+        "export": env.str("THROTTLE_EXPORT_RATE", default="10/hour"),
     },
     # The client address for throttling is the one the last NUM_PROXIES
     # trusted proxies saw; 0 (no proxy) ignores X-Forwarded-For entirely.
@@ -317,6 +318,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "tutor_platform.exceptions.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+
+# The secret behind the ML team's pseudonymous student keys (feedback.pseudonyms).
+# Changing it changes every key, so the ML team's data no longer groups by student.
+STUDENT_KEY_SECRET = env.str("STUDENT_KEY_SECRET", default=SECRET_KEY)
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),

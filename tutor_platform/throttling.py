@@ -127,6 +127,25 @@ class LoginAccountThrottle(LoginRateThrottle):
 LOGIN_THROTTLES = (LoginRateThrottle, LoginAccountThrottle)
 
 
+class PasswordCheckThrottle(AtomicRateThrottle):
+    """Password checks by a signed-in user (erasing the account): the login
+    budget, per user, so a stolen access token cannot guess the password."""
+
+    scope = "login"
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        return self.cache_format % {"scope": "login_user", "ident": request.user.pk}
+
+
+class ExportRateThrottle(AtomicRateThrottle):
+    """Data exports, per user: each one reads everything the user has."""
+
+    scope = "export"
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+
 def login_wait(request: Any) -> float | None:
     """Seconds to wait when a login attempt is over budget, else None."""
     throttles = [throttle_class() for throttle_class in LOGIN_THROTTLES]

@@ -41,6 +41,7 @@ class TestRegister:
             "full_name",
             "is_active",
             "preferences",
+            "allow_training",
             "created_at",
             "updated_at",
         }

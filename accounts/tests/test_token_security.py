@@ -28,18 +28,6 @@ def tokens_for(client: APIClient, user: User, password: str = PASSWORD) -> dict[
     return response.json()
 
 
-@pytest.fixture
-def rates(monkeypatch):
-    """Sets throttle rates for one test: rates(anon="3/min", login="2/min")."""
-    from rest_framework.throttling import SimpleRateThrottle
-
-    def set_rates(**overrides: str) -> None:
-        merged = {**api_settings.DEFAULT_THROTTLE_RATES, **overrides}
-        monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", merged)
-
-    return set_rates
-
-
 @pytest.mark.django_db
 class TestPasswordSetAnyWay:
     def test_a_password_set_outside_the_api_kills_refresh_and_access_tokens(self, api_client, user):
