@@ -20,6 +20,7 @@ from aicore.client import reset_clients
 from chats.models import Chat, Message
 from feedback.models import Feedback
 from tutoring.models import Course, Tutor
+from tutoring.services import TutorContent, tutor_create
 
 PASSWORD = "Correct-Horse-42-battery"
 
@@ -124,7 +125,9 @@ def ml_user(make_user) -> User:
 
 @pytest.fixture
 def course(db) -> Course:
-    return Course.objects.create(name="Математика", slug="math", description="Алгебра и геометрия")
+    return Course.objects.create(
+        name="Математика", slug="math", description="Алгебра и геометрия", is_active=True
+    )
 
 
 @pytest.fixture
@@ -137,7 +140,16 @@ def make_tutor(course) -> Callable[..., Tutor]:
         fields.setdefault("model_id", f"model-{n}")
         fields.setdefault("knowledge_base_id", f"kb-{n}")
         fields.setdefault("system_prompt", "Ты — терпеливый репетитор. Отвечай по-русски.")
-        return Tutor.objects.create(**fields)
+        fields.setdefault("is_active", True)
+        content = TutorContent(
+            *(fields.pop(name) for name in ("system_prompt", "model_id", "knowledge_base_id"))
+        )
+        own = {name: fields.pop(name) for name in ("course", "name", "description", "is_active")}
+        tutor = tutor_create(content=content, **own)
+        if fields:  # rating, total_feedbacks: set directly, as tests need them
+            Tutor.objects.filter(pk=tutor.pk).update(**fields)
+            tutor.refresh_from_db()
+        return tutor
 
     return make
 

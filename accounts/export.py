@@ -17,6 +17,7 @@ from typing import Any
 from rest_framework import serializers
 
 from chats.models import Chat, Message
+from chats.selectors import with_version_number
 from chats.serializers import ChatSerializer, MessageSerializer
 from feedback.models import Feedback
 from feedback.serializers import FeedbackSerializer
@@ -105,7 +106,8 @@ def _chats(user: User, usage: dict[str, list[int]]) -> Iterator[str]:
         .order_by("id")
         .iterator(chunk_size=CHUNK)
     )
-    messages = Message.objects.filter(chat__user=user).order_by("chat_id", "id").iterator(chunk_size=CHUNK)
+    messages = with_version_number(Message.objects.filter(chat__user=user))
+    messages = messages.order_by("chat_id", "id").iterator(chunk_size=CHUNK)
     groups = groupby(messages, key=attrgetter("chat_id"))
     chat_serializer, message_serializer = ChatSerializer(), MessageSerializer()
     pending = next(groups, None)

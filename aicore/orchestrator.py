@@ -18,7 +18,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from chats.models import Chat, Message
-from tutoring.models import Tutor
+from tutoring.models import TutorVersion
 
 from .client import Generation, drain, get_client
 
@@ -31,6 +31,7 @@ HEALTH_CACHE_KEY = "aicore:health"
 class AIReply:
     content: str
     metadata: dict[str, Any]
+    tutor_version: TutorVersion | None
 
 
 def build_history(user_message: Message) -> list[dict[str, str]]:
@@ -51,14 +52,15 @@ def build_history(user_message: Message) -> list[dict[str, str]]:
 
 
 def build_request(
-    *, chat: Chat, tutor: Tutor, user_message: Message, history: list[dict[str, str]]
+    *, chat: Chat, version: TutorVersion, user_message: Message, history: list[dict[str, str]]
 ) -> dict[str, Any]:
     return {
         "chat_id": chat.pk,
-        "tutor_id": tutor.pk,
-        "model_id": tutor.model_id,
-        "knowledge_base_id": tutor.knowledge_base_id,
-        "system_prompt": tutor.system_prompt,
+        "tutor_id": chat.tutor_id,
+        "tutor_version": version.number,
+        "model_id": version.model_id,
+        "knowledge_base_id": version.knowledge_base_id,
+        "system_prompt": version.system_prompt,
         "message": user_message.content,
         "history": history,
         "attachments": user_message.attachments,
@@ -76,8 +78,8 @@ def release_db_connection() -> None:
         connection.close()
 
 
-def build_metadata(generation: Generation, tutor: Tutor, latency_ms: int) -> dict[str, Any]:
-    return {**generation.extra, "model_id": tutor.model_id, "latency_ms": latency_ms}
+def build_metadata(generation: Generation, version: TutorVersion, latency_ms: int) -> dict[str, Any]:
+    return {**generation.extra, "model_id": version.model_id, "latency_ms": latency_ms}
 
 
 def stream_reply(
@@ -87,15 +89,19 @@ def stream_reply(
 
     With `stream`, yields the reply's pieces as AI-Core writes them.
     """
-    tutor = chat.tutor
+    version = chat.tutor.current_version  # read once: what is sent is what the reply records
     history = build_history(user_message)
-    payload = build_request(chat=chat, tutor=tutor, user_message=user_message, history=history)
+    payload = build_request(chat=chat, version=version, user_message=user_message, history=history)
     release_db_connection()
     started = time.monotonic()
     generation = yield from get_client().generate(payload, request_id=request_id, stream=stream)
     latency_ms = round((time.monotonic() - started) * 1000)
     logger.info("AI-Core replied for chat=%s in %dms", chat.pk, latency_ms)
-    return AIReply(content=generation.content, metadata=build_metadata(generation, tutor, latency_ms))
+    return AIReply(
+        content=generation.content,
+        metadata=build_metadata(generation, version, latency_ms),
+        tutor_version=version,
+    )
 
 
 def generate_reply(*, chat: Chat, user_message: Message, request_id: str) -> AIReply:

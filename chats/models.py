@@ -43,6 +43,11 @@ class Message(models.Model):
     reply_to = models.OneToOneField(
         "self", on_delete=models.CASCADE, null=True, blank=True, related_name="reply"
     )
+    # The tutor version that produced an assistant message (null on user
+    # messages, and on replies saved before versions were kept).
+    tutor_version = models.ForeignKey(
+        "tutoring.TutorVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="replies"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

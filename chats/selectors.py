@@ -9,12 +9,20 @@ from .models import Chat, Message
 
 
 def chat_list(*, user: User, tutor_id: int | None = None) -> QuerySet[Chat]:
-    """The user's chats, most recently active first, with tutor and course
-    joined (a send checks that both are still active)."""
-    chats = Chat.objects.filter(user=user).select_related("tutor__course")
+    """The user's chats, most recently active first, with tutor, course and
+    the tutor's current version joined (a send checks that tutor and course
+    are still active, and sends the version)."""
+    chats = Chat.objects.filter(user=user).select_related("tutor__course", "tutor__current_version")
     if tutor_id is not None:
         chats = chats.filter(tutor_id=tutor_id)
     return chats
+
+
+def with_version_number(messages: QuerySet[Message]) -> QuerySet[Message]:
+    """Joins the producing tutor version for its number, without its prompt."""
+    return messages.select_related("tutor_version").defer(
+        "tutor_version__system_prompt", "tutor_version__note"
+    )
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,7 @@ def message_page(*, chat: Chat, limit: int, before_id: int | None = None) -> Mes
     Keyset pagination on the (chat, id) index: one LIMIT query whatever the
     depth of the page or the length of the chat.
     """
-    messages = Message.objects.filter(chat=chat)
+    messages = with_version_number(Message.objects.filter(chat=chat))
     if before_id is not None:
         messages = messages.filter(id__lt=before_id)
     newest_first = list(messages.order_by("-id")[: limit + 1])

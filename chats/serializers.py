@@ -78,10 +78,16 @@ class MessageSerializer(serializers.ModelSerializer):
     chat = serializers.PrimaryKeyRelatedField(read_only=True)
     attachments = serializers.ListField(child=serializers.DictField())
     metadata = StudentMetadataField(read_only=True)
+    tutor_version = serializers.IntegerField(
+        source="tutor_version.number",
+        read_only=True,
+        allow_null=True,
+        help_text="The number of the tutor version that wrote this reply; null on user messages.",
+    )
 
     class Meta:
         model = Message
-        fields = ["id", "chat", "role", "content", "attachments", "metadata", "created_at"]
+        fields = ["id", "chat", "role", "content", "attachments", "metadata", "tutor_version", "created_at"]
         read_only_fields = fields
 
 

@@ -20,6 +20,7 @@ from accounts.models import User
 from aicore import orchestrator
 from aicore.client import drain
 from aicore.exceptions import AICoreError
+from aicore.orchestrator import AIReply
 from tutor_platform.exceptions import Conflict, DatabaseUnavailable, is_database_outage
 from tutoring.models import Tutor
 
@@ -235,9 +236,7 @@ def reply_events(
             text += piece
             live.grew(chat.pk, user_message.pk, text)
             yield piece
-        message = _save_reply(
-            chat=chat, user_message=user_message, content=reply.content, metadata=reply.metadata
-        )
+        message = _save_reply(chat=chat, user_message=user_message, reply=reply)
     except (ReplyDiscarded, NothingToReply) as conflict:
         live.finished(
             chat.pk, user_message.pk, text, event="error", data=failure_body(conflict, user_message)
@@ -258,7 +257,7 @@ def failure_body(failure: APIException, user_message: Message) -> dict:
     return {"detail": str(failure.detail), "code": failure.get_codes(), "user_message": user_message.pk}
 
 
-def _save_reply(*, chat: Chat, user_message: Message, content: str, metadata: dict) -> Message:
+def _save_reply(*, chat: Chat, user_message: Message, reply: AIReply) -> Message:
     try:
         with transaction.atomic():
             if not _lock_chat(chat, containing=user_message):
@@ -266,8 +265,9 @@ def _save_reply(*, chat: Chat, user_message: Message, content: str, metadata: di
             assistant_message = Message.objects.create(
                 chat=chat,
                 role=Message.Role.ASSISTANT,
-                content=content,
-                metadata=metadata,
+                content=reply.content,
+                metadata=reply.metadata,
+                tutor_version=reply.tutor_version,
                 reply_to=user_message,
             )
             _touch_chat(chat, at=assistant_message.created_at)

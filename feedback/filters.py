@@ -9,12 +9,15 @@ class MLFeedbackFilter(django_filters.FilterSet):
     processed = BooleanFilter(help_text="Default false: the queue still to process.")
     allow_training = BooleanFilter()
     tutor = NumberFilter(field_name="tutor_id")
+    tutor_version = NumberFilter(
+        field_name="tutor_version__number", help_text="A version number; use it with `tutor`."
+    )
     feedback_type = django_filters.ChoiceFilter(choices=Feedback.FeedbackType.choices)
     created_since = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = Feedback
-        fields = ["processed", "allow_training", "tutor", "feedback_type", "created_since"]
+        fields = ["processed", "allow_training", "tutor", "tutor_version", "feedback_type", "created_since"]
 
     def __init__(self, data=None, *args, **kwargs):
         # `processed` defaults to false: the ML team pulls what is still to do.

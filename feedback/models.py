@@ -28,6 +28,10 @@ class Feedback(models.Model):
         "chats.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="feedback"
     )
     tutor = models.ForeignKey("tutoring.Tutor", on_delete=models.PROTECT, related_name="feedback")
+    # Part of the snapshot: the version that produced the rated reply.
+    tutor_version = models.ForeignKey(
+        "tutoring.TutorVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="feedback"
+    )
     feedback_type = models.CharField(max_length=16, choices=FeedbackType.choices)
     rating = models.PositiveSmallIntegerField(null=True, blank=True)
     positive_text = models.TextField(blank=True)

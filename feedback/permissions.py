@@ -19,3 +19,15 @@ class IsMLTeam(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return is_ml_member(request.user)
+
+
+class CanViewTutors(BasePermission):
+    """Whoever may see tutors in the admin: content editors, the ML team, superusers."""
+
+    message = "Only content editors and the ML team may use this endpoint."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        user = request.user
+        return bool(
+            user and user.is_authenticated and user.is_active and user.has_perm("tutoring.view_tutor")
+        )

@@ -1,8 +1,10 @@
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Avg, Count, Q, QuerySet
 
 from accounts.models import User
+from chats.models import Message
 
 from .models import ConsentRevocation, Feedback
 
@@ -13,7 +15,11 @@ def feedback_list(*, user: User) -> QuerySet[Feedback]:
 
 def ml_feedback_list() -> QuerySet[Feedback]:
     """Every user's feedback with its tutor, for the ML team's training queue."""
-    return Feedback.objects.select_related("tutor").order_by("created_at", "id")
+    return (
+        Feedback.objects.select_related("tutor__current_version", "tutor_version")
+        .defer("tutor__current_version__system_prompt", "tutor_version__system_prompt")
+        .order_by("created_at", "id")
+    )
 
 
 def consent_revocations() -> QuerySet[ConsentRevocation]:
@@ -43,3 +49,53 @@ def tutor_feedback_summary(*, tutor_id: int) -> FeedbackSummary:
         reactions={label: row[f"reaction_{value}"] for value, label in Feedback.QuickReaction.choices},
         unprocessed=row["unprocessed"],
     )
+
+
+@dataclass(frozen=True)
+class VersionStats:
+    replies: int
+    detailed_count: int
+    rating_avg: Decimal | None
+    reactions: dict[str, int]
+
+
+def tutor_version_stats(*, version_ids: list[int]) -> dict[int, VersionStats]:
+    """Replies, ratings and reactions per version: two grouped queries,
+    whatever the number of versions, replies and feedback."""
+    replies = dict(
+        Message.objects.filter(tutor_version_id__in=version_ids)
+        .values("tutor_version_id")
+        .order_by()
+        .annotate(n=Count("id"))
+        .values_list("tutor_version_id", "n")
+    )
+    detailed = Q(feedback_type=Feedback.FeedbackType.DETAILED)
+    quick = Q(feedback_type=Feedback.FeedbackType.QUICK)
+    aggregates = {
+        "detailed_count": Count("id", filter=detailed),
+        "rating_avg": Avg("rating", filter=detailed),
+    }
+    aggregates |= {
+        f"reaction_{value}": Count("id", filter=quick & Q(quick_reaction=value))
+        for value in Feedback.QuickReaction.values
+    }
+    rows = {
+        row["tutor_version_id"]: row
+        for row in Feedback.objects.filter(tutor_version_id__in=version_ids)
+        .values("tutor_version_id")
+        .order_by()
+        .annotate(**aggregates)
+    }
+    stats = {}
+    for pk in version_ids:
+        row = rows.get(pk, {})
+        mean = row.get("rating_avg")
+        stats[pk] = VersionStats(
+            replies=replies.get(pk, 0),
+            detailed_count=row.get("detailed_count", 0),
+            rating_avg=None
+            if mean is None
+            else Decimal(str(mean)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP),
+            reactions={value: row.get(f"reaction_{value}", 0) for value in Feedback.QuickReaction.values},
+        )
+    return stats

@@ -102,7 +102,9 @@ class FeedbackSubmitSerializer(serializers.Serializer):
 class TutorTrainingSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
-    model_id = serializers.CharField()
+    model_id = serializers.CharField(
+        help_text="The tutor's current model (the reply's own is in its metadata)."
+    )
 
 
 class ReplySerializer(serializers.Serializer):
@@ -133,13 +135,26 @@ class MLFeedbackSerializer(FeedbackSerializer):
 
     student = StudentKeyField()
     tutor = TutorTrainingSerializer()
+    tutor_version = serializers.IntegerField(
+        source="tutor_version.number",
+        read_only=True,
+        allow_null=True,
+        help_text="The tutor version that wrote the rated reply (null for replies older than versions).",
+    )
     reply = ReplySerializer(source="*")
     prompt = serializers.CharField(
         source="prompt_content", help_text="The user message that preceded the reply."
     )
 
     class Meta(FeedbackSerializer.Meta):
-        fields = [*FeedbackSerializer.Meta.fields, "student", "processed_at", "reply", "prompt"]
+        fields = [
+            *FeedbackSerializer.Meta.fields,
+            "student",
+            "tutor_version",
+            "processed_at",
+            "reply",
+            "prompt",
+        ]
         read_only_fields = fields
 
 
@@ -171,3 +186,35 @@ class ConsentRevocationSerializer(serializers.ModelSerializer):
 
 class ConsentRevocationListSerializer(serializers.Serializer):
     results = ConsentRevocationSerializer(many=True)
+
+
+class ReactionCountsSerializer(serializers.Serializer):
+    understood = serializers.IntegerField()
+    too_hard = serializers.IntegerField()
+    need_more_examples = serializers.IntegerField()
+    too_easy = serializers.IntegerField()
+    incorrect = serializers.IntegerField()
+
+
+class TutorVersionStatsSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    system_prompt = serializers.CharField()
+    model_id = serializers.CharField()
+    knowledge_base_id = serializers.CharField(allow_blank=True)
+    note = serializers.CharField(allow_blank=True, help_text="The editor's comment: what changed and why.")
+    created_by = serializers.CharField(
+        source="created_by.username", allow_null=True, help_text="The editor's username (null if unknown)."
+    )
+    created_at = serializers.DateTimeField()
+    replies = serializers.IntegerField(source="stats.replies", help_text="Assistant messages it produced.")
+    detailed_count = serializers.IntegerField(source="stats.detailed_count")
+    rating_avg = serializers.DecimalField(
+        source="stats.rating_avg",
+        max_digits=3,
+        decimal_places=2,
+        allow_null=True,
+        help_text="Mean detailed rating of its replies, two places; null without ratings.",
+    )
+    reactions = ReactionCountsSerializer(
+        source="stats.reactions", help_text="Quick reactions to its replies."
+    )

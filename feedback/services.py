@@ -86,6 +86,7 @@ def feedback_submit(
                 feedback_type=feedback_type,
                 chat_id=message.chat_id,
                 tutor_id=tutor_id,
+                tutor_version_id=message.tutor_version_id,
                 reply_content=message.content,
                 reply_metadata=message.metadata,
                 prompt_content=message.reply_to.content if message.reply_to else "",

@@ -6,6 +6,7 @@ from . import views
 router = SimpleRouter()
 router.register("feedback", views.FeedbackViewSet, basename="feedback")
 router.register("ml/feedback", views.MLFeedbackViewSet, basename="ml-feedback")
+router.register("ml/tutors", views.MLTutorViewSet, basename="ml-tutors")
 
 
 urlpatterns = [

@@ -9,11 +9,12 @@ from rest_framework.response import Response
 
 from tutor_platform.api import APIView, GenericViewSet
 from tutor_platform.schema import FORBIDDEN, NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR
+from tutoring.models import Tutor
 
 from . import selectors, services
 from .filters import ConsentRevocationFilter, MLFeedbackFilter
 from .models import Feedback
-from .permissions import IsMLTeam
+from .permissions import CanViewTutors, IsMLTeam
 from .serializers import (
     ConsentRevocationListSerializer,
     ConsentRevocationSerializer,
@@ -23,6 +24,7 @@ from .serializers import (
     MarkProcessedSerializer,
     MLFeedbackSerializer,
     RevokeConsentResultSerializer,
+    TutorVersionStatsSerializer,
 )
 
 _ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
@@ -158,3 +160,30 @@ class ConsentRevocationsView(APIView):
         if not filterset.is_valid():
             raise ValidationError(filterset.errors)
         return Response({"results": ConsentRevocationSerializer(filterset.qs, many=True).data})
+
+
+class MLTutorViewSet(GenericViewSet):
+    """Tutors as the ML team and staff see them: version history with statistics."""
+
+    permission_classes = [CanViewTutors]
+    pagination_class = None
+
+    def get_queryset(self) -> QuerySet[Tutor]:
+        return Tutor.objects.all()
+
+    @extend_schema(
+        tags=["ml"],
+        responses={200: TutorVersionStatsSerializer(many=True), **_ML_ERRORS},
+        description=(
+            "Every version of the tutor, newest first, with the replies it produced and "
+            "their ratings and reactions. For the ML team and staff."
+        ),
+    )
+    @action(detail=True, methods=["get"])
+    def versions(self, request: Request, pk: str) -> Response:
+        tutor = self.get_object()
+        versions = list(tutor.versions.select_related("created_by").order_by("-number"))
+        stats = selectors.tutor_version_stats(version_ids=[v.pk for v in versions])
+        for version in versions:
+            version.stats = stats[version.pk]
+        return Response(TutorVersionStatsSerializer(versions, many=True).data)

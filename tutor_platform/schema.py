@@ -113,6 +113,7 @@ SUMMARIES = {
     "ml_consent_revocations_retrieve": "List withdrawn feedback to purge (ML team)",
     "ml_feedback_list": "List feedback for training (ML team)",
     "ml_feedback_mark_processed_create": "Mark feedback processed (ML team)",
+    "ml_tutors_versions_list": "A tutor's versions with their statistics (ML team, staff)",
     "progress_list": "List my study progress",
     "progress_retrieve": "Get my progress with a tutor",
     "progress_update": "Set my minutes with a tutor",

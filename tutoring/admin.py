@@ -6,8 +6,10 @@ from django.utils.html import format_html, format_html_join
 
 from feedback.selectors import tutor_feedback_summary
 
+from . import services
 from .catalogue import catalogue_changed
 from .models import Course, Tutor
+from .services import TutorContent
 
 
 class ChangesCatalogue:
@@ -31,11 +33,17 @@ class ChangesCatalogue:
 
 
 class TutorInline(admin.TabularInline):
+    """The course's tutors, as links: a tutor is created and edited on its own page."""
+
     model = Tutor
-    fields = ("name", "model_id", "is_active", "rating", "total_feedbacks")
-    readonly_fields = ("rating", "total_feedbacks")
+    fields = ("name", "is_active", "rating", "total_feedbacks")
+    readonly_fields = fields
     extra = 0
     show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
 
 
 @admin.register(Course)
@@ -68,18 +76,37 @@ class SystemPromptWidget(forms.Textarea):
 
 
 class TutorForm(forms.ModelForm):
+    """The tutor's own fields plus its content, which is saved as a new
+    version (tutoring.services) when it changed."""
+
+    model_id = forms.CharField(max_length=200, help_text="AI-Core model that answers for this tutor.")
+    knowledge_base_id = forms.CharField(max_length=200, required=False)
+    system_prompt = forms.CharField(
+        widget=SystemPromptWidget(),
+        required=False,
+        help_text="Instructions sent to AI-Core with every message. Saving a change makes a new version.",
+    )
+    note = forms.CharField(
+        max_length=500,
+        required=False,
+        label="What changed and why",
+        help_text="Kept with the new version, for whoever reads the history.",
+    )
+
     class Meta:
         model = Tutor
-        fields = [
-            "course",
-            "name",
-            "description",
-            "is_active",
-            "model_id",
-            "knowledge_base_id",
-            "system_prompt",
-        ]
-        widgets = {"system_prompt": SystemPromptWidget()}
+        fields = ["course", "name", "description", "is_active"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        content = TutorContent.of(self.instance.current_version) if self.instance.pk else None
+        if content is not None:
+            for name in ("model_id", "knowledge_base_id", "system_prompt"):
+                self.fields[name].initial = getattr(content, name)
+
+    def content(self) -> TutorContent:
+        data = self.cleaned_data
+        return TutorContent(data["system_prompt"], data["model_id"], data.get("knowledge_base_id", ""))
 
 
 @admin.register(Tutor)
@@ -87,19 +114,43 @@ class TutorAdmin(ChangesCatalogue, admin.ModelAdmin):
     form = TutorForm
     list_display = ("name", "course", "model_id", "rating", "total_feedbacks", "is_active", "updated_at")
     list_filter = ("course", "is_active")
-    list_select_related = ("course",)
+    list_select_related = ("course", "current_version")
     search_fields = ("name", "description")
     autocomplete_fields = ("course",)
     readonly_fields = ("rating", "total_feedbacks", "feedback_summary", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("course", "name", "description", "is_active")}),
-        ("AI configuration", {"fields": ("model_id", "knowledge_base_id", "system_prompt")}),
+        ("AI configuration", {"fields": ("model_id", "knowledge_base_id", "system_prompt", "note")}),
         (
             "Feedback (computed)",
             {"fields": ("rating", "total_feedbacks", "feedback_summary")},
         ),
         ("Dates", {"fields": ("created_at", "updated_at")}),
     )
+
+    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
+        if obj is not None and not self.has_change_permission(request, obj):
+            kwargs["form"] = forms.ModelForm  # view only: no content fields to fill in
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and not self.has_change_permission(request, obj):
+            return [
+                (name, {**opts, "fields": [f for f in opts["fields"] if f != "note"]})
+                for name, opts in fieldsets
+            ]
+        return fieldsets
+
+    def save_model(self, request: HttpRequest, obj: Tutor, form: TutorForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)  # the tutor's own fields (and catalogue_changed)
+        services.tutor_version_save(
+            tutor=obj, content=form.content(), note=form.cleaned_data["note"], by=request.user
+        )
+
+    @admin.display(description="Model", ordering="current_version__model_id")
+    def model_id(self, obj: Tutor) -> str:
+        return obj.model_id
 
     @admin.display(description="Feedback summary")
     def feedback_summary(self, obj: Tutor) -> str:

@@ -12,5 +12,8 @@ def course_list() -> QuerySet[Course]:
 
 
 def tutor_list() -> QuerySet[Tutor]:
-    """Active tutors of active courses, with their course in the same query."""
-    return Tutor.objects.filter(is_active=True, course__is_active=True).select_related("course")
+    """Active tutors of active courses, with their course (and, for staff,
+    the current version) in the same query."""
+    return Tutor.objects.filter(is_active=True, course__is_active=True).select_related(
+        "course", "current_version"
+    )

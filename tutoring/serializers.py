@@ -40,17 +40,23 @@ class StaffTutorSerializer(TutorSerializer):
     """Adds the internal fields, for staff only. The schema's `Tutor` is this
     one, with those fields optional (see tutor_platform.schema)."""
 
+    system_prompt = serializers.CharField(
+        read_only=True, help_text=f"{STAFF_ONLY} The instructions AI-Core gets with every message."
+    )
+    model_id = serializers.CharField(read_only=True, help_text=f"{STAFF_ONLY} The model AI-Core runs.")
+    knowledge_base_id = serializers.CharField(
+        read_only=True, help_text=f"{STAFF_ONLY} The knowledge base AI-Core searches."
+    )
+    version = serializers.IntegerField(
+        source="current_version.number",
+        read_only=True,
+        allow_null=True,
+        help_text=f"{STAFF_ONLY} The current version's number.",
+    )
+
     class Meta(TutorSerializer.Meta):
-        fields = [*TutorSerializer.Meta.fields, "system_prompt", "model_id", "knowledge_base_id"]
+        fields = [*TutorSerializer.Meta.fields, "system_prompt", "model_id", "knowledge_base_id", "version"]
         read_only_fields = fields
-        extra_kwargs = {
-            name: {"help_text": f"{STAFF_ONLY} {text}"}
-            for name, text in (
-                ("system_prompt", "The instructions AI-Core gets with every message."),
-                ("model_id", "The model AI-Core runs."),
-                ("knowledge_base_id", "The knowledge base AI-Core searches."),
-            )
-        }
 
 
 class TutorBriefSerializer(serializers.ModelSerializer):

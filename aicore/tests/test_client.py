@@ -73,6 +73,7 @@ class TestRequest:
         assert sent == {
             "chat_id": chat.id,
             "tutor_id": chat.tutor.id,
+            "tutor_version": 1,
             "model_id": "math-v1",
             "knowledge_base_id": "kb-math",
             "system_prompt": chat.tutor.system_prompt,

@@ -29,13 +29,18 @@ class TestSendWithTheStub:
         body = response.json()
         assert set(body) == {"user_message", "assistant_message"}
         asked, answer = body["user_message"], body["assistant_message"]
-        assert set(asked) == {"id", "chat", "role", "content", "attachments", "metadata", "created_at"}
+        assert set(asked) == {
+            "id", "chat", "role", "content", "attachments", "metadata", "tutor_version", "created_at"
+        }  # fmt: skip
+        assert asked["tutor_version"] is None
         assert (asked["role"], asked["content"], asked["chat"]) == (
             "user",
             "Как решить x² − 5x + 6 = 0?",
             chat.id,
         )
         assert answer["role"] == "assistant"
+        assert answer["tutor_version"] == 1
+        assert Message.objects.get(role="assistant").tutor_version == chat.tutor.current_version
         assert "Как решить x² − 5x + 6 = 0?" in answer["content"]
         # Item 14: students see the documented allow-list; the rest is stored for staff and ML.
         assert set(answer["metadata"]) == {"tokens_used", "processing_time", "latency_ms"}

@@ -75,6 +75,7 @@ PUBLIC_OR_SELF_KEYED = {
     "/api/v1/tutors/{id}/",  # public catalogue
     "/api/v1/progress/{tutor_id}/",  # keyed by tutor: always the caller's own row
     "/api/v1/progress/{tutor_id}/add/",
+    "/api/v1/ml/tutors/{id}/versions/",  # staff only (content editors, ML team): no student's object
 }
 
 

@@ -41,7 +41,7 @@ class TestCourses:
 
     def test_list_query_count_does_not_grow(self, api_client, django_assert_num_queries, make_tutor):
         for n in range(30):
-            c = Course.objects.create(name=f"Курс {n}", slug=f"c{n}")
+            c = Course.objects.create(name=f"Курс {n}", slug=f"c{n}", is_active=True)
             make_tutor(course=c)
         # 1: count for pagination, 2: the page with the tutor counts.
         with django_assert_num_queries(2):
@@ -69,7 +69,7 @@ class TestTutors:
         assert item["model_id"] == "math-v1"
 
     def test_filter_by_course(self, api_client, tutor, make_tutor):
-        physics = Course.objects.create(name="Физика", slug="physics")
+        physics = Course.objects.create(name="Физика", slug="physics", is_active=True)
         other = make_tutor(course=physics)
         assert ids(api_client.get(TUTORS, {"course": physics.id})) == [other.id]
         assert ids(api_client.get(TUTORS, {"course": tutor.course.id})) == [tutor.id]
@@ -131,4 +131,6 @@ def test_seed_demo_is_idempotent_and_realistic(db):
     assert Course.objects.count() >= 3
     assert Tutor.objects.count() >= 4
     assert all(len(t.system_prompt) > 200 for t in Tutor.objects.all())
-    assert Tutor.objects.filter(system_prompt__contains="по-русски").exists()
+    assert Tutor.objects.filter(current_version__system_prompt__contains="по-русски").exists()
+    # Running it again changed nothing, so it made no second version.
+    assert {t.current_version.number for t in Tutor.objects.select_related("current_version")} == {1}

@@ -89,12 +89,15 @@ def test_deactivating_a_course_in_the_admin_empties_its_lists(client, admin_user
     assert names(COURSES) == [] and names() == []
 
 
-def test_an_inline_tutor_edit_on_the_course_page_shows_at_once(client, admin_user, course, tutor):
-    assert names() == ["Анна"]
+def test_a_course_rename_shows_at_once_and_its_inline_only_links_tutors(client, admin_user, course, tutor):
+    assert names(COURSES) == ["Математика"]
     client.force_login(admin_user)
-    form = course_form(course, tutor, **{"tutors-0-name": "Анна (алгебра)"})
+    page = client.get(f"/admin/tutoring/course/{course.id}/change/").content.decode()
+    assert f"/admin/tutoring/tutor/{tutor.id}/change/" in page  # a link to the tutor's own page
+    form = course_form(course, tutor, name="Алгебра", **{"tutors-0-name": "Анна (алгебра)"})
     assert client.post(f"/admin/tutoring/course/{course.id}/change/", form).status_code == 302
-    assert names() == ["Анна (алгебра)"]
+    assert names(COURSES) == ["Алгебра"]
+    assert names() == ["Анна"]  # tutors are not edited from the course page
 
 
 def test_deleting_tutors_in_the_admin_shows_at_once(client, admin_user, make_tutor):

@@ -7,6 +7,7 @@ from django.db import transaction
 
 from tutoring.catalogue import catalogue_changed
 from tutoring.models import Course, Tutor
+from tutoring.services import TutorContent, tutor_version_save
 
 CATALOGUE: list[dict[str, Any]] = [
     {
@@ -134,9 +135,15 @@ class Command(BaseCommand):
             )
             courses += created
             for tutor_data in tutors_data:
-                _tutor, created = Tutor.objects.update_or_create(
-                    course=course, name=tutor_data["name"], defaults={**tutor_data, "is_active": True}
+                data = dict(tutor_data)
+                content = TutorContent(
+                    data.pop("system_prompt"), data.pop("model_id"), data.pop("knowledge_base_id", "")
                 )
+                tutor, created = Tutor.objects.update_or_create(
+                    course=course, name=data.pop("name"), defaults={**data, "is_active": True}
+                )
+                # A new version only when the demo content differs from the current one.
+                tutor_version_save(tutor=tutor, content=content, note="Demo catalogue (seed_demo)")
                 tutors += created
         catalogue_changed()
         self.stdout.write(

@@ -1,0 +1,101 @@
+"""Writes for tutors: creation and versions.
+
+A tutor's content (system prompt, model, knowledge base) lives only in its
+versions, so it changes only through `tutor_version_save`, which adds the
+next version; earlier versions are never rewritten.
+"""
+
+import re
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from accounts.models import User
+
+from .models import Course, Tutor, TutorVersion
+
+_TRAILING_SPACE = re.compile(r"[ \t\f\v]+$", re.MULTILINE)
+
+
+def normalize_prompt(text: str) -> str:
+    """The prompt as the editor meant it: `\\n` line endings (browsers send
+    `\\r\\n`), no trailing whitespace on any line or at the end."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _TRAILING_SPACE.sub("", text).rstrip()
+
+
+@dataclass(frozen=True)
+class TutorContent:
+    system_prompt: str
+    model_id: str
+    knowledge_base_id: str = ""
+
+    def normalized(self) -> "TutorContent":
+        return TutorContent(
+            system_prompt=normalize_prompt(self.system_prompt),
+            model_id=self.model_id.strip(),
+            knowledge_base_id=self.knowledge_base_id.strip(),
+        )
+
+    @classmethod
+    def of(cls, version: TutorVersion | None) -> "TutorContent | None":
+        if version is None:
+            return None
+        return cls(version.system_prompt, version.model_id, version.knowledge_base_id)
+
+
+def tutor_version_save(
+    *, tutor: Tutor, content: TutorContent, note: str = "", by: User | None = None
+) -> TutorVersion | None:
+    """Makes `content` the tutor's current version, as the next number.
+
+    Returns the new version, or None when the content equals the current
+    one (saving without a change makes no version). Under the tutor's row
+    lock, so two editors saving at once get consecutive numbers.
+    """
+    content = content.normalized()
+    with transaction.atomic():
+        # Lock first, then read the current version in its own query: a join
+        # in the locking query would return the version seen before the wait.
+        locked = Tutor.objects.select_for_update().get(pk=tutor.pk)
+        current = TutorVersion.objects.filter(pk=locked.current_version_id).first()
+        if TutorContent.of(current) == content:
+            return None
+        version = TutorVersion.objects.create(
+            tutor=locked,
+            number=(current.number if current else 0) + 1,
+            system_prompt=content.system_prompt,
+            model_id=content.model_id,
+            knowledge_base_id=content.knowledge_base_id,
+            note=note.strip(),
+            created_by=by,
+        )
+        # Not a catalogue change: the content is shown to staff only, never from the cache.
+        Tutor.objects.filter(pk=tutor.pk).update(current_version=version)
+    tutor.current_version = version
+    return version
+
+
+def tutor_version_restore(*, tutor: Tutor, number: int, by: User | None = None) -> TutorVersion | None:
+    """A new version with the content of version `number` (history is never rewritten)."""
+    old = TutorVersion.objects.get(tutor=tutor, number=number)
+    return tutor_version_save(
+        tutor=tutor, content=TutorContent.of(old), note=f"Restored version {number}", by=by
+    )
+
+
+def tutor_create(
+    *,
+    course: Course,
+    name: str,
+    content: TutorContent,
+    description: str = "",
+    is_active: bool = False,
+    note: str = "",
+    by: User | None = None,
+) -> Tutor:
+    """A tutor with its version 1."""
+    with transaction.atomic():
+        tutor = Tutor.objects.create(course=course, name=name, description=description, is_active=is_active)
+        tutor_version_save(tutor=tutor, content=content, note=note, by=by)
+    return tutor
