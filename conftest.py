@@ -181,6 +181,7 @@ def make_exchange() -> Callable[..., tuple[Message, Message]]:
             content=answer,
             reply_to=asked,
             metadata={"tokens_used": 12, "model_id": chat.tutor.model_id},
+            tutor_version=chat.tutor.current_version,
         )
         return asked, replied
 
@@ -199,6 +200,7 @@ def feedback_on(reply: Message, **fields) -> Feedback:
         "chat": chat,
         "message": reply,
         "tutor": chat.tutor,
+        "tutor_version": reply.tutor_version or chat.tutor.current_version,
         "feedback_type": Feedback.FeedbackType.QUICK,
         "quick_reaction": "" if detailed else Feedback.QuickReaction.UNDERSTOOD,
         "reply_content": reply.content,

@@ -1,5 +1,4 @@
 import json
-from collections.abc import Iterator
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -10,7 +9,7 @@ from django.utils.html import format_html
 from . import services
 from .models import Feedback
 from .pseudonyms import student_key
-from .serializers import MLFeedbackSerializer
+from .training import training_export_claim, training_lines
 
 
 @admin.register(Feedback)
@@ -39,7 +38,7 @@ class FeedbackAdmin(admin.ModelAdmin):
     search_fields = ("positive_text", "improvement_text", "reply_content", "prompt_content")
     date_hierarchy = "created_at"
     show_full_result_count = False
-    actions = ["mark_processed", "mark_unprocessed", "export_jsonl"]
+    actions = ["mark_processed", "mark_unprocessed", "export_for_training"]
     fieldsets = (
         (None, {"fields": ("processed", "processed_at", "processed_by")}),
         (
@@ -113,17 +112,18 @@ class FeedbackAdmin(admin.ModelAdmin):
     def mark_unprocessed(self, request: HttpRequest, queryset: QuerySet[Feedback]) -> None:
         self._mark(request, queryset, processed=False)
 
-    @admin.action(description="Export selected as JSONL (consented items only)", permissions=["view"])
-    def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Feedback]) -> StreamingHttpResponse:
+    @admin.action(
+        description="Export for training (consented items; marks them processed)", permissions=["change"]
+    )
+    def export_for_training(
+        self, request: HttpRequest, queryset: QuerySet[Feedback]
+    ) -> StreamingHttpResponse:
         # Only what the student allowed for training leaves the building,
-        # whatever was ticked.
-        rows = queryset.filter(allow_training=True).select_related("tutor").order_by("id")
-
-        def lines() -> Iterator[str]:
-            for feedback in rows.iterator(chunk_size=500):
-                yield json.dumps(MLFeedbackSerializer(feedback).data, ensure_ascii=False) + "\n"
-
-        response = StreamingHttpResponse(lines(), content_type="application/x-ndjson; charset=utf-8")
+        # whatever was ticked, and only once (feedback.training).
+        batch = training_export_claim(by=request.user, ids=queryset.values_list("id", flat=True))
+        response = StreamingHttpResponse(
+            training_lines(batch.id), content_type="application/x-ndjson; charset=utf-8"
+        )
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-        response["Content-Disposition"] = f'attachment; filename="feedback-{stamp}.jsonl"'
+        response["Content-Disposition"] = f'attachment; filename="training-{stamp}-{batch.count}.jsonl"'
         return response

@@ -46,6 +46,14 @@ class Feedback(models.Model):
     reply_content = models.TextField(help_text="The assistant reply this feedback rates.")
     reply_metadata = models.JSONField(default=dict, blank=True)
     prompt_content = models.TextField(blank=True, help_text="The user message that prompted the reply.")
+    history = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The conversation before that user message, as AI-Core got it ([{role, content}]).",
+    )
+    # Set when a training export took the item (feedback.training): the
+    # export's id, so a batch can be written again if its download failed.
+    export_batch = models.UUIDField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

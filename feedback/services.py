@@ -11,6 +11,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 
 from accounts.models import User
+from aicore.orchestrator import build_history
 from chats.models import Message
 from tutoring.catalogue import catalogue_changed
 from tutoring.models import Tutor
@@ -90,6 +91,7 @@ def feedback_submit(
                 reply_content=message.content,
                 reply_metadata=message.metadata,
                 prompt_content=message.reply_to.content if message.reply_to else "",
+                history=build_history(message.reply_to) if message.reply_to else [],
                 **fields,
             )
         else:

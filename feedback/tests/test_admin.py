@@ -1,7 +1,5 @@
 """The admin through Django's test client: permissions, actions, export, query counts."""
 
-import json
-
 import pytest
 from django.contrib.auth.models import Group
 from django.db import connection
@@ -82,36 +80,6 @@ def test_mark_actions_set_processed_by(client, staff_in, make_feedback):
     client.post("/admin/feedback/feedback/", {"action": "mark_unprocessed", "_selected_action": ids[:1]})
     unmarked = Feedback.objects.get(pk=ids[0])
     assert (unmarked.processed, unmarked.processed_by, unmarked.processed_at) == (False, None, None)
-
-
-def test_export_jsonl_has_the_training_context(client, staff_in, make_feedback):
-    staff_in("ML team")
-    items = make_feedback(2, allow_training=True)
-    response = client.post(
-        "/admin/feedback/feedback/",
-        {"action": "export_jsonl", "_selected_action": [str(f.id) for f in items]},
-    )
-    assert response.status_code == 200
-    assert "attachment" in response["Content-Disposition"]
-    lines = b"".join(response.streaming_content).decode().splitlines()
-    records = [json.loads(line) for line in lines]
-    assert [r["id"] for r in records] == [f.id for f in items]
-    assert records[0]["prompt"] == "Вопрос 0"
-    assert records[0]["reply"]["content"] == "Ответ 0"
-    assert records[0]["tutor"]["model_id"] == "math-v1"
-    assert records[1]["rating"] == 2
-
-
-def test_export_never_contains_unconsented_feedback_even_when_selected(client, staff_in, make_feedback):
-    staff_in("ML team")
-    consented = make_feedback(1, allow_training=True)
-    private = make_feedback(2, allow_training=False)
-    response = client.post(
-        "/admin/feedback/feedback/",
-        {"action": "export_jsonl", "_selected_action": [str(f.id) for f in consented + private]},
-    )
-    lines = b"".join(response.streaming_content).decode().splitlines()
-    assert [json.loads(line)["id"] for line in lines] == [consented[0].id]
 
 
 def test_superuser_deleting_feedback_recomputes_the_rating(admin_client, make_feedback, tutor):

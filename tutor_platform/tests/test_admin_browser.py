@@ -184,19 +184,24 @@ def test_ml_team_triages_feedback(page, live_server, feedback_rows, tutor):
     assert page.locator("input[name=_save]").count() == 0
 
 
-def test_jsonl_export_downloads_the_training_context(page, live_server, feedback_rows):
+def test_the_training_export_downloads_consented_items_once(page, live_server, feedback_rows):
+    Feedback.objects.filter(pk=feedback_rows[1].pk).update(allow_training=False)
     log_in(page, live_server, staff_member("ML team"))
     page.goto(f"{live_server.url}/admin/feedback/feedback/")
     page.check("#action-toggle")
-    page.select_option("select[name=action]", "export_jsonl")
+    page.select_option("select[name=action]", "export_for_training")
     with page.expect_download() as download_info:
         page.click("button[name=index]")
     download = download_info.value
     assert download.suggested_filename.endswith(".jsonl")
     lines = Path(download.path()).read_text(encoding="utf-8").splitlines()
-    records = sorted((json.loads(line) for line in lines), key=lambda r: r["id"])
-    assert len(records) == 3
-    assert records[0]["prompt"] == "Вопрос про корни №0"
+    records = sorted((json.loads(line) for line in lines), key=lambda r: r["feedback_id"])
+    # The unconsented item stayed out although it was ticked.
+    assert [r["feedback_id"] for r in records] == [feedback_rows[0].pk, feedback_rows[2].pk]
+    assert records[0]["student_message"] == "Вопрос про корни №0"
     assert records[0]["reply"]["content"] == "Ответ про корни №0"
-    assert records[0]["rating"] == 5
-    assert records[0]["tutor"]["model_id"] == "math-v1"
+    assert records[0]["feedback"]["rating"] == 5
+    assert records[0]["tutor_version"]["model_id"] == "math-v1"
+    assert set(Feedback.objects.filter(processed=True).values_list("pk", flat=True)) == {
+        feedback_rows[0].pk, feedback_rows[2].pk
+    }  # fmt: skip

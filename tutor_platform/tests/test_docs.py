@@ -50,3 +50,12 @@ def test_every_error_code_the_api_guide_lists_exists_in_the_code():
     }
     missing = {code for code in codes if code not in source and code not in drf_codes} - {"token_not_valid"}
     assert missing == set()
+
+
+def test_every_scheduled_job_in_deploy_crontab_is_a_real_command():
+    from django.core.management import get_commands
+
+    crontab = (BASE_DIR / "deploy" / "crontab").read_text()
+    jobs = re.findall(r"manage\.py (\w+)", crontab)
+    assert {"purge_expired", "export_training_data"} <= set(jobs)
+    assert set(jobs) <= set(get_commands())
