@@ -104,6 +104,28 @@ def stream_reply(
     )
 
 
+def preview_reply(
+    *, tutor_id: int | None, version_number: int | None, content: Any, question: str, request_id: str
+) -> str:
+    """What AI-Core answers `question` with the given content (a saved
+    version, or an editor's unsaved draft): for the admin's try-it panel.
+    No chat, message or feedback is involved. Raises `AICoreError`.
+    """
+    payload = {
+        "chat_id": None,
+        "tutor_id": tutor_id,
+        "tutor_version": version_number,
+        "model_id": content.model_id,
+        "knowledge_base_id": content.knowledge_base_id,
+        "system_prompt": content.system_prompt,
+        "message": question,
+        "history": [],
+        "attachments": [],
+    }
+    release_db_connection()
+    return drain(get_client().generate(payload, request_id=request_id, stream=False)).content
+
+
 def generate_reply(*, chat: Chat, user_message: Message, request_id: str) -> AIReply:
     """The whole reply at once (see `stream_reply`)."""
     return drain(stream_reply(chat=chat, user_message=user_message, request_id=request_id))

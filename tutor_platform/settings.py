@@ -196,10 +196,16 @@ if _postgresql and not DEBUG and DB_CONNECTIONS_AT_MOST > DB_CONNECTION_BUDGET:
         "the database can give (DB_MAX_CONNECTIONS - DB_RESERVED_CONNECTIONS). "
         + ("Lower DB_POOL_MAX_SIZE or GUNICORN_WORKERS." if DB_POOL else "Use DB_POOL=True (the default).")
     )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's backend with LIKE folding Cyrillic case too (search, like PostgreSQL).
+    DATABASES["default"]["ENGINE"] = "tutor_platform.sqlite"
+    # Tests use an in-memory database, as with Django's own backend (which
+    # pytest-django recognises by name only).
+    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", ":memory:")
 # Each request commits on its own: the send flow must commit the user message
 # before AI-Core is called, so requests are never wrapped in one transaction.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "tutor_platform.sqlite":
     # Wait for a concurrent writer instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
 
@@ -310,6 +316,8 @@ REST_FRAMEWORK = {
         # API and admin logins, per client address and per account.
         "login": env.str("THROTTLE_LOGIN_RATE", default="10/min"),
         "export": env.str("THROTTLE_EXPORT_RATE", default="10/hour"),
+        # The admin's try-it panel, per editor (each try asks AI-Core twice).
+        "try_it": env.str("THROTTLE_TRY_IT_RATE", default="30/hour"),
     },
     # The client address for throttling is the one the last NUM_PROXIES
     # trusted proxies saw; 0 (no proxy) ignores X-Forwarded-For entirely.

@@ -137,6 +137,15 @@ class PasswordCheckThrottle(AtomicRateThrottle):
         return self.cache_format % {"scope": "login_user", "ident": request.user.pk}
 
 
+class TryItThrottle(AtomicRateThrottle):
+    """The admin's try-it panel, per editor: each try costs model time."""
+
+    scope = "try_it"
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+
 class ExportRateThrottle(AtomicRateThrottle):
     """Data exports, per user: each one reads everything the user has."""
 

@@ -1,5 +1,5 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
@@ -7,9 +7,10 @@ from django.utils.html import format_html, format_html_join
 from feedback.selectors import tutor_feedback_summary
 
 from . import services
+from .admin_versions import history_table, try_it_panel, version_urls
 from .catalogue import catalogue_changed
 from .models import Course, Tutor
-from .services import TutorContent
+from .services import TutorContent, normalize_prompt
 
 
 class ChangesCatalogue:
@@ -46,10 +47,29 @@ class TutorInline(admin.TabularInline):
         return False
 
 
+class CourseForm(forms.ModelForm):
+    class Meta:
+        model = Course
+        fields = ["name", "slug", "description", "is_active"]
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        others = Course.objects.exclude(pk=self.instance.pk).values_list("name", flat=True)
+        if any(other.casefold() == name.casefold() for other in others):
+            raise forms.ValidationError(
+                "A course named “%(name)s” already exists. Choose another name or edit that course.",
+                params={"name": name},
+                code="duplicate",
+            )
+        return name
+
+
 @admin.register(Course)
 class CourseAdmin(ChangesCatalogue, admin.ModelAdmin):
+    form = CourseForm
     list_display = ("name", "slug", "is_active", "tutors_count", "updated_at")
     list_filter = ("is_active",)
+    actions = ["activate", "deactivate"]
     search_fields = ("name", "slug", "description")
     prepopulated_fields = {"slug": ("name",)}
     inlines = [TutorInline]
@@ -60,6 +80,22 @@ class CourseAdmin(ChangesCatalogue, admin.ModelAdmin):
     @admin.display(description="Tutors", ordering="tutors_total")
     def tutors_count(self, obj: Course) -> int:
         return obj.tutors_total
+
+    @admin.action(description="Activate selected courses (publish to students)", permissions=["change"])
+    def activate(self, request: HttpRequest, queryset: QuerySet[Course]) -> None:
+        changed = services.courses_set_active(
+            course_ids=list(queryset.values_list("pk", flat=True)), active=True
+        )
+        self.message_user(request, f"{changed} course(s) activated.", messages.SUCCESS)
+
+    @admin.action(
+        description="Deactivate selected courses (hide them and their tutors)", permissions=["change"]
+    )
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[Course]) -> None:
+        changed = services.courses_set_active(
+            course_ids=list(queryset.values_list("pk", flat=True)), active=False
+        )
+        self.message_user(request, f"{changed} course(s) deactivated.", messages.SUCCESS)
 
 
 class SystemPromptWidget(forms.Textarea):
@@ -104,6 +140,15 @@ class TutorForm(forms.ModelForm):
             for name in ("model_id", "knowledge_base_id", "system_prompt"):
                 self.fields[name].initial = getattr(content, name)
 
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("is_active") and not normalize_prompt(data.get("system_prompt", "")):
+            self.add_error(
+                "system_prompt",
+                "An active tutor needs a system prompt. Write one, or untick “Is active” to save a draft.",
+            )
+        return data
+
     def content(self) -> TutorContent:
         data = self.cleaned_data
         return TutorContent(data["system_prompt"], data["model_id"], data.get("knowledge_base_id", ""))
@@ -111,22 +156,52 @@ class TutorForm(forms.ModelForm):
 
 @admin.register(Tutor)
 class TutorAdmin(ChangesCatalogue, admin.ModelAdmin):
+    """A tutor's page: its fields, its content (saved as versions), the
+    try-it panel, the version history and the feedback summary."""
+
     form = TutorForm
-    list_display = ("name", "course", "model_id", "rating", "total_feedbacks", "is_active", "updated_at")
+    list_display = (
+        "name",
+        "course",
+        "model_id",
+        "version",
+        "rating",
+        "total_feedbacks",
+        "is_active",
+        "updated_at",
+    )
     list_filter = ("course", "is_active")
     list_select_related = ("course", "current_version")
     search_fields = ("name", "description")
     autocomplete_fields = ("course",)
-    readonly_fields = ("rating", "total_feedbacks", "feedback_summary", "created_at", "updated_at")
+    actions = ["activate", "deactivate"]
+    readonly_fields = (
+        "rating",
+        "total_feedbacks",
+        "feedback_summary",
+        "version_history",
+        "try_it",
+        "created_at",
+        "updated_at",
+    )
     fieldsets = (
         (None, {"fields": ("course", "name", "description", "is_active")}),
         ("AI configuration", {"fields": ("model_id", "knowledge_base_id", "system_prompt", "note")}),
+        ("Try it before it goes live", {"fields": ("try_it",)}),
+        ("Version history", {"fields": ("version_history",)}),
         (
             "Feedback (computed)",
             {"fields": ("rating", "total_feedbacks", "feedback_summary")},
         ),
         ("Dates", {"fields": ("created_at", "updated_at")}),
     )
+
+    class Media:
+        css = {"all": ["tutoring/versions.css"]}
+        js = ["tutoring/try_it.js"]
+
+    def get_urls(self) -> list:
+        return [*version_urls(self), *super().get_urls()]
 
     def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
         if obj is not None and not self.has_change_permission(request, obj):
@@ -135,22 +210,72 @@ class TutorAdmin(ChangesCatalogue, admin.ModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
-        if obj is not None and not self.has_change_permission(request, obj):
-            return [
-                (name, {**opts, "fields": [f for f in opts["fields"] if f != "note"]})
-                for name, opts in fieldsets
-            ]
-        return fieldsets
+        hidden = set()
+        if obj is None:
+            hidden |= {
+                "version_history",
+                "rating",
+                "total_feedbacks",
+                "feedback_summary",
+                "created_at",
+                "updated_at",
+            }
+        elif not self.has_change_permission(request, obj):
+            hidden |= {"note", "try_it"}  # the ML team reads history and statistics only
+        trimmed = [
+            (name, {**opts, "fields": [f for f in opts["fields"] if f not in hidden]})
+            for name, opts in fieldsets
+        ]
+        return [(name, opts) for name, opts in trimmed if opts["fields"]]
 
     def save_model(self, request: HttpRequest, obj: Tutor, form: TutorForm, change: bool) -> None:
         super().save_model(request, obj, form, change)  # the tutor's own fields (and catalogue_changed)
-        services.tutor_version_save(
+        version = services.tutor_version_save(
             tutor=obj, content=form.content(), note=form.cleaned_data["note"], by=request.user
         )
+        if version is not None and change:
+            self.message_user(request, f"Saved as version v{version.number}.", messages.INFO)
 
     @admin.display(description="Model", ordering="current_version__model_id")
     def model_id(self, obj: Tutor) -> str:
         return obj.model_id
+
+    @admin.display(description="Version", ordering="current_version__number")
+    def version(self, obj: Tutor) -> str:
+        return f"v{obj.current_version.number}" if obj.current_version else "—"
+
+    @admin.display(description="Versions")
+    def version_history(self, obj: Tutor) -> str:
+        return history_table(obj) if obj.pk else "—"
+
+    @admin.display(description="Try a question")
+    def try_it(self, obj: Tutor | None) -> str:
+        return try_it_panel(obj if obj is not None and obj.pk else None)
+
+    @admin.action(description="Activate selected tutors (publish to students)", permissions=["change"])
+    def activate(self, request: HttpRequest, queryset: QuerySet[Tutor]) -> None:
+        result = services.tutors_set_active(
+            tutor_ids=list(queryset.values_list("pk", flat=True)), active=True
+        )
+        self.message_user(request, f"{result.changed} tutor(s) activated.", messages.SUCCESS)
+        if result.without_prompt:
+            self.message_user(
+                request,
+                "Left inactive, they have no system prompt yet: " + ", ".join(result.without_prompt) + ".",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Deactivate selected tutors (hide from students)", permissions=["change"])
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[Tutor]) -> None:
+        result = services.tutors_set_active(
+            tutor_ids=list(queryset.values_list("pk", flat=True)), active=False
+        )
+        self.message_user(
+            request,
+            f"{result.changed} tutor(s) deactivated. {result.students_with_chats} student(s) have chats "
+            "with them: they can read those chats but not continue them.",
+            messages.SUCCESS,
+        )
 
     @admin.display(description="Feedback summary")
     def feedback_summary(self, obj: Tutor) -> str:

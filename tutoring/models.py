@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 
@@ -16,6 +17,15 @@ class Course(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
+        constraints = [
+            # Case-insensitive for Cyrillic too on PostgreSQL; the admin form
+            # also checks with Python's casefold, which SQLite's lower() is not.
+            models.UniqueConstraint(
+                Lower("name"),
+                name="course_name_ci_unique",
+                violation_error_message="A course with this name already exists.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

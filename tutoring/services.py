@@ -9,9 +9,12 @@ import re
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import User
 
+from .catalogue import catalogue_changed
 from .models import Course, Tutor, TutorVersion
 
 _TRAILING_SPACE = re.compile(r"[ \t\f\v]+$", re.MULTILINE)
@@ -99,3 +102,43 @@ def tutor_create(
         tutor = Tutor.objects.create(course=course, name=name, description=description, is_active=is_active)
         tutor_version_save(tutor=tutor, content=content, note=note, by=by)
     return tutor
+
+
+@dataclass(frozen=True)
+class ActivationResult:
+    changed: int
+    # Activation: tutors left inactive because they have no system prompt.
+    without_prompt: list[str]
+    # Deactivation: students who have chats with the deactivated tutors.
+    students_with_chats: int
+
+
+def tutors_set_active(*, tutor_ids: list[int], active: bool) -> ActivationResult:
+    """Publishes or hides tutors. A tutor without a system prompt is never
+    made active (students would get an assistant with no instructions)."""
+    from chats.models import Chat  # chats depends on tutoring
+
+    tutors = Tutor.objects.filter(pk__in=tutor_ids)
+    without_prompt: list[str] = []
+    with transaction.atomic():
+        if active:
+            empty = tutors.filter(Q(current_version__isnull=True) | Q(current_version__system_prompt=""))
+            without_prompt = sorted(empty.values_list("name", flat=True))
+            tutors = tutors.exclude(pk__in=empty.values("pk"))
+        changed = tutors.exclude(is_active=active).update(is_active=active, updated_at=timezone.now())
+        catalogue_changed()
+    students = 0
+    if not active:
+        students = Chat.objects.filter(tutor_id__in=tutor_ids).values("user_id").distinct().count()
+    return ActivationResult(changed=changed, without_prompt=without_prompt, students_with_chats=students)
+
+
+def courses_set_active(*, course_ids: list[int], active: bool) -> int:
+    with transaction.atomic():
+        changed = (
+            Course.objects.filter(pk__in=course_ids)
+            .exclude(is_active=active)
+            .update(is_active=active, updated_at=timezone.now())
+        )
+        catalogue_changed()
+    return changed

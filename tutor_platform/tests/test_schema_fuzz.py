@@ -9,7 +9,7 @@ import pytest
 import schemathesis
 from django.core import signals
 from django.db import close_old_connections
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, assume, settings
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -87,6 +87,10 @@ def snapshot(user, *, with_processed: bool = True) -> tuple:
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_every_operation_conforms_to_the_schema(case, world):
+    # A query parameter with an empty name never reaches the server (the
+    # client drops it), so the request schemathesis believes invalid arrives
+    # valid: not a case the server can judge.
+    assume("" not in (case.query or {}))
     ml = case.path.startswith("/api/v1/ml/")
     token = world["ml"] if ml else world["student"]
     # positive_data_acceptance is left out: the schema cannot say that a password

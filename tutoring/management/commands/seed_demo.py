@@ -125,14 +125,17 @@ class Command(BaseCommand):
         courses = tutors = 0
         for course_data in CATALOGUE:
             tutors_data = course_data["tutors"]
-            course, created = Course.objects.update_or_create(
-                slug=course_data["slug"],
-                defaults={
-                    "name": course_data["name"],
-                    "description": course_data["description"],
-                    "is_active": True,
-                },
+            # By slug, or by name (course names are unique regardless of case).
+            course = (
+                Course.objects.filter(slug=course_data["slug"]).first()
+                or Course.objects.filter(name__iexact=course_data["name"]).first()
             )
+            created = course is None
+            if created:
+                course = Course(slug=course_data["slug"])
+            course.name, course.description = course_data["name"], course_data["description"]
+            course.is_active = True
+            course.save()
             courses += created
             for tutor_data in tutors_data:
                 data = dict(tutor_data)

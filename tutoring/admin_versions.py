@@ -1,0 +1,253 @@
+"""The content editor's version workflow on a tutor's admin page: history
+with statistics, a side-by-side diff of any two versions, restore, and the
+try-it panel that asks AI-Core with an unsaved prompt.
+
+Views are added to TutorAdmin by `version_urls`; each checks the admin's own
+permissions (view for history and diff, change for restore and try-it).
+"""
+
+import difflib
+import uuid
+from typing import TYPE_CHECKING
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_POST
+
+from aicore.exceptions import AICoreError
+from aicore.orchestrator import preview_reply
+from feedback.selectors import VersionStats, tutor_version_stats
+from tutor_platform.throttling import TryItThrottle
+
+from . import services
+from .models import Tutor, TutorVersion
+from .services import TutorContent
+
+if TYPE_CHECKING:
+    from .admin import TutorAdmin
+
+QUESTION_MAX_CHARS = 2000
+
+
+def history_table(tutor: Tutor) -> str:
+    """Every version, newest first, with its replies, mean rating and
+    reactions, and links to compare or restore: three queries in all."""
+    versions = list(tutor.versions.select_related("created_by").order_by("-number"))
+    stats = tutor_version_stats(version_ids=[v.pk for v in versions])
+    current = tutor.current_version_id
+    current_number = tutor.current_version.number if tutor.current_version else 0
+    compare = reverse("admin:tutoring_tutor_compare", args=[tutor.pk])
+
+    def row(version: TutorVersion) -> tuple:
+        numbers: VersionStats = stats[version.pk]
+        restore = (
+            "current"
+            if version.pk == current
+            else format_html(
+                '<a href="{}">Restore…</a>',
+                reverse("admin:tutoring_tutor_restore", args=[tutor.pk, version.number]),
+            )
+        )
+        reactions = ", ".join(f"{name}: {n}" for name, n in numbers.reactions.items() if n) or "—"
+        return (
+            version.number,
+            version.created_by.username if version.created_by else "—",
+            version.created_at.strftime("%Y-%m-%d %H:%M"),
+            version.note or "—",
+            numbers.replies,
+            numbers.rating_avg if numbers.rating_avg is not None else "—",
+            numbers.detailed_count,
+            reactions,
+            # Against the current one; the current one against its predecessor.
+            f"{compare}?a={version.number}&b={current_number}"
+            if version.pk != current
+            else f"{compare}?a={max(version.number - 1, 1)}&b={version.number}",
+            "Compare with current" if version.pk != current else "Compare with previous",
+            restore,
+        )
+
+    rows = format_html_join(
+        "",
+        "<tr><td>v{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({} ratings)</td>"
+        '<td>{}</td><td><a href="{}">{}</a></td><td>{}</td></tr>',
+        (row(v) for v in versions),
+    )
+    return format_html(
+        '<table class="version-history"><thead><tr><th>Version</th><th>By</th><th>When</th>'
+        "<th>What changed and why</th><th>Replies</th><th>Mean rating</th><th>Reactions</th>"
+        "<th></th><th></th></tr></thead><tbody>{}</tbody></table>",
+        rows,
+    )
+
+
+def try_it_panel(tutor: Tutor | None) -> str:
+    """The panel's markup; tutoring/try_it.js sends it with the form's current content."""
+    url = (
+        reverse("admin:tutoring_tutor_try", args=[tutor.pk])
+        if tutor
+        else reverse("admin:tutoring_tutor_try_new")
+    )
+    saved = f"Saved version v{tutor.current_version.number}" if tutor and tutor.current_version else ""
+    return format_html(
+        '<div class="try-it" data-url="{}">'
+        '<label for="try-it-question">A student\'s question</label>'
+        '<textarea id="try-it-question" rows="3" maxlength="{}" '
+        'placeholder="Например: объясни, как решать квадратные уравнения"></textarea>'
+        '<p><button type="button" class="button try-it-send">Ask AI-Core</button> '
+        '<span class="try-it-status" aria-live="polite"></span></p>'
+        '<div class="try-it-answers">'
+        '<section><h4>With the prompt as edited (not saved)</h4><div class="try-it-draft"></div></section>'
+        '<section{}><h4>{}</h4><div class="try-it-saved"></div></section>'
+        "</div>"
+        '<p class="help">Nothing is saved: no chat, message or feedback is created. '
+        "Each try asks AI-Core, so tries are limited per editor.</p></div>",
+        url,
+        QUESTION_MAX_CHARS,
+        mark_safe("") if saved else mark_safe(' hidden=""'),
+        saved,
+    )
+
+
+class TryItForm(forms.Form):
+    question = forms.CharField(max_length=QUESTION_MAX_CHARS, strip=True)
+    system_prompt = forms.CharField(required=False, strip=False)
+    model_id = forms.CharField(max_length=200)
+    knowledge_base_id = forms.CharField(max_length=200, required=False)
+
+
+def _answer(**kwargs) -> dict[str, str]:
+    try:
+        return {"content": preview_reply(**kwargs)}
+    except AICoreError as exc:  # shown to the editor in words, never a stack trace
+        words = (
+            exc.default_detail if exc.detail == exc.default_detail else f"{exc.default_detail} ({exc.detail})"
+        )
+        return {"error": words, "code": exc.code}
+
+
+def version_urls(model_admin: "TutorAdmin") -> list:
+    site = model_admin.admin_site
+
+    def tutor_for(request: HttpRequest, pk: int, *, change: bool) -> Tutor:
+        tutor = get_object_or_404(Tutor.objects.select_related("current_version"), pk=pk)
+        allowed = (
+            model_admin.has_change_permission(request, tutor)
+            if change
+            else model_admin.has_view_permission(request, tutor)
+        )
+        if not allowed:
+            raise PermissionDenied
+        return tutor
+
+    def compare(request: HttpRequest, pk: int) -> HttpResponse:
+        tutor = tutor_for(request, pk, change=False)
+        versions = {v.number: v for v in tutor.versions.select_related("created_by")}
+        if not versions:
+            raise Http404("This tutor has no versions.")
+        newest = max(versions)
+
+        def pick(name: str, default: int) -> TutorVersion:
+            try:
+                return versions[int(request.GET.get(name, default))]
+            except (ValueError, KeyError):
+                raise Http404("No such version.") from None
+
+        left, right = pick("a", max(newest - 1, 1)), pick("b", newest)
+        diff = difflib.HtmlDiff(wrapcolumn=70).make_table(
+            left.system_prompt.splitlines(),
+            right.system_prompt.splitlines(),
+            fromdesc=f"v{left.number}",
+            todesc=f"v{right.number}",
+        )
+        stats = tutor_version_stats(version_ids=[left.pk, right.pk])
+        context = {
+            **site.each_context(request),
+            "title": f"{tutor.name}: v{left.number} ↔ v{right.number}",
+            "opts": Tutor._meta,
+            "original": tutor,
+            "tutor": tutor,
+            "numbers": sorted(versions, reverse=True),
+            "sides": [(left, stats[left.pk]), (right, stats[right.pk])],
+            "diff": diff,
+            "same_prompt": left.system_prompt == right.system_prompt,
+            "can_change": model_admin.has_change_permission(request, tutor),
+        }
+        return TemplateResponse(request, "admin/tutoring/tutor/compare.html", context)
+
+    def restore(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+        tutor = tutor_for(request, pk, change=True)
+        version = get_object_or_404(TutorVersion, tutor=tutor, number=number)
+        change_url = reverse("admin:tutoring_tutor_change", args=[tutor.pk])
+        if request.method == "POST":
+            made = services.tutor_version_restore(tutor=tutor, number=number, by=request.user)
+            if made is None:
+                model_admin.message_user(request, f"v{number} is already the current content.", messages.INFO)
+            else:
+                model_admin.message_user(
+                    request,
+                    f"Restored v{number} as the new current version v{made.number}.",
+                    messages.SUCCESS,
+                )
+            return HttpResponseRedirect(change_url)
+        context = {
+            **site.each_context(request),
+            "title": f"Restore v{number} of {tutor.name}?",
+            "opts": Tutor._meta,
+            "original": tutor,
+            "version": version,
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "admin/tutoring/tutor/restore_confirm.html", context)
+
+    @require_POST
+    def try_it(request: HttpRequest, pk: int | None = None) -> JsonResponse:
+        tutor = tutor_for(request, pk, change=True) if pk is not None else None
+        if tutor is None and not model_admin.has_add_permission(request):
+            raise PermissionDenied
+        form = TryItForm(request.POST)
+        if not form.is_valid():
+            return JsonResponse({"errors": form.errors}, status=400)
+        throttle = TryItThrottle()
+        if not throttle.allow_request(request, None):
+            wait = int(throttle.wait())
+            return JsonResponse(
+                {"detail": f"Too many tries. Try again in {wait} seconds.", "code": "throttled"},
+                status=429,
+                headers={"Retry-After": str(wait)},
+            )
+        data = form.cleaned_data
+        draft = TutorContent(data["system_prompt"], data["model_id"], data["knowledge_base_id"]).normalized()
+        request_id = f"try-it-{uuid.uuid4().hex}"
+        answers = {
+            "draft": _answer(
+                tutor_id=pk,
+                version_number=None,
+                content=draft,
+                question=data["question"],
+                request_id=request_id,
+            )
+        }
+        if tutor is not None and tutor.current_version is not None:
+            answers["saved"] = _answer(
+                tutor_id=pk,
+                version_number=tutor.current_version.number,
+                content=tutor.current_version,
+                question=data["question"],
+                request_id=request_id,
+            )
+        return JsonResponse(answers)
+
+    wrap = site.admin_view
+    return [
+        path("<int:pk>/versions/compare/", wrap(compare), name="tutoring_tutor_compare"),
+        path("<int:pk>/versions/<int:number>/restore/", wrap(restore), name="tutoring_tutor_restore"),
+        path("<int:pk>/try/", wrap(try_it), name="tutoring_tutor_try"),
+        path("try/", wrap(try_it), name="tutoring_tutor_try_new"),
+    ]
