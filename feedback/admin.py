@@ -1,27 +1,40 @@
 import json
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from . import services
 from .models import Feedback
 from .pseudonyms import student_key
+from .selectors import tutors_feedback_overview
 from .training import training_export_claim, training_lines
+
+SNIPPET_CHARS = 70
+
+
+def snippet(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
 
 
 @admin.register(Feedback)
 class FeedbackAdmin(admin.ModelAdmin):
     """The ML team's triage screen. Only `processed` is editable; the rest is the student's."""
 
+    # Narrow columns and two short snippets: the list fits a 1366-px screen.
     list_display = (
         "created_at",
         "tutor",
-        "feedback_type",
-        "rating",
-        "quick_reaction",
+        "version",
+        "verdict",
+        "improvement_snippet",
+        "reply_snippet",
         "allow_training",
         "processed",
     )
@@ -34,7 +47,8 @@ class FeedbackAdmin(admin.ModelAdmin):
         "tutor",
         "tutor__course",
     )
-    list_select_related = ("tutor",)
+    list_select_related = ("tutor", "tutor_version")
+    change_list_template = "admin/feedback/feedback/change_list.html"
     search_fields = ("positive_text", "improvement_text", "reply_content", "prompt_content")
     date_hierarchy = "created_at"
     show_full_result_count = False
@@ -66,8 +80,50 @@ class FeedbackAdmin(admin.ModelAdmin):
         field for _name, options in fieldsets for field in options["fields"] if field != "processed"
     )
 
+    class Media:
+        css = {"all": ["feedback/triage.css"]}
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_urls(self) -> list:
+        overview = self.admin_site.admin_view(self.overview_view)
+        return [path("overview/", overview, name="feedback_feedback_overview"), *super().get_urls()]
+
+    def overview_view(self, request: HttpRequest) -> TemplateResponse:
+        """Per tutor: count, mean rating, share of `incorrect` reactions,
+        unprocessed (linked to the filtered list). One grouped query."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        changelist = reverse("admin:feedback_feedback_changelist")
+        rows = [
+            {**row, "unprocessed_url": f"{changelist}?tutor__id__exact={row['tutor_id']}&processed__exact=0"}
+            for row in tutors_feedback_overview()
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Feedback by tutor",
+            "opts": self.model._meta,
+            "rows": rows,
+            "changelist_url": changelist,
+        }
+        return TemplateResponse(request, "admin/feedback/feedback/overview.html", context)
+
+    @admin.display(description="Ver.", ordering="tutor_version__number")
+    def version(self, obj: Feedback) -> str:
+        return f"v{obj.tutor_version.number}" if obj.tutor_version else "—"
+
+    @admin.display(description="Rating / reaction")
+    def verdict(self, obj: Feedback) -> str:
+        return f"{obj.rating} ★" if obj.rating else obj.get_quick_reaction_display()
+
+    @admin.display(description="What to improve")
+    def improvement_snippet(self, obj: Feedback) -> str:
+        return snippet(obj.improvement_text or obj.positive_text)
+
+    @admin.display(description="Reply")
+    def reply_snippet(self, obj: Feedback) -> str:
+        return snippet(obj.reply_content)
 
     @admin.display(description="Student (pseudonymous key)")
     def student(self, obj: Feedback) -> str:

@@ -99,3 +99,33 @@ def tutor_version_stats(*, version_ids: list[int]) -> dict[int, VersionStats]:
             reactions={value: row.get(f"reaction_{value}", 0) for value in Feedback.QuickReaction.values},
         )
     return stats
+
+
+def tutors_feedback_overview() -> list[dict]:
+    """Per tutor with feedback: count, mean detailed rating, share of quick
+    reactions that say `incorrect`, unprocessed. One grouped query."""
+    detailed = Q(feedback_type=Feedback.FeedbackType.DETAILED)
+    quick = Q(feedback_type=Feedback.FeedbackType.QUICK)
+    rows = (
+        Feedback.objects.values("tutor_id", "tutor__name", "tutor__course__name")
+        .order_by("tutor__name", "tutor_id")
+        .annotate(
+            count=Count("id"),
+            rating_avg=Avg("rating", filter=detailed),
+            quick_count=Count("id", filter=quick),
+            incorrect=Count("id", filter=quick & Q(quick_reaction=Feedback.QuickReaction.INCORRECT)),
+            unprocessed=Count("id", filter=Q(processed=False)),
+        )
+    )
+    return [
+        {
+            **row,
+            "rating_avg": None
+            if row["rating_avg"] is None
+            else Decimal(str(row["rating_avg"])).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP),
+            "incorrect_share": round(100 * row["incorrect"] / row["quick_count"])
+            if row["quick_count"]
+            else None,
+        }
+        for row in rows
+    ]

@@ -1,15 +1,17 @@
-"""Request id, access log and body size limit."""
+"""Request id, access log, body size limit, the admin's language and time zone."""
 
 import logging
 import re
 import time
 import uuid
+import zoneinfo
 from collections.abc import Callable
 
 from django.conf import settings
 from django.core.signals import request_finished
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone, translation
 
 from .logging import request_id_var
 
@@ -117,3 +119,33 @@ class APIErrorPagesMiddleware:
                 return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
             return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
         return response
+
+
+class StaffLocaleMiddleware:
+    """The admin in the staff's language and time zone; everything else in
+    English and UTC, as the API contract says.
+
+    Staff pick their language with Django's `set_language` view (a cookie);
+    without one the admin speaks STAFF_LANGUAGE and shows STAFF_TIME_ZONE.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.staff_zone = zoneinfo.ZoneInfo(settings.STAFF_TIME_ZONE)
+        self.languages = {code for code, _name in settings.LANGUAGES}
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(("/admin/", "/i18n/")):
+            chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
+            language = chosen if chosen in self.languages else settings.STAFF_LANGUAGE
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
+            timezone.activate(self.staff_zone)
+            try:
+                response = self.get_response(request)
+            finally:
+                translation.deactivate()
+                timezone.deactivate()
+            response.headers.setdefault("Content-Language", language)
+            return response
+        return self.get_response(request)

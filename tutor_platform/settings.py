@@ -102,6 +102,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tutor_platform.middleware.StaffLocaleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -112,7 +113,7 @@ WSGI_APPLICATION = "tutor_platform.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [BASE_DIR / "tutor_platform" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -248,10 +249,18 @@ AUTH_PASSWORD_VALIDATORS = [
 # ---------------------------------------------------------------------------
 # Internationalisation, static files
 # ---------------------------------------------------------------------------
+# The API speaks English and UTC (the contract); the admin speaks the staff's
+# language and shows their time zone (StaffLocaleMiddleware).
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+LANGUAGES = [("ru", "Русский"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "tutor_platform" / "locale"]
+STAFF_LANGUAGE = env.str("STAFF_LANGUAGE", default="ru")
+STAFF_TIME_ZONE = env.str("STAFF_TIME_ZONE", default="Europe/Moscow")
+# Where the admin's "View site" goes (the students' web app); unset hides the link.
+FRONTEND_URL = env.str("FRONTEND_URL", default="")
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -1,5 +1,7 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts.views import admin_login
@@ -15,6 +17,12 @@ api_v1 = [
     path("health/", HealthView.as_view(), name="health"),
 ]
 
+# The admin looks like this product, in the staff's language (StaffLocaleMiddleware).
+admin.site.site_header = _("AI Tutor · staff")
+admin.site.site_title = _("AI Tutor staff")
+admin.site.index_title = _("Courses, tutors and student feedback")
+admin.site.site_url = settings.FRONTEND_URL or None  # "View site": the students' app, when known
+
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -23,6 +31,7 @@ urlpatterns = [
     # Before admin.site.urls, so the throttled view answers /admin/login/.
     path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language: the admin's language switch
 ]
 
 handler400 = "tutor_platform.exceptions.bad_request"

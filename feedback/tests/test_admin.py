@@ -140,3 +140,67 @@ def test_changelist_query_count_does_not_grow_with_rows(admin_client, url, make_
         feedback_on(reply, quick_reaction="too_easy")
     make_feedback(30)
     assert _count_queries(admin_client, url) == few
+
+
+class TestTriageScreen:
+    def test_the_list_shows_what_was_said_and_to_what(self, client, staff_in, make_feedback):
+        staff_in("ML team")
+        make_feedback(improvement_text="Слишком длинно, нужны примеры " * 5)
+        html = client.get("/admin/feedback/feedback/").content.decode()
+        assert "Слишком длинно, нужны примеры" in html and "…" in html  # a snippet, cut
+        assert "Ответ 0" in html
+        assert "v1" in html and "1 ★" in html
+
+    def test_the_overview_counts_per_tutor_and_links_the_unprocessed(
+        self, client, staff_in, make_feedback, tutor, chat
+    ):
+        staff_in("ML team")
+        make_feedback(3)  # ratings 1, 2, 3
+        for reaction in ("incorrect", "understood", "incorrect", "too_easy"):
+            reply = Message.objects.create(chat=chat, role="assistant", content="!")
+            feedback_on(reply, quick_reaction=reaction, processed=True)
+        response = client.get("/admin/feedback/feedback/overview/")
+        assert response.status_code == 200
+        (row,) = response.context["rows"]
+        assert (row["count"], str(row["rating_avg"]), row["incorrect_share"], row["unprocessed"]) == (
+            7,
+            "2.00",
+            50,
+            3,
+        )
+        html = response.content.decode()
+        assert f"?tutor__id__exact={tutor.id}&amp;processed__exact=0" in html
+        filtered = client.get(f"/admin/feedback/feedback/?tutor__id__exact={tutor.id}&processed__exact=0")
+        assert filtered.context["cl"].result_count == 3
+
+    def test_content_editors_cannot_open_the_overview(self, client, staff_in):
+        staff_in("Content editors")
+        assert client.get("/admin/feedback/feedback/overview/").status_code == 403
+
+
+class TestLooksLikeTheProduct:
+    def test_the_admin_speaks_russian_by_default_and_english_on_request(self, client, staff_in):
+        staff_in("ML team")
+        html = client.get("/admin/").content.decode()
+        assert "AI-репетитор · для сотрудников" in html
+        assert "Django" not in html.split("<body")[1].split("</header>")[0]
+        client.post("/i18n/setlang/", {"language": "en", "next": "/admin/"})
+        assert "AI Tutor · staff" in client.get("/admin/").content.decode()
+
+    def test_the_admin_shows_moscow_time_and_the_api_stays_utc(
+        self, client, staff_in, make_feedback, ml_user
+    ):
+        staff_in("ML team")
+        (item,) = make_feedback()
+        Feedback.objects.filter(pk=item.pk).update(created_at="2026-03-01T21:30:00Z")
+        html = client.get(f"/admin/feedback/feedback/{item.pk}/change/").content.decode()
+        assert "2 марта 2026 г. 0:30" in html  # 21:30 UTC is 00:30 the next day in Moscow
+        from conftest import bearer_client
+
+        (api_item,) = bearer_client(ml_user).get("/api/v1/ml/feedback/").json()["results"]
+        assert api_item["created_at"] == "2026-03-01T21:30:00Z"
+
+    def test_view_site_is_hidden_without_a_frontend_url(self, client, staff_in):
+        staff_in("ML team")
+        html = client.get("/admin/").content.decode()
+        assert "View site" not in html and "Открыть сайт" not in html

@@ -141,6 +141,55 @@ def test_content_editor_changes_the_prompt_and_ai_core_gets_it(
     assert sent["system_prompt"] == tutor.system_prompt
 
 
+def test_content_editor_tries_a_prompt_saves_it_compares_and_restores(page, live_server, settings, tutor):
+    settings.AI_CORE_URL = "stub"
+    original = tutor.system_prompt
+    editor = staff_member("Content editors")
+    log_in(page, live_server, editor)
+    page.goto(f"{live_server.url}/admin/tutoring/tutor/{tutor.id}/change/")
+
+    # Try the edited prompt before saving it: both answers side by side.
+    page.fill("#id_system_prompt", "Ты — Анна. Объясняй через примеры из жизни.")
+    page.fill("#try-it-question", "Что такое дробь?")
+    page.click(".try-it-send")
+    page.wait_for_function("document.querySelector('.try-it-draft').textContent.length > 0")
+    assert page.locator(".try-it-saved").inner_text()
+    assert "Saved version v1" in page.locator(".try-it").inner_text()
+    screenshot(page, "admin-tutor-try-it.png")
+    assert tutor.versions.count() == 1  # trying saved nothing
+
+    # Save it with a note: version 2, in the history.
+    page.fill("#id_note", "Примеры из жизни")
+    page.click("input[name=_continue]")
+    page.wait_for_selector(".messagelist .info")
+    assert "Saved as version v2." in page.locator(".messagelist").inner_text()
+    history = page.locator(".version-history").inner_text()
+    assert "v2" in history and "Примеры из жизни" in history and "content" in history
+    screenshot(page, "admin-tutor-history.png")
+
+    # Compare the two versions side by side.
+    page.click(".version-history >> text=Compare with previous")
+    page.wait_for_selector("table.diff")
+    assert "Примеры из жизни" in page.content()
+    assert "терпеливый" in page.locator("table.diff").inner_text()
+    screenshot(page, "admin-tutor-diff.png")
+
+    # Restore the old one: a new version, after a confirmation.
+    page.click("text=Restore v1…")
+    page.wait_for_selector("input[type=submit][value='Restore v1']")
+    page.click("input[type=submit][value='Restore v1']")
+    page.wait_for_selector(".messagelist .success")
+    assert "Restored v1 as the new current version v3." in page.locator(".messagelist").inner_text()
+    screenshot(page, "admin-tutor-restored.png")
+    tutor.refresh_from_db()
+    assert (tutor.current_version.number, tutor.system_prompt) == (3, original)
+    assert list(tutor.versions.order_by("number").values_list("created_by", flat=True)) == [
+        None,
+        editor.pk,
+        editor.pk,
+    ]
+
+
 def test_content_editor_gets_403_on_feedback_and_users(page, live_server):
     log_in(page, live_server, staff_member("Content editors"))
     for path in ("/admin/feedback/feedback/", "/admin/accounts/user/"):
@@ -182,6 +231,34 @@ def test_ml_team_triages_feedback(page, live_server, feedback_rows, tutor):
     page.goto(f"{live_server.url}/admin/tutoring/tutor/{tutor.id}/change/")
     assert page.locator("#id_system_prompt").count() == 0
     assert page.locator("input[name=_save]").count() == 0
+
+
+def test_the_triage_list_fits_1366_px_and_the_overview_links_the_queue(
+    browser, live_server, feedback_rows, tutor
+):
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        Feedback.objects.filter(pk=feedback_rows[0].pk).update(
+            improvement_text="Хотелось бы больше примеров с дробями и пошаговых объяснений " * 3,
+            processed=True,
+        )
+        log_in(page, live_server, staff_member("ML team"))
+        page.goto(f"{live_server.url}/admin/feedback/feedback/")
+        assert "AI-репетитор" in page.locator("#site-name").inner_text()
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        assert "Хотелось бы больше примеров" in page.locator("#result_list").inner_text()
+        screenshot(page, "admin-feedback-triage-1366.png")
+
+        page.click("text=Overview by tutor")
+        page.wait_for_selector(".feedback-overview")
+        screenshot(page, "admin-feedback-overview.png")
+        page.click(".feedback-overview a.unprocessed")
+        page.wait_for_url("**processed__exact=0**")
+        assert page.locator("#result_list tbody tr").count() == 2
+    finally:
+        context.close()
 
 
 def test_the_training_export_downloads_consented_items_once(page, live_server, feedback_rows):
