@@ -29,7 +29,7 @@ class FeedbackAdmin(admin.ModelAdmin):
 
     # Narrow columns and two short snippets: the list fits a 1366-px screen.
     list_display = (
-        "created_at",
+        "when",
         "tutor",
         "version",
         "verdict",
@@ -108,6 +108,10 @@ class FeedbackAdmin(admin.ModelAdmin):
             "changelist_url": changelist,
         }
         return TemplateResponse(request, "admin/feedback/feedback/overview.html", context)
+
+    @admin.display(description="Created", ordering="created_at")
+    def when(self, obj: Feedback) -> str:
+        return timezone.localtime(obj.created_at).strftime("%Y-%m-%d %H:%M")
 
     @admin.display(description="Ver.", ordering="tutor_version__number")
     def version(self, obj: Feedback) -> str:

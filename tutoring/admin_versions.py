@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
@@ -45,6 +46,14 @@ def history_table(tutor: Tutor) -> str:
     current_number = tutor.current_version.number if tutor.current_version else 0
     compare = reverse("admin:tutoring_tutor_compare", args=[tutor.pk])
 
+    def compare_link(version: TutorVersion) -> tuple[str, str]:
+        # Against the current one; the current one against its predecessor.
+        if version.pk != current:
+            return f"{compare}?a={version.number}&b={current_number}", "Compare with current"
+        if version.number > 1:
+            return f"{compare}?a={version.number - 1}&b={version.number}", "Compare with previous"
+        return "", ""
+
     def row(version: TutorVersion) -> tuple:
         numbers: VersionStats = stats[version.pk]
         restore = (
@@ -59,24 +68,20 @@ def history_table(tutor: Tutor) -> str:
         return (
             version.number,
             version.created_by.username if version.created_by else "—",
-            version.created_at.strftime("%Y-%m-%d %H:%M"),
+            timezone.localtime(version.created_at).strftime("%Y-%m-%d %H:%M"),  # the staff's zone
             version.note or "—",
             numbers.replies,
             numbers.rating_avg if numbers.rating_avg is not None else "—",
             numbers.detailed_count,
             reactions,
-            # Against the current one; the current one against its predecessor.
-            f"{compare}?a={version.number}&b={current_number}"
-            if version.pk != current
-            else f"{compare}?a={max(version.number - 1, 1)}&b={version.number}",
-            "Compare with current" if version.pk != current else "Compare with previous",
+            *compare_link(version),
             restore,
         )
 
     rows = format_html_join(
         "",
         "<tr><td>v{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({} ratings)</td>"
-        '<td>{}</td><td><a href="{}">{}</a></td><td>{}</td></tr>',
+        '<td>{}</td><td><a href="{}">{}</a></td><td>{}</td></tr>',  # an empty link is not shown
         (row(v) for v in versions),
     )
     return format_html(

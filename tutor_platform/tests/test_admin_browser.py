@@ -247,7 +247,12 @@ def test_the_triage_list_fits_1366_px_and_the_overview_links_the_queue(
         log_in(page, live_server, staff_member("ML team"))
         page.goto(f"{live_server.url}/admin/feedback/feedback/")
         assert "AI-репетитор" in page.locator("#site-name").inner_text()
+        # Every column visible: neither the page nor the list scrolls sideways.
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        assert page.evaluate(
+            "(() => { const r = document.querySelector('#changelist .results'); return r.scrollWidth <= r.clientWidth })()"
+        )
+        assert page.locator("#result_list th.column-processed").is_visible()
         assert "Хотелось бы больше примеров" in page.locator("#result_list").inner_text()
         screenshot(page, "admin-feedback-triage-1366.png")
 
