@@ -206,6 +206,7 @@ def feedback_on(reply: Message, **fields) -> Feedback:
         "reply_content": reply.content,
         "reply_metadata": reply.metadata,
         "prompt_content": reply.reply_to.content if reply.reply_to_id else "",
+        "prompt_message_id": reply.reply_to_id,
     }
     return Feedback.objects.create(**(defaults | fields))
 

@@ -30,8 +30,27 @@ from .serializers import ProfileSerializer
 CHUNK = 500
 
 
+class ExportMessageSerializer(MessageSerializer):
+    """Every message, variants included: `reply_to` says which user message a
+    reply answers and `is_current` which variant the chat shows."""
+
+    reply_to = serializers.IntegerField(source="reply_to_id", allow_null=True, read_only=True)
+
+    class Meta(MessageSerializer.Meta):
+        fields = [
+            *(
+                f
+                for f in MessageSerializer.Meta.fields
+                if f not in ("variant", "reply_status", "reply_error")
+            ),
+            "reply_to",
+            "is_current",
+        ]
+        read_only_fields = fields
+
+
 class ExportChatSerializer(ChatSerializer):
-    messages = MessageSerializer(many=True, help_text="Every message of the chat, oldest first.")
+    messages = ExportMessageSerializer(many=True, help_text="Every message of the chat, oldest first.")
 
     class Meta(ChatSerializer.Meta):
         fields = [*ChatSerializer.Meta.fields, "messages"]
@@ -109,7 +128,7 @@ def _chats(user: User, usage: dict[str, list[int]]) -> Iterator[str]:
     messages = with_version_number(Message.objects.filter(chat__user=user))
     messages = messages.order_by("chat_id", "id").iterator(chunk_size=CHUNK)
     groups = groupby(messages, key=attrgetter("chat_id"))
-    chat_serializer, message_serializer = ChatSerializer(), MessageSerializer()
+    chat_serializer, message_serializer = ChatSerializer(), ExportMessageSerializer()
     pending = next(groups, None)
     yield "["
     for index, chat in enumerate(chats):

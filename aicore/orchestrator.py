@@ -35,7 +35,8 @@ class AIReply:
 
 
 def build_history(user_message: Message) -> list[dict[str, str]]:
-    """The last AI_HISTORY_MESSAGES messages before `user_message`, oldest first.
+    """The last AI_HISTORY_MESSAGES current messages before `user_message`
+    (one variant per reply, the one the student kept), oldest first.
 
     One LIMIT query on the (chat, id) index: its cost does not grow with
     the length of the chat.
@@ -44,7 +45,7 @@ def build_history(user_message: Message) -> list[dict[str, str]]:
     if limit <= 0:
         return []
     rows = (
-        Message.objects.filter(chat_id=user_message.chat_id, id__lt=user_message.id)
+        Message.objects.filter(chat_id=user_message.chat_id, id__lt=user_message.id, is_current=True)
         .order_by("-id")
         .values_list("role", "content")[:limit]
     )

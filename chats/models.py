@@ -26,6 +26,15 @@ class Chat(models.Model):
         return self.title or f"Chat {self.pk}"
 
 
+class ReplyStatus(models.TextChoices):
+    """Where a user message stands (not stored: chats.selectors.annotate_messages
+    derives it from its replies, `reply_error` and the reply being generated)."""
+
+    ANSWERED = "answered"
+    PENDING = "pending"
+    FAILED = "failed"
+
+
 class Message(models.Model):
     class Role(models.TextChoices):
         USER = "user", "User"
@@ -38,11 +47,17 @@ class Message(models.Model):
     content = models.TextField()
     attachments = models.JSONField(default=list, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
-    # The user message an assistant message answers. Unique, so a chat can
-    # never get two replies to one message (double /reply/, retried sends).
-    reply_to = models.OneToOneField(
-        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="reply"
+    # The user message an assistant message answers. Several replies to one
+    # message are its variants (regenerate); exactly one of them is current
+    # (`is_current`, a partial unique constraint). User messages are always
+    # current. Only current messages are shown and sent to AI-Core as history.
+    reply_to = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="replies"
     )
+    is_current = models.BooleanField(default=True)
+    # On a user message: the error code of the last failed attempt to answer
+    # it (empty once answered, or before any failure). See reply_status().
+    reply_error = models.CharField(max_length=64, blank=True)
     # The tutor version that produced an assistant message (null on user
     # messages, and on replies saved before versions were kept).
     tutor_version = models.ForeignKey(
@@ -60,6 +75,13 @@ class Message(models.Model):
             models.CheckConstraint(
                 condition=models.Q(role="assistant") | models.Q(reply_to__isnull=True),
                 name="message_only_assistant_replies",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role="assistant") | models.Q(is_current=True),
+                name="message_user_always_current",
+            ),
+            models.UniqueConstraint(
+                fields=["reply_to"], condition=models.Q(is_current=True), name="message_one_current_reply"
             ),
         ]
 

@@ -1,11 +1,13 @@
+from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
+from rest_framework.exceptions import NotFound
 
 from accounts.models import User
 
 from . import live
-from .models import Chat, Message
+from .models import Chat, Message, ReplyStatus
 
 
 def chat_list(*, user: User, tutor_id: int | None = None) -> QuerySet[Chat]:
@@ -39,15 +41,60 @@ def message_page(*, chat: Chat, limit: int, before_id: int | None = None) -> Mes
     Keyset pagination on the (chat, id) index: one LIMIT query whatever the
     depth of the page or the length of the chat.
     """
-    messages = with_version_number(Message.objects.filter(chat=chat))
+    messages = with_version_number(Message.objects.filter(chat=chat, is_current=True))
     if before_id is not None:
         messages = messages.filter(id__lt=before_id)
     newest_first = list(messages.order_by("-id")[: limit + 1])
     has_more = len(newest_first) > limit
     page = newest_first[:limit][::-1]
+    running = annotate_messages(page, chat_id=chat.pk)
     return MessagePage(
         results=page,
         has_more=has_more,
         next_before_id=page[0].id if has_more else None,
-        reply_in_progress=live.in_progress(chat.pk),
+        reply_in_progress=running is not None,
     )
+
+
+def annotate_messages(messages: list[Message], *, chat_id: int) -> int | None:
+    """Sets what the message JSON shows beyond the row, in one query for
+    any number of messages: `variant` ({index, count}, oldest first) on
+    replies, `reply_status` on user messages (answered when it has a reply;
+    else pending while one is being generated or before any failure; else
+    failed, with `reply_error`). Returns the id of the user message whose
+    reply is being generated in the chat, if any.
+    """
+    asked = {m.pk for m in messages if m.role == Message.Role.USER}
+    asked |= {m.reply_to_id for m in messages if m.role == Message.Role.ASSISTANT and m.reply_to_id}
+    siblings: dict[int, list[int]] = defaultdict(list)
+    if asked:
+        rows = Message.objects.filter(reply_to_id__in=asked).order_by("id").values_list("reply_to_id", "id")
+        for reply_to_id, pk in rows:
+            siblings[reply_to_id].append(pk)
+    entry = live.get(chat_id)
+    running = entry["user_message"] if entry is not None and entry["state"] == "running" else None
+    for message in messages:
+        if message.role == Message.Role.ASSISTANT:
+            ids = siblings.get(message.reply_to_id) or [message.pk]
+            index = ids.index(message.pk) + 1 if message.pk in ids else len(ids)
+            message.variant = {"index": index, "count": len(ids)}
+        elif siblings.get(message.pk):
+            message.reply_status = ReplyStatus.ANSWERED
+        elif running == message.pk or not message.reply_error:
+            message.reply_status = ReplyStatus.PENDING
+        else:
+            message.reply_status = ReplyStatus.FAILED
+    return running
+
+
+def variants_of(*, chat: Chat, message_id: int) -> list[Message]:
+    """Every reply answering the same user message as `message_id` (a reply,
+    or the user message itself), oldest first, annotated."""
+    message = Message.objects.filter(chat=chat, pk=message_id).first()
+    if message is None:
+        raise NotFound("No such message in this chat.")
+    asked = message.pk if message.role == Message.Role.USER else message.reply_to_id
+    replies = list(with_version_number(Message.objects.filter(chat=chat, reply_to_id=asked)).order_by("id"))
+    for index, reply in enumerate(replies, start=1):
+        reply.variant = {"index": index, "count": len(replies)}
+    return replies

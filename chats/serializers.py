@@ -4,12 +4,12 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from tutor_platform.fields import StrictCharField, StrictPrimaryKeyRelatedField
+from tutor_platform.fields import StrictCharField, StrictIntegerField, StrictPrimaryKeyRelatedField
 from tutor_platform.validators import validate_json_limits
 from tutoring.selectors import tutor_list
 from tutoring.serializers import ChatTutorSerializer
 
-from .models import Chat, Message
+from .models import Chat, Message, ReplyStatus
 
 ATTACHMENTS_MAX_ITEMS = 10
 ATTACHMENTS_MAX_BYTES = 64 * 1024
@@ -74,6 +74,62 @@ class StudentMetadataField(serializers.Field):
         }
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "description": (
+            "On replies: which variant this is (1-based, oldest first) of how many; null on user messages."
+        ),
+        "properties": {"index": {"type": "integer"}, "count": {"type": "integer"}},
+        "required": ["index", "count"],
+    }
+)
+class VariantField(serializers.Field):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, message: Message) -> dict[str, int] | None:
+        return getattr(message, "variant", None) if message.role == Message.Role.ASSISTANT else None
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "nullable": True,
+        "enum": [*ReplyStatus.values, None],
+        "description": (
+            "On user messages: `answered`, `pending` (being generated) or `failed` (see `reply_error`; "
+            "POST /reply/ with this message's id retries). Null on replies."
+        ),
+    }
+)
+class ReplyStatusField(serializers.Field):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, message: Message) -> str | None:
+        return getattr(message, "reply_status", None) if message.role == Message.Role.USER else None
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "nullable": True,
+        "description": (
+            "When `reply_status` is `failed`: the error code of the last attempt (e.g. `ai_core_timeout`)."
+        ),
+    }
+)
+class ReplyErrorField(serializers.Field):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, message: Message) -> str | None:
+        failed = getattr(message, "reply_status", None) == ReplyStatus.FAILED
+        return message.reply_error or None if failed else None
+
+
 class MessageSerializer(serializers.ModelSerializer):
     chat = serializers.PrimaryKeyRelatedField(read_only=True)
     attachments = serializers.ListField(child=serializers.DictField())
@@ -85,9 +141,25 @@ class MessageSerializer(serializers.ModelSerializer):
         help_text="The number of the tutor version that wrote this reply; null on user messages.",
     )
 
+    variant = VariantField()
+    reply_status = ReplyStatusField()
+    reply_error = ReplyErrorField()
+
     class Meta:
         model = Message
-        fields = ["id", "chat", "role", "content", "attachments", "metadata", "tutor_version", "created_at"]
+        fields = [
+            "id",
+            "chat",
+            "role",
+            "content",
+            "attachments",
+            "metadata",
+            "tutor_version",
+            "variant",
+            "reply_status",
+            "reply_error",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -138,6 +210,15 @@ class MessagePageSerializer(serializers.Serializer):
 class SendResultSerializer(serializers.Serializer):
     user_message = MessageSerializer()
     assistant_message = MessageSerializer()
+
+
+class ReplyRequestSerializer(serializers.Serializer):
+    message = StrictIntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_DB_ID,
+        help_text="The user message to answer (one with no reply yet); default: the latest user message.",
+    )
 
 
 class ReplyResultSerializer(serializers.Serializer):

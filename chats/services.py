@@ -14,7 +14,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Coalesce, Greatest
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 
 from accounts.models import User
 from aicore import orchestrator
@@ -24,8 +24,8 @@ from aicore.orchestrator import AIReply
 from tutor_platform.exceptions import Conflict, DatabaseUnavailable, is_database_outage
 from tutoring.models import Tutor
 
-from . import live
-from .models import Chat, Message
+from . import live, selectors
+from .models import Chat, Message, ReplyStatus
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,11 @@ class TutorUnavailable(Conflict):
 class NothingToReply(Conflict):
     default_detail = "The chat's last message is not a user message waiting for a reply."
     default_code = "nothing_to_reply"
+
+
+class NothingToRegenerate(Conflict):
+    default_detail = "The chat's last user message has no reply yet: ask for it with /reply/."
+    default_code = "nothing_to_regenerate"
 
 
 class ReplyDiscarded(Conflict):
@@ -176,6 +181,31 @@ def message_send(
     return SendResult(user_message=user_message, assistant_message=assistant_message)
 
 
+def message_regenerate_target(*, chat: Chat) -> Message:
+    """The chat's last user message, when it has a reply to regenerate."""
+    last = Message.objects.filter(chat=chat, role=Message.Role.USER).order_by("-id").first()
+    if last is None or not Message.objects.filter(reply_to=last).exists():
+        raise NothingToRegenerate()
+    _ensure_tutor_available(chat)
+    return last
+
+
+def message_select(*, chat: Chat, message_id: int) -> Message:
+    """Makes a reply the current variant of its user message (history and pages use it)."""
+    with transaction.atomic():
+        _lock_chat(chat)
+        message = Message.objects.filter(chat=chat, pk=message_id).first()
+        if message is None:
+            raise NotFound("No such message in this chat.")
+        if message.role != Message.Role.ASSISTANT or message.reply_to_id is None:
+            raise ValidationError({"message": ["Only a reply (an assistant message) can be selected."]})
+        if not message.is_current:
+            Message.objects.filter(reply_to_id=message.reply_to_id, is_current=True).update(is_current=False)
+            Message.objects.filter(pk=message.pk).update(is_current=True)
+            message.is_current = True
+    return message
+
+
 def message_send_again(*, chat: Chat, user_message: Message, request_id: str) -> SendResult:
     """A retried send whose user message was saved before: answers that
     message (once), never saves a second copy."""
@@ -188,25 +218,31 @@ def message_send_again(*, chat: Chat, user_message: Message, request_id: str) ->
 def message_answered(*, chat: Chat, user_message: Message) -> Message | None:
     """For a retried send whose user message was saved before: the reply it
     got meanwhile, or None once the tutor is checked to be still available."""
-    existing = Message.objects.filter(reply_to=user_message).first()
+    existing = Message.objects.filter(reply_to=user_message, is_current=True).first()
     if existing is None:
         _ensure_tutor_available(chat)
+    else:
+        selectors.annotate_messages([user_message, existing], chat_id=chat.pk)
     return existing
 
 
-def message_awaiting_reply(*, chat: Chat) -> Message:
-    """The chat's last message, when it is a user message with no reply (for /reply/)."""
-    last = Message.objects.filter(chat=chat).order_by("-id").first()
-    if last is None or last.role != Message.Role.USER:
+def message_awaiting_reply(*, chat: Chat, message_id: int | None = None) -> Message:
+    """The user message /reply/ answers: `message_id`, or by default the
+    chat's latest user message; either way one with no reply yet."""
+    if message_id is None:
+        candidate = Message.objects.filter(chat=chat, role=Message.Role.USER).order_by("-id").first()
+    else:
+        candidate = Message.objects.filter(chat=chat, pk=message_id).first()
+        if candidate is None:
+            raise NotFound("No such message in this chat.")
+    if (
+        candidate is None
+        or candidate.role != Message.Role.USER
+        or Message.objects.filter(reply_to=candidate).exists()
+    ):
         raise NothingToReply()
     _ensure_tutor_available(chat)
-    return last
-
-
-def message_reply(*, chat: Chat, request_id: str) -> Message:
-    """Generates the missing reply to the chat's last message (the retry after a failure)."""
-    last = message_awaiting_reply(chat=chat)
-    return _reply_to(chat=chat, user_message=last, request_id=request_id)
+    return candidate
 
 
 def _reply_to(*, chat: Chat, user_message: Message, request_id: str) -> Message:
@@ -214,14 +250,20 @@ def _reply_to(*, chat: Chat, user_message: Message, request_id: str) -> Message:
 
 
 def reply_events(
-    *, chat: Chat, user_message: Message, request_id: str, stream: bool = True
+    *, chat: Chat, user_message: Message, request_id: str, stream: bool = True, variant: bool = False
 ) -> Generator[str, None, Message]:
     """Asks AI-Core and saves its reply; with `stream`, yields its pieces as
     they come. Returns the saved reply. Any failure but a conflict is a
-    ReplyFailed carrying the saved user message. While it runs, `live` tells
-    other requests (and processes) what has been written so far.
+    ReplyFailed carrying the saved user message, whose `reply_error` then
+    records the failure's code (a failed regeneration leaves the message's
+    answer as it was). While it runs, `live` tells other requests (and
+    processes) what has been written so far.
+
+    `variant`: the user message has replies already and this one becomes
+    its current variant (regenerate); otherwise it must be the first.
     """
     text = ""
+    user_message.reply_status = ReplyStatus.PENDING
     live.started(chat.pk, user_message.pk)
     try:
         pieces = orchestrator.stream_reply(
@@ -236,7 +278,7 @@ def reply_events(
             text += piece
             live.grew(chat.pk, user_message.pk, text)
             yield piece
-        message = _save_reply(chat=chat, user_message=user_message, reply=reply)
+        message = _save_reply(chat=chat, user_message=user_message, reply=reply, variant=variant)
     except (ReplyDiscarded, NothingToReply) as conflict:
         live.finished(
             chat.pk, user_message.pk, text, event="error", data=failure_body(conflict, user_message)
@@ -244,8 +286,13 @@ def reply_events(
         raise
     except Exception as exc:
         failure = ReplyFailed.after(exc, user_message)
+        if variant:
+            user_message.reply_status = ReplyStatus.ANSWERED  # it keeps the answer it had
+        else:
+            _record_failure(user_message, failure.detail.code)
         live.finished(chat.pk, user_message.pk, text, event="error", data=failure_body(failure, user_message))
         raise failure from exc
+    user_message.reply_status = ReplyStatus.ANSWERED
     live.finished(
         chat.pk, user_message.pk, message.content, event="assistant_message", data={"message": message.pk}
     )
@@ -257,11 +304,25 @@ def failure_body(failure: APIException, user_message: Message) -> dict:
     return {"detail": str(failure.detail), "code": failure.get_codes(), "user_message": user_message.pk}
 
 
-def _save_reply(*, chat: Chat, user_message: Message, reply: AIReply) -> Message:
+def _record_failure(user_message: Message, code: str) -> None:
+    user_message.reply_status, user_message.reply_error = ReplyStatus.FAILED, code
+    try:
+        Message.objects.filter(pk=user_message.pk).update(reply_error=code)
+    except Exception:  # the database itself failed: the reply is missing all the same
+        logger.warning("Could not record the failed reply to message %s", user_message.pk)
+
+
+def _save_reply(*, chat: Chat, user_message: Message, reply: AIReply, variant: bool) -> Message:
+    """Saves the reply under the chat's lock. A first reply relies on the
+    one-current-reply constraint (a second one raises NothingToReply); a
+    variant first retires the current one, and counts its siblings."""
+    count = 1
     try:
         with transaction.atomic():
             if not _lock_chat(chat, containing=user_message):
                 raise ReplyDiscarded()
+            if variant:
+                Message.objects.filter(reply_to=user_message, is_current=True).update(is_current=False)
             assistant_message = Message.objects.create(
                 chat=chat,
                 role=Message.Role.ASSISTANT,
@@ -270,8 +331,11 @@ def _save_reply(*, chat: Chat, user_message: Message, reply: AIReply) -> Message
                 tutor_version=reply.tutor_version,
                 reply_to=user_message,
             )
+            if variant:
+                count = Message.objects.filter(reply_to=user_message).count()
             _touch_chat(chat, at=assistant_message.created_at)
     except IntegrityError:
         # Another request saved the reply to this message first.
         raise NothingToReply() from None
+    assistant_message.variant = {"index": count, "count": count}  # the newest is the last
     return assistant_message

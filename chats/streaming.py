@@ -25,7 +25,7 @@ from rest_framework.request import Request
 
 from aicore.orchestrator import release_db_connection
 
-from . import live
+from . import live, selectors
 from .models import Message
 from .serializers import MessageSerializer
 
@@ -66,7 +66,10 @@ def event_stream(events: Iterator[bytes]) -> StreamingHttpResponse:
 
 def error_data(body: dict[str, Any]) -> dict[str, Any]:
     """`services.failure_body` with the user message in full, as the JSON flow gives it."""
-    return _error(body["detail"], body["code"], Message.objects.filter(pk=body["user_message"]).first())
+    user_message = Message.objects.filter(pk=body["user_message"]).first()
+    if user_message is not None:
+        selectors.annotate_messages([user_message], chat_id=user_message.chat_id)
+    return _error(body["detail"], body["code"], user_message)
 
 
 def reply_stream(
@@ -160,6 +163,8 @@ def follow(chat_id: int) -> Iterator[bytes]:
         if entry["state"] == "done":
             if entry["event"] == "assistant_message":
                 reply = Message.objects.filter(pk=entry["data"]["message"]).first()
+                if reply is not None:
+                    selectors.annotate_messages([reply], chat_id=chat_id)
                 final = event("assistant_message", MessageSerializer(reply).data if reply else None)
             else:
                 final = event("error", error_data(entry["data"]))

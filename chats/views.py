@@ -14,8 +14,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 
+from aicore.client import drain
 from aicore.orchestrator import release_db_connection
-from tutor_platform.api import GenericViewSet
+from tutor_platform.api import ID_PATTERN, GenericViewSet
 from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR, error
 
 from . import idempotency, live, selectors, services, streaming
@@ -29,6 +30,7 @@ from .serializers import (
     MessagePageQuerySerializer,
     MessagePageSerializer,
     MessageSerializer,
+    ReplyRequestSerializer,
     ReplyResultSerializer,
     SendMessageSerializer,
     SendResultSerializer,
@@ -121,7 +123,7 @@ class ChatViewSet(
 
     def get_throttles(self) -> list[BaseThrottle]:
         throttles = super().get_throttles()
-        if self.request.method == "POST" and self.action in ("messages", "reply"):
+        if self.request.method == "POST" and self.action in ("messages", "reply", "regenerate"):
             throttles.append(AISendThrottle())
         return throttles
 
@@ -262,14 +264,15 @@ class ChatViewSet(
 
     @extend_schema(
         tags=["messages"],
-        request=None,
+        request=ReplyRequestSerializer,
         responses={
             201: ReplyResultSerializer,
             (200, streaming.EVENT_STREAM): _STREAM,
+            400: VALIDATION_ERROR,
             **_ERRORS,
             409: error(
-                "The last message already has its reply, the tutor was deactivated, or the chat was "
-                "cleared while the tutor answered.",
+                "The message already has its reply (or is not a user message), the tutor was "
+                "deactivated, or the chat was cleared while the tutor answered.",
                 "nothing_to_reply",
                 "tutor_unavailable",
                 "reply_discarded",
@@ -277,20 +280,63 @@ class ChatViewSet(
             **_AI_ERRORS,
         },
         description=(
-            "Generates the reply to the chat's last message when it has none yet (the retry after a failure)."
+            "Generates the missing reply to a user message (the retry after a failure): the one named by "
+            "`message`, by default the chat's latest user message."
         ),
     )
     @action(detail=True, methods=["post"])
     def reply(self, request: Request, pk: str) -> HttpResponseBase:
         chat = self.get_object()
+        body = ReplyRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user_message = services.message_awaiting_reply(
+            chat=chat, message_id=body.validated_data.get("message")
+        )
+        return self._answer(request, chat, user_message, variant=False)
+
+    @extend_schema(
+        tags=["messages"],
+        request=None,
+        responses={
+            201: ReplyResultSerializer,
+            (200, streaming.EVENT_STREAM): _STREAM,
+            400: VALIDATION_ERROR,
+            **_ERRORS,
+            409: error(
+                "The chat's last user message has no reply yet (use /reply/), the tutor was "
+                "deactivated, or the chat was cleared while the tutor answered.",
+                "nothing_to_regenerate",
+                "tutor_unavailable",
+                "reply_discarded",
+            ),
+            **_AI_ERRORS,
+        },
+        description=(
+            "Asks the tutor again for the reply to the chat's last user message. The new reply becomes the "
+            "current variant; the earlier ones are kept (see `variants/` and `select/`)."
+        ),
+    )
+    @action(detail=True, methods=["post"])
+    def regenerate(self, request: Request, pk: str) -> HttpResponseBase:
+        chat = self.get_object()
+        user_message = services.message_regenerate_target(chat=chat)
+        return self._answer(request, chat, user_message, variant=True)
+
+    def _answer(
+        self, request: Request, chat: Chat, user_message: Message, *, variant: bool
+    ) -> HttpResponseBase:
+        """The reply to `user_message`, as a stream or as JSON (/reply/ and /regenerate/)."""
+        events = services.reply_events(
+            chat=chat,
+            user_message=user_message,
+            request_id=request.request_id,
+            stream=streaming.wants_stream(request),
+            variant=variant,
+        )
         if streaming.wants_stream(request):
-            user_message = services.message_awaiting_reply(chat=chat)
-            events = services.reply_events(
-                chat=chat, user_message=user_message, request_id=request.request_id
-            )
             return streaming.reply_stream(user_message=user_message, events=events, announce=False)
         try:
-            assistant_message = services.message_reply(chat=chat, request_id=request.request_id)
+            assistant_message = drain(events)
         except services.ReplyFailed as failure:
             outcome = _failure_response(failure)
             return Response(outcome.body, status=outcome.status, headers=outcome.headers)
@@ -298,6 +344,32 @@ class ChatViewSet(
             ReplyResultSerializer({"assistant_message": assistant_message}).data,
             status=status.HTTP_201_CREATED,
         )
+
+    @extend_schema(
+        tags=["messages"],
+        responses={200: MessageSerializer(many=True), 400: VALIDATION_ERROR, **_ERRORS},
+        description="Every reply answering the same user message as this one, oldest first.",
+    )
+    @action(detail=True, methods=["get"], url_path=rf"messages/(?P<message_id>{ID_PATTERN})/variants")
+    def variants(self, request: Request, pk: str, message_id: str) -> Response:
+        replies = selectors.variants_of(chat=self.get_object(), message_id=int(message_id))
+        return Response(MessageSerializer(replies, many=True).data)
+
+    @extend_schema(
+        tags=["messages"],
+        request=None,
+        responses={200: MessageSerializer, 400: VALIDATION_ERROR, **_ERRORS},
+        description=(
+            "Makes this reply the current variant: message pages show it and the history sent to the "
+            "tutor uses it."
+        ),
+    )
+    @action(detail=True, methods=["post"], url_path=rf"messages/(?P<message_id>{ID_PATTERN})/select")
+    def select(self, request: Request, pk: str, message_id: str) -> Response:
+        chat = self.get_object()
+        message = services.message_select(chat=chat, message_id=int(message_id))
+        selectors.annotate_messages([message], chat_id=chat.pk)
+        return Response(MessageSerializer(message).data)
 
     @extend_schema(
         tags=["messages"],

@@ -11,6 +11,7 @@ from django.utils.html import format_html
 
 from . import services
 from .models import Feedback
+from .pairs import PairFilter, dpo_lines
 from .pseudonyms import student_key
 from .selectors import tutors_feedback_overview
 from .training import training_export_claim, training_lines
@@ -88,7 +89,23 @@ class FeedbackAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list:
         overview = self.admin_site.admin_view(self.overview_view)
-        return [path("overview/", overview, name="feedback_feedback_overview"), *super().get_urls()]
+        pairs = self.admin_site.admin_view(self.preference_pairs_view)
+        return [
+            path("overview/", overview, name="feedback_feedback_overview"),
+            path("preference-pairs.jsonl", pairs, name="feedback_feedback_preference_pairs"),
+            *super().get_urls(),
+        ]
+
+    def preference_pairs_view(self, request: HttpRequest) -> StreamingHttpResponse:
+        """Every preference pair (consented) in the DPO layout, streamed."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        response = StreamingHttpResponse(
+            dpo_lines(PairFilter()), content_type="application/x-ndjson; charset=utf-8"
+        )
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = f'attachment; filename="preference-pairs-{stamp}.jsonl"'
+        return response
 
     def overview_view(self, request: HttpRequest) -> TemplateResponse:
         """Per tutor: count, mean rating, share of `incorrect` reactions,

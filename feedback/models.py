@@ -46,6 +46,9 @@ class Feedback(models.Model):
     reply_content = models.TextField(help_text="The assistant reply this feedback rates.")
     reply_metadata = models.JSONField(default=dict, blank=True)
     prompt_content = models.TextField(blank=True, help_text="The user message that prompted the reply.")
+    # The id of that user message, kept after it is gone: feedback on two
+    # variants of one reply share it (preference pairs).
+    prompt_message_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     history = models.JSONField(
         default=list,
         blank=True,

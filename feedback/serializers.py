@@ -218,3 +218,60 @@ class TutorVersionStatsSerializer(serializers.Serializer):
     reactions = ReactionCountsSerializer(
         source="stats.reactions", help_text="Quick reactions to its replies."
     )
+
+
+class ChatTurnSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["user", "assistant"])
+    content = serializers.CharField()
+
+
+class PairSideSerializer(serializers.Serializer):
+    content = serializers.CharField()
+    tutor_version = serializers.IntegerField(allow_null=True, help_text="The tutor version that wrote it.")
+    metadata = serializers.DictField(help_text="Everything AI-Core returned besides the text.")
+    rating = serializers.IntegerField(allow_null=True, help_text="Its detailed rating (`rating` pairs).")
+
+
+class PairTutorSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class PreferencePairSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="`<source>:<chosen>:<rejected>`, stable.")
+    source = serializers.ChoiceField(
+        choices=["rating", "selection"],
+        help_text=(
+            "`rating`: two variants rated differently, both with consent; `selection`: the student kept "
+            "an earlier variant over the newest one, with the profile's consent on."
+        ),
+    )
+    student = serializers.CharField(allow_null=True, help_text="The student's pseudonymous key.")
+    tutor = PairTutorSerializer()
+    prompt = ChatTurnSerializer(
+        many=True, help_text="The conversation as AI-Core got it, the student's message last."
+    )
+    chosen = PairSideSerializer()
+    rejected = PairSideSerializer()
+    created_at = serializers.DateTimeField()
+
+
+class PreferencePairQuerySerializer(serializers.Serializer):
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        # A present but empty parameter (`?created_since=`) is a mistake, not "no filter".
+        blank = {name: ["This parameter may not be empty."] for name in self.fields if data.get(name) == ""}
+        if blank:
+            raise serializers.ValidationError(blank)
+        return super().to_internal_value(data)
+
+    # Query strings are text: plain IntegerFields ("12" is 12, "x" a 400).
+    tutor = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DB_ID)
+    tutor_version = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=2**31 - 1,
+        help_text="The chosen answer's version; use with `tutor`.",
+    )
+    created_since = serializers.DateTimeField(
+        required=False, help_text="The chosen answer given at or after this."
+    )

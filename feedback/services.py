@@ -91,6 +91,7 @@ def feedback_submit(
                 reply_content=message.content,
                 reply_metadata=message.metadata,
                 prompt_content=message.reply_to.content if message.reply_to else "",
+                prompt_message_id=message.reply_to_id,
                 history=build_history(message.reply_to) if message.reply_to else [],
                 **fields,
             )

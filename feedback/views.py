@@ -14,6 +14,7 @@ from tutoring.models import Tutor
 from . import selectors, services
 from .filters import ConsentRevocationFilter, MLFeedbackFilter
 from .models import Feedback
+from .pairs import PairFilter, pair_count, pair_ids, pair_items
 from .permissions import CanViewTutors, IsMLTeam
 from .serializers import (
     ConsentRevocationListSerializer,
@@ -23,6 +24,8 @@ from .serializers import (
     MarkProcessedResultSerializer,
     MarkProcessedSerializer,
     MLFeedbackSerializer,
+    PreferencePairQuerySerializer,
+    PreferencePairSerializer,
     RevokeConsentResultSerializer,
     TutorVersionStatsSerializer,
 )
@@ -187,3 +190,47 @@ class MLTutorViewSet(GenericViewSet):
         for version in versions:
             version.stats = stats[version.pk]
         return Response(TutorVersionStatsSerializer(versions, many=True).data)
+
+
+class PairList:
+    """The pairs as Django's paginator wants them: a count and slices."""
+
+    def __init__(self, filters: PairFilter) -> None:
+        self.filters = filters
+
+    def count(self) -> int:
+        return pair_count(self.filters)
+
+    def __getitem__(self, page: slice) -> list[dict]:
+        return pair_items(pair_ids(self.filters, offset=page.start, limit=page.stop - page.start))
+
+
+@extend_schema_view(
+    list=extend_schema(
+        tags=["ml"],
+        parameters=[PreferencePairQuerySerializer],
+        responses={200: PreferencePairSerializer(many=True), 400: VALIDATION_ERROR, **_ML_ERRORS},
+        description=(
+            "Two answers to one prompt where the student preferred one, for preference training "
+            "(DPO/RLHF). Only with consent: both ratings given with `allow_training`, or the "
+            "student's standing consent for a selection."
+        ),
+    ),
+)
+class PreferencePairViewSet(GenericViewSet):
+    permission_classes = [IsMLTeam]
+    serializer_class = PreferencePairSerializer
+    filter_backends: list = []
+    extra_query_params = {"list": {"tutor", "tutor_version", "created_since"}}
+
+    def list(self, request: Request) -> Response:
+        query = PreferencePairQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        filters = PairFilter(
+            tutor_id=data.get("tutor"),
+            tutor_version=data.get("tutor_version"),
+            created_since=data.get("created_since"),
+        )
+        page = self.paginate_queryset(PairList(filters))
+        return self.get_paginated_response(PreferencePairSerializer(page, many=True).data)

@@ -30,9 +30,10 @@ class TestSendWithTheStub:
         assert set(body) == {"user_message", "assistant_message"}
         asked, answer = body["user_message"], body["assistant_message"]
         assert set(asked) == {
-            "id", "chat", "role", "content", "attachments", "metadata", "tutor_version", "created_at"
+            "id", "chat", "role", "content", "attachments", "metadata", "tutor_version", "variant",
+            "reply_status", "reply_error", "created_at",
         }  # fmt: skip
-        assert asked["tutor_version"] is None
+        assert (asked["tutor_version"], asked["variant"], asked["reply_status"]) == (None, None, "answered")
         assert (asked["role"], asked["content"], asked["chat"]) == (
             "user",
             "Как решить x² − 5x + 6 = 0?",
@@ -40,6 +41,7 @@ class TestSendWithTheStub:
         )
         assert answer["role"] == "assistant"
         assert answer["tutor_version"] == 1
+        assert (answer["variant"], answer["reply_status"]) == ({"index": 1, "count": 1}, None)
         assert Message.objects.get(role="assistant").tutor_version == chat.tutor.current_version
         assert "Как решить x² − 5x + 6 = 0?" in answer["content"]
         # Item 14: students see the documented allow-list; the rest is stored for staff and ML.
@@ -197,8 +199,9 @@ class TestMessagePage:
     @pytest.mark.parametrize("rows", [1, 50])
     def test_query_count_is_constant(self, auth_client, chat, django_assert_num_queries, rows):
         Message.objects.bulk_create(Message(chat=chat, role="user", content="x") for _ in range(rows))
-        # 1: token user, 2: the chat (scoped to the user), 3: the page.
-        with django_assert_num_queries(3):
+        # 1: token user, 2: the chat (scoped to the user), 3: the page, 4: the
+        # replies of its messages (variants and reply status).
+        with django_assert_num_queries(4):
             auth_client.get(messages_url(chat), {"before_id": 10**6})
 
 
