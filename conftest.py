@@ -124,6 +124,35 @@ def ml_user(make_user) -> User:
 
 
 @pytest.fixture
+def staff_in(make_user, client):
+    """Logs Django's test client in as a new staff member of a group."""
+
+    def login(group: str) -> User:
+        member = make_user(is_staff=True)
+        member.groups.add(Group.objects.get(name=group))
+        client.force_login(member)
+        return member
+
+    return login
+
+
+def tutor_admin_form(tutor: Tutor, **changes) -> dict:
+    """The tutor's admin page as posted, with its current content."""
+    tutor.refresh_from_db()
+    return {
+        "course": tutor.course_id,
+        "name": tutor.name,
+        "description": tutor.description,
+        "is_active": "on" if tutor.is_active else "",
+        "model_id": tutor.model_id,
+        "knowledge_base_id": tutor.knowledge_base_id,
+        "system_prompt": tutor.system_prompt,
+        "note": "",
+        **changes,
+    }
+
+
+@pytest.fixture
 def course(db) -> Course:
     return Course.objects.create(
         name="Математика", slug="math", description="Алгебра и геометрия", is_active=True

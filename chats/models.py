@@ -54,10 +54,11 @@ class Message(models.Model):
     reply_to = models.ForeignKey(
         "self", on_delete=models.CASCADE, null=True, blank=True, related_name="replies"
     )
-    is_current = models.BooleanField(default=True)
+    # Database defaults too: rows inserted by SQL (bulk loads, the benchmark) get them.
+    is_current = models.BooleanField(default=True, db_default=True)
     # On a user message: the error code of the last failed attempt to answer
     # it (empty once answered, or before any failure). See reply_status().
-    reply_error = models.CharField(max_length=64, blank=True)
+    reply_error = models.CharField(max_length=64, blank=True, default="", db_default="")
     # The tutor version that produced an assistant message (null on user
     # messages, and on replies saved before versions were kept).
     tutor_version = models.ForeignKey(

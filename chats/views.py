@@ -54,6 +54,20 @@ _AI_ERRORS = {
     ),
     504: OpenApiResponse(AICoreErrorSerializer, description="`ai_core_timeout`; the user message is saved."),
 }
+
+
+def _reply_responses(conflict: OpenApiResponse) -> dict:
+    """/reply/ and /regenerate/: the reply as JSON or a stream, or why not."""
+    return {
+        201: ReplyResultSerializer,
+        (200, streaming.EVENT_STREAM): _STREAM,
+        400: VALIDATION_ERROR,
+        **_ERRORS,
+        409: conflict,
+        **_AI_ERRORS,
+    }
+
+
 _STREAM = OpenApiResponse(
     OpenApiTypes.STR,
     description=(
@@ -265,20 +279,15 @@ class ChatViewSet(
     @extend_schema(
         tags=["messages"],
         request=ReplyRequestSerializer,
-        responses={
-            201: ReplyResultSerializer,
-            (200, streaming.EVENT_STREAM): _STREAM,
-            400: VALIDATION_ERROR,
-            **_ERRORS,
-            409: error(
+        responses=_reply_responses(
+            error(
                 "The message already has its reply (or is not a user message), the tutor was "
                 "deactivated, or the chat was cleared while the tutor answered.",
                 "nothing_to_reply",
                 "tutor_unavailable",
                 "reply_discarded",
-            ),
-            **_AI_ERRORS,
-        },
+            )
+        ),
         description=(
             "Generates the missing reply to a user message (the retry after a failure): the one named by "
             "`message`, by default the chat's latest user message."
@@ -297,20 +306,15 @@ class ChatViewSet(
     @extend_schema(
         tags=["messages"],
         request=None,
-        responses={
-            201: ReplyResultSerializer,
-            (200, streaming.EVENT_STREAM): _STREAM,
-            400: VALIDATION_ERROR,
-            **_ERRORS,
-            409: error(
+        responses=_reply_responses(
+            error(
                 "The chat's last user message has no reply yet (use /reply/), the tutor was "
                 "deactivated, or the chat was cleared while the tutor answered.",
                 "nothing_to_regenerate",
                 "tutor_unavailable",
                 "reply_discarded",
-            ),
-            **_AI_ERRORS,
-        },
+            )
+        ),
         description=(
             "Asks the tutor again for the reply to the chat's last user message. The new reply becomes the "
             "current variant; the earlier ones are kept (see `variants/` and `select/`)."

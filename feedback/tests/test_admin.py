@@ -1,7 +1,6 @@
 """The admin through Django's test client: permissions, actions, export, query counts."""
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -11,17 +10,6 @@ from feedback.models import Feedback
 from progress.models import Progress
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_in(make_user, client):
-    def login(group: str):
-        member = make_user(is_staff=True)
-        member.groups.add(Group.objects.get(name=group))
-        client.force_login(member)
-        return member
-
-    return login
 
 
 @pytest.fixture

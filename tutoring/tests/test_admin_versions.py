@@ -6,7 +6,6 @@ import json
 import pytest
 import requests
 import responses
-from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from rest_framework.test import APIClient
 
@@ -18,17 +17,6 @@ from tutoring.services import TutorContent, tutor_version_save
 GENERATE = "http://ai-core.test/api/v1/generate"
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_in(make_user, client):
-    def login(group: str):
-        member = make_user(is_staff=True)
-        member.groups.add(Group.objects.get(name=group))
-        client.force_login(member)
-        return member
-
-    return login
 
 
 @pytest.fixture
@@ -192,30 +180,22 @@ class TestTryIt:
         assert "question" in response.json()["errors"]
 
 
-def tutor_form(tutor: Tutor | None = None, course: Course | None = None, **changes) -> dict:
-    base = {
-        "course": (tutor.course_id if tutor else course.pk),
-        "name": tutor.name if tutor else "Новый",
-        "description": "",
-        "model_id": tutor.model_id if tutor else "m-1",
-        "knowledge_base_id": "",
-        "system_prompt": tutor.system_prompt if tutor else "",
-        "note": "",
-    }
-    if tutor and tutor.is_active:
-        base["is_active"] = "on"
+def new_tutor_form(course: Course, **changes) -> dict:
+    """The admin's "add tutor" page as posted: a draft without a prompt."""
+    base = {"course": course.pk, "name": "Новый", "description": "", "model_id": "m-1", "knowledge_base_id": "",
+            "system_prompt": "", "note": ""}  # fmt: skip
     return base | changes
 
 
 class TestEditorFixes:
     def test_a_tutor_cannot_be_active_with_an_empty_prompt(self, client, staff_in, course):
         staff_in("Content editors")
-        response = client.post("/admin/tutoring/tutor/add/", tutor_form(course=course, is_active="on"))
+        response = client.post("/admin/tutoring/tutor/add/", new_tutor_form(course, is_active="on"))
         assert response.status_code == 200
         assert "An active tutor needs a system prompt" in response.content.decode()
         assert not Tutor.objects.filter(name="Новый").exists()
         # Inactive, it is a draft: saved, and not in the catalogue.
-        assert client.post("/admin/tutoring/tutor/add/", tutor_form(course=course)).status_code == 302
+        assert client.post("/admin/tutoring/tutor/add/", new_tutor_form(course)).status_code == 302
         assert not Tutor.objects.get(name="Новый").is_active
         assert APIClient().get("/api/v1/tutors/").json()["count"] == 0
 

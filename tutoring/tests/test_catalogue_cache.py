@@ -5,7 +5,7 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from conftest import bearer_client
+from conftest import bearer_client, tutor_admin_form
 from tutoring.models import Course, Tutor
 
 TUTORS = "/api/v1/tutors/"
@@ -17,19 +17,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def names(path: str = TUTORS) -> list[str]:
     return [item["name"] for item in APIClient().get(path).json()["results"]]
-
-
-def tutor_form(tutor: Tutor, **changes) -> dict:
-    return {
-        "course": tutor.course_id,
-        "name": tutor.name,
-        "description": tutor.description,
-        "is_active": "on" if tutor.is_active else "",
-        "model_id": tutor.model_id,
-        "knowledge_base_id": tutor.knowledge_base_id,
-        "system_prompt": tutor.system_prompt,
-        **changes,
-    }
 
 
 def course_form(course: Course, tutor: Tutor, **changes) -> dict:
@@ -75,7 +62,7 @@ def test_an_admin_edit_of_a_tutor_shows_at_once(client, admin_user, tutor):
     assert names() == ["Анна"]
     client.force_login(admin_user)
     response = client.post(
-        f"/admin/tutoring/tutor/{tutor.id}/change/", tutor_form(tutor, name="Анна Петровна")
+        f"/admin/tutoring/tutor/{tutor.id}/change/", tutor_admin_form(tutor, name="Анна Петровна")
     )
     assert response.status_code == 302
     assert names() == ["Анна Петровна"]

@@ -10,7 +10,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from chats.models import Message
-from conftest import feedback_on, requires_postgresql, run_in_threads
+from conftest import feedback_on, requires_postgresql, run_in_threads, tutor_admin_form
 from feedback.models import Feedback
 from tutoring.models import Tutor, TutorVersion
 from tutoring.services import TutorContent, normalize_prompt, tutor_version_restore, tutor_version_save
@@ -32,21 +32,6 @@ def content_of(tutor: Tutor, **changes) -> TutorContent:
         "knowledge_base_id": tutor.knowledge_base_id,
     }
     return TutorContent(**(fields | changes))
-
-
-def tutor_form(tutor: Tutor, **changes) -> dict:
-    tutor.refresh_from_db()
-    return {
-        "course": tutor.course_id,
-        "name": tutor.name,
-        "description": tutor.description,
-        "is_active": "on" if tutor.is_active else "",
-        "model_id": tutor.model_id,
-        "knowledge_base_id": tutor.knowledge_base_id,
-        "system_prompt": tutor.system_prompt,
-        "note": "",
-        **changes,
-    }
 
 
 class TestVersionsAreMadeOnlyByAChange:
@@ -91,7 +76,7 @@ class TestVersionsAreMadeOnlyByAChange:
 
     def test_the_admin_form_saves_a_version_with_note_and_author(self, client, admin_user, tutor):
         client.force_login(admin_user)
-        form = tutor_form(
+        form = tutor_admin_form(
             tutor, system_prompt="Объясняй  \r\nпо шагам\r\n", note="Шаги вместо сплошного текста"
         )
         assert client.post(f"/admin/tutoring/tutor/{tutor.id}/change/", form).status_code == 302
@@ -102,7 +87,10 @@ class TestVersionsAreMadeOnlyByAChange:
             admin_user,
         )
         # Saving the page again without a change makes no version.
-        assert client.post(f"/admin/tutoring/tutor/{tutor.id}/change/", tutor_form(tutor)).status_code == 302
+        assert (
+            client.post(f"/admin/tutoring/tutor/{tutor.id}/change/", tutor_admin_form(tutor)).status_code
+            == 302
+        )
         assert tutor.versions.count() == 2
 
     def test_a_tutor_added_in_the_admin_gets_version_1(self, client, admin_user, course):

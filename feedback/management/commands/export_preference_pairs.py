@@ -4,13 +4,14 @@ For the ML team's cron, e.g.:
     python manage.py export_preference_pairs --output /data/pairs/$(date +%F).jsonl
 """
 
-import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
 from feedback.pairs import PairFilter, dpo_lines
+
+from ._output import write_lines
 
 
 class Command(BaseCommand):
@@ -33,10 +34,4 @@ class Command(BaseCommand):
         filters = PairFilter(
             tutor_id=options["tutor"], tutor_version=options["tutor_version"], created_since=since
         )
-        out = open(options["output"], "w", encoding="utf-8") if options["output"] else sys.stdout  # noqa: SIM115
-        try:
-            for line in dpo_lines(filters):
-                out.write(line)
-        finally:
-            if out is not sys.stdout:
-                out.close()
+        write_lines(dpo_lines(filters), options["output"])

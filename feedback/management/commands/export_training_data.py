@@ -4,13 +4,14 @@ For the ML team's cron, e.g. nightly:
     python manage.py export_training_data --output /data/training/$(date +%F).jsonl
 """
 
-import sys
 import uuid
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from feedback.training import training_export_claim, training_lines
+
+from ._output import write_lines
 
 
 class Command(BaseCommand):
@@ -30,10 +31,4 @@ class Command(BaseCommand):
             claimed = training_export_claim(by=None)
             batch = claimed.id
             self.stderr.write(f"Export {batch}: {claimed.count} item(s) marked processed.")
-        out = open(options["output"], "w", encoding="utf-8") if options["output"] else sys.stdout  # noqa: SIM115
-        try:
-            for line in training_lines(batch):
-                out.write(line)
-        finally:
-            if out is not sys.stdout:
-                out.close()
+        write_lines(training_lines(batch), options["output"])
