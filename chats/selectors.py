@@ -1,13 +1,19 @@
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
 from accounts.models import User
 
 from . import live
 from .models import Chat, Message, ReplyStatus
+
+# The code a user message's reply_error shows when its reply was never finished.
+INTERRUPTED = "reply_interrupted"
 
 
 def chat_list(*, user: User, tutor_id: int | None = None) -> QuerySet[Chat]:
@@ -60,9 +66,11 @@ def annotate_messages(messages: list[Message], *, chat_id: int) -> int | None:
     """Sets what the message JSON shows beyond the row, in one query for
     any number of messages: `variant` ({index, count}, oldest first) on
     replies, `reply_status` on user messages (answered when it has a reply;
-    else pending while one is being generated or before any failure; else
-    failed, with `reply_error`). Returns the id of the user message whose
-    reply is being generated in the chat, if any.
+    else pending while one is being generated, or for a fresh message not
+    yet tried; else failed, with `reply_error`: the last attempt's code, or
+    `reply_interrupted` when no attempt finished, as when a worker died
+    mid-reply). Returns the id of the user message whose reply is being
+    generated in the chat, if any.
     """
     asked = {m.pk for m in messages if m.role == Message.Role.USER}
     asked |= {m.reply_to_id for m in messages if m.role == Message.Role.ASSISTANT and m.reply_to_id}
@@ -71,6 +79,7 @@ def annotate_messages(messages: list[Message], *, chat_id: int) -> int | None:
         rows = Message.objects.filter(reply_to_id__in=asked).order_by("id").values_list("reply_to_id", "id")
         for reply_to_id, pk in rows:
             siblings[reply_to_id].append(pk)
+    pending_at_most = timedelta(seconds=settings.AI_CORE_STREAM_TIMEOUT + 60)
     entry = live.get(chat_id)
     running = entry["user_message"] if entry is not None and entry["state"] == "running" else None
     for message in messages:
@@ -80,10 +89,14 @@ def annotate_messages(messages: list[Message], *, chat_id: int) -> int | None:
             message.variant = {"index": index, "count": len(ids)}
         elif siblings.get(message.pk):
             message.reply_status = ReplyStatus.ANSWERED
-        elif running == message.pk or not message.reply_error:
+        elif running == message.pk:
             message.reply_status = ReplyStatus.PENDING
-        else:
+        elif message.reply_error:
             message.reply_status = ReplyStatus.FAILED
+        elif timezone.now() - message.created_at < pending_at_most:
+            message.reply_status = ReplyStatus.PENDING
+        else:  # nothing is answering it and nothing will: a retry is needed
+            message.reply_status, message.reply_error = ReplyStatus.FAILED, INTERRUPTED
     return running
 
 

@@ -117,7 +117,8 @@ class ReplyStatusField(serializers.Field):
         "type": "string",
         "nullable": True,
         "description": (
-            "When `reply_status` is `failed`: the error code of the last attempt (e.g. `ai_core_timeout`)."
+            "When `reply_status` is `failed`: the error code of the last attempt (e.g. `ai_core_timeout`), "
+            "or `reply_interrupted` when no attempt finished (the server stopped mid-reply)."
         ),
     }
 )

@@ -1,9 +1,11 @@
 """Issue 14: regenerate, variants, selection and each user message's reply status."""
 
 import json
+from datetime import timedelta
 
 import pytest
 import responses
+from django.utils import timezone
 
 from chats.models import Chat, Message
 from conftest import bearer_client, requires_postgresql, run_in_threads
@@ -186,6 +188,24 @@ class TestReplyStatus:
         ]
         again = auth_client.post(f"/api/v1/chats/{chat.id}/reply/", {"message": first["id"]}, format="json")
         assert (again.status_code, again.json()["code"]) == (409, "nothing_to_reply")
+
+    def test_a_message_whose_reply_was_never_finished_shows_failed_and_can_be_answered(
+        self, auth_client, chat, ai_core
+    ):
+        fresh = Message.objects.create(chat=chat, role="user", content="Только что")
+        assert page(auth_client, chat)[0]["reply_status"] == "pending"  # its reply may be on the way
+        # A worker died mid-reply long ago: nothing will answer it.
+        Message.objects.filter(pk=fresh.pk).update(created_at=timezone.now() - timedelta(minutes=10))
+        shown = page(auth_client, chat)[0]
+        assert (shown["reply_status"], shown["reply_error"]) == ("failed", "reply_interrupted")
+        answers(ai_core, "Ответ")
+        assert (
+            auth_client.post(
+                f"/api/v1/chats/{chat.id}/reply/", {"message": fresh.pk}, format="json"
+            ).status_code
+            == 201
+        )
+        assert page(auth_client, chat)[0]["reply_status"] == "answered"
 
     def test_a_failed_regeneration_leaves_the_message_answered(self, auth_client, chat, ai_core):
         answers(ai_core, "Ответ")
