@@ -11,9 +11,12 @@ def course_list() -> QuerySet[Course]:
     )
 
 
-def tutor_list() -> QuerySet[Tutor]:
-    """Active tutors of active courses, with their course (and, for staff,
-    the current version) in the same query."""
-    return Tutor.objects.filter(is_active=True, course__is_active=True).select_related(
-        "course", "current_version"
+def tutor_list(*, with_content: bool = False) -> QuerySet[Tutor]:
+    """Active tutors of active courses, with their course in the same query;
+    `with_content` joins the current version too (prompt, model: for staff)."""
+    tutors = Tutor.objects.filter(is_active=True, course__is_active=True)
+    return (
+        tutors.select_related("course", "current_version")
+        if with_content
+        else tutors.select_related("course")
     )

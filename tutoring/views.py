@@ -78,10 +78,11 @@ class TutorViewSet(CachedCatalogueMixin, ReadOnlyModelViewSet):
     ordering = ["name", "id"]
 
     def get_queryset(self) -> QuerySet[Tutor]:
-        return selectors.tutor_list()
+        return selectors.tutor_list(with_content=self._for_staff())
 
     def get_serializer_class(self) -> type[BaseSerializer]:
+        return StaffTutorSerializer if self._for_staff() else TutorSerializer
+
+    def _for_staff(self) -> bool:
         user = self.request.user
-        if user.is_authenticated and user.is_staff:
-            return StaffTutorSerializer
-        return TutorSerializer
+        return user.is_authenticated and user.is_staff
