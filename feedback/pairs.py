@@ -150,6 +150,9 @@ def pair_items(ids: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
     histories = _histories({messages[pk].reply_to_id for pk in message_ids if pk in messages})
     items = []
     for source, chosen_id, rejected_id in ids:
+        rows = feedback if source == RATING else messages
+        if chosen_id not in rows or rejected_id not in rows:
+            continue  # deleted since the page's ids were read
         if source == RATING:
             chosen, rejected = feedback[chosen_id], feedback[rejected_id]
             items.append(
