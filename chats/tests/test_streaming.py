@@ -7,6 +7,7 @@ import time
 
 import pytest
 import responses
+from django.db import OperationalError
 
 from aicore.tests.test_stub_server import serve_stub
 from chats.models import Chat, IdempotencyKey, Message
@@ -191,8 +192,14 @@ def slow_words():
 def wait_for(predicate, seconds: float = 10) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        try:
+            if predicate():
+                return
+        except OperationalError as exc:
+            # SQLite's shared in-memory test database refuses a read while the
+            # reply thread's write transaction holds the table (no busy wait).
+            if "locked" not in str(exc):
+                raise
         time.sleep(0.05)
     raise AssertionError("timed out")
 

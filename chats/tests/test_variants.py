@@ -8,6 +8,7 @@ import responses
 from django.utils import timezone
 
 from chats.models import Chat, Message
+from chats.tests.test_streaming import wait_for
 from conftest import bearer_client, requires_postgresql, run_in_threads
 from feedback.models import Feedback
 
@@ -235,10 +236,7 @@ class TestReplyStatus:
         first_event = next(iter(response.streaming_content)).decode()
         assert '"reply_status":"pending"' in first_event.replace(" ", "")
         response.close()  # the student closed the tab
-        for _ in range(200):  # the reply goes on in its own thread
-            if Message.objects.filter(role="assistant").exists():
-                break
-            __import__("time").sleep(0.02)
+        wait_for(lambda: Message.objects.filter(role="assistant").exists())  # the reply goes on in its thread
         assert page(auth_client, chat)[0]["reply_status"] == "answered"
 
 
