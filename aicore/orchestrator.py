@@ -55,16 +55,39 @@ def build_history(user_message: Message) -> list[dict[str, str]]:
 def build_request(
     *, chat: Chat, version: TutorVersion, user_message: Message, history: list[dict[str, str]]
 ) -> dict[str, Any]:
+    return request_body(
+        chat_id=chat.pk,
+        tutor_id=chat.tutor_id,
+        version_number=version.number,
+        content=version,
+        message=user_message.content,
+        history=history,
+        attachments=user_message.attachments,
+    )
+
+
+def request_body(
+    *,
+    chat_id: int | None,
+    tutor_id: int | None,
+    version_number: int | None,
+    content: Any,
+    message: str,
+    history: list[dict[str, str]],
+    attachments: list[dict],
+) -> dict[str, Any]:
+    """The contract's generate body. `content` has the tutor's system_prompt,
+    model_id and knowledge_base_id (a TutorVersion, or an unsaved draft)."""
     return {
-        "chat_id": chat.pk,
-        "tutor_id": chat.tutor_id,
-        "tutor_version": version.number,
-        "model_id": version.model_id,
-        "knowledge_base_id": version.knowledge_base_id,
-        "system_prompt": version.system_prompt,
-        "message": user_message.content,
+        "chat_id": chat_id,
+        "tutor_id": tutor_id,
+        "tutor_version": version_number,
+        "model_id": content.model_id,
+        "knowledge_base_id": content.knowledge_base_id,
+        "system_prompt": content.system_prompt,
+        "message": message,
         "history": history,
-        "attachments": user_message.attachments,
+        "attachments": attachments,
     }
 
 
@@ -112,17 +135,15 @@ def preview_reply(
     version, or an editor's unsaved draft): for the admin's try-it panel.
     No chat, message or feedback is involved. Raises `AICoreError`.
     """
-    payload = {
-        "chat_id": None,
-        "tutor_id": tutor_id,
-        "tutor_version": version_number,
-        "model_id": content.model_id,
-        "knowledge_base_id": content.knowledge_base_id,
-        "system_prompt": content.system_prompt,
-        "message": question,
-        "history": [],
-        "attachments": [],
-    }
+    payload = request_body(
+        chat_id=None,
+        tutor_id=tutor_id,
+        version_number=version_number,
+        content=content,
+        message=question,
+        history=[],
+        attachments=[],
+    )
     release_db_connection()
     return drain(get_client().generate(payload, request_id=request_id, stream=False)).content
 

@@ -16,11 +16,12 @@ from .models import Chat, Message, ReplyStatus
 INTERRUPTED = "reply_interrupted"
 
 
-def chat_list(*, user: User, tutor_id: int | None = None) -> QuerySet[Chat]:
-    """The user's chats, most recently active first, with tutor, course and
-    the tutor's current version joined (a send checks that tutor and course
-    are still active, and sends the version)."""
-    chats = Chat.objects.filter(user=user).select_related("tutor__course", "tutor__current_version")
+def chat_list(*, user: User, tutor_id: int | None = None, for_reply: bool = False) -> QuerySet[Chat]:
+    """The user's chats, most recently active first, with tutor and course
+    joined (a send checks that both are still active); `for_reply` joins the
+    tutor's current version too, which a reply sends (prompt text: only then)."""
+    joins = ("tutor__course", "tutor__current_version") if for_reply else ("tutor__course",)
+    chats = Chat.objects.filter(user=user).select_related(*joins)
     if tutor_id is not None:
         chats = chats.filter(tutor_id=tutor_id)
     return chats
@@ -79,7 +80,7 @@ def annotate_messages(messages: list[Message], *, chat_id: int) -> int | None:
         rows = Message.objects.filter(reply_to_id__in=asked).order_by("id").values_list("reply_to_id", "id")
         for reply_to_id, pk in rows:
             siblings[reply_to_id].append(pk)
-    pending_at_most = timedelta(seconds=settings.AI_CORE_STREAM_TIMEOUT + 60)
+    pending_since = timezone.now() - timedelta(seconds=settings.AI_CORE_STREAM_TIMEOUT + 60)
     entry = live.get(chat_id)
     running = entry["user_message"] if entry is not None and entry["state"] == "running" else None
     for message in messages:
@@ -93,7 +94,7 @@ def annotate_messages(messages: list[Message], *, chat_id: int) -> int | None:
             message.reply_status = ReplyStatus.PENDING
         elif message.reply_error:
             message.reply_status = ReplyStatus.FAILED
-        elif timezone.now() - message.created_at < pending_at_most:
+        elif message.created_at > pending_since:
             message.reply_status = ReplyStatus.PENDING
         else:  # nothing is answering it and nothing will: a retry is needed
             message.reply_status, message.reply_error = ReplyStatus.FAILED, INTERRUPTED

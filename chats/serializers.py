@@ -86,11 +86,16 @@ class StudentMetadataField(serializers.Field):
     }
 )
 class VariantField(serializers.Field):
+    """What chats.selectors.annotate_messages (or the reply flow) set on a
+    message of one role, as `attribute`; null on messages of the other."""
+
+    role, attribute = Message.Role.ASSISTANT, "variant"
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(source="*", read_only=True, **kwargs)
 
-    def to_representation(self, message: Message) -> dict[str, int] | None:
-        return getattr(message, "variant", None) if message.role == Message.Role.ASSISTANT else None
+    def to_representation(self, message: Message) -> Any:
+        return getattr(message, self.attribute, None) if message.role == self.role else None
 
 
 @extend_schema_field(
@@ -104,12 +109,8 @@ class VariantField(serializers.Field):
         ),
     }
 )
-class ReplyStatusField(serializers.Field):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(source="*", read_only=True, **kwargs)
-
-    def to_representation(self, message: Message) -> str | None:
-        return getattr(message, "reply_status", None) if message.role == Message.Role.USER else None
+class ReplyStatusField(VariantField):
+    role, attribute = Message.Role.USER, "reply_status"
 
 
 @extend_schema_field(
@@ -122,12 +123,9 @@ class ReplyStatusField(serializers.Field):
         ),
     }
 )
-class ReplyErrorField(serializers.Field):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(source="*", read_only=True, **kwargs)
-
+class ReplyErrorField(ReplyStatusField):
     def to_representation(self, message: Message) -> str | None:
-        failed = getattr(message, "reply_status", None) == ReplyStatus.FAILED
+        failed = super().to_representation(message) == ReplyStatus.FAILED
         return message.reply_error or None if failed else None
 
 

@@ -133,11 +133,16 @@ class ChatViewSet(
             query = ChatListQuerySerializer(data=self.request.query_params)
             query.is_valid(raise_exception=True)
             tutor_id = query.validated_data.get("tutor")
-        return selectors.chat_list(user=self.request.user, tutor_id=tutor_id)
+        return selectors.chat_list(
+            user=self.request.user, tutor_id=tutor_id, for_reply=self._asks_the_tutor()
+        )
+
+    def _asks_the_tutor(self) -> bool:
+        return self.request.method == "POST" and self.action in ("messages", "reply", "regenerate")
 
     def get_throttles(self) -> list[BaseThrottle]:
         throttles = super().get_throttles()
-        if self.request.method == "POST" and self.action in ("messages", "reply", "regenerate"):
+        if self._asks_the_tutor():
             throttles.append(AISendThrottle())
         return throttles
 
@@ -330,14 +335,15 @@ class ChatViewSet(
         self, request: Request, chat: Chat, user_message: Message, *, variant: bool
     ) -> HttpResponseBase:
         """The reply to `user_message`, as a stream or as JSON (/reply/ and /regenerate/)."""
+        stream = streaming.wants_stream(request)
         events = services.reply_events(
             chat=chat,
             user_message=user_message,
             request_id=request.request_id,
-            stream=streaming.wants_stream(request),
+            stream=stream,
             variant=variant,
         )
-        if streaming.wants_stream(request):
+        if stream:
             return streaming.reply_stream(user_message=user_message, events=events, announce=False)
         try:
             assistant_message = drain(events)

@@ -9,6 +9,22 @@ from chats.models import Message
 from .models import ConsentRevocation, Feedback
 
 
+def two_places(mean: float | Decimal | None) -> Decimal | None:
+    """A mean rating as the API shows it: two places, half up."""
+    if mean is None:
+        return None
+    return Decimal(str(mean)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def reaction_counts() -> dict:
+    """Aggregates `reaction_<value>`: how many quick reactions of each kind."""
+    quick = Q(feedback_type=Feedback.FeedbackType.QUICK)
+    return {
+        f"reaction_{value}": Count("id", filter=quick & Q(quick_reaction=value))
+        for value in Feedback.QuickReaction.values
+    }
+
+
 def feedback_list(*, user: User) -> QuerySet[Feedback]:
     return Feedback.objects.filter(user=user)
 
@@ -36,12 +52,8 @@ class FeedbackSummary:
 def tutor_feedback_summary(*, tutor_id: int) -> FeedbackSummary:
     """Rating distribution, quick-reaction counts and the unprocessed count: one query."""
     detailed = Q(feedback_type=Feedback.FeedbackType.DETAILED)
-    quick = Q(feedback_type=Feedback.FeedbackType.QUICK)
     aggregates = {f"rating_{r}": Count("id", filter=detailed & Q(rating=r)) for r in range(1, 6)}
-    aggregates |= {
-        f"reaction_{value}": Count("id", filter=quick & Q(quick_reaction=value))
-        for value in Feedback.QuickReaction.values
-    }
+    aggregates |= reaction_counts()
     aggregates["unprocessed"] = Count("id", filter=Q(processed=False))
     row = Feedback.objects.filter(tutor_id=tutor_id).aggregate(**aggregates)
     return FeedbackSummary(
@@ -70,14 +82,10 @@ def tutor_version_stats(*, version_ids: list[int]) -> dict[int, VersionStats]:
         .values_list("tutor_version_id", "n")
     )
     detailed = Q(feedback_type=Feedback.FeedbackType.DETAILED)
-    quick = Q(feedback_type=Feedback.FeedbackType.QUICK)
     aggregates = {
         "detailed_count": Count("id", filter=detailed),
         "rating_avg": Avg("rating", filter=detailed),
-    }
-    aggregates |= {
-        f"reaction_{value}": Count("id", filter=quick & Q(quick_reaction=value))
-        for value in Feedback.QuickReaction.values
+        **reaction_counts(),
     }
     rows = {
         row["tutor_version_id"]: row
@@ -89,13 +97,10 @@ def tutor_version_stats(*, version_ids: list[int]) -> dict[int, VersionStats]:
     stats = {}
     for pk in version_ids:
         row = rows.get(pk, {})
-        mean = row.get("rating_avg")
         stats[pk] = VersionStats(
             replies=replies.get(pk, 0),
             detailed_count=row.get("detailed_count", 0),
-            rating_avg=None
-            if mean is None
-            else Decimal(str(mean)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP),
+            rating_avg=two_places(row.get("rating_avg")),
             reactions={value: row.get(f"reaction_{value}", 0) for value in Feedback.QuickReaction.values},
         )
     return stats
@@ -120,9 +125,7 @@ def tutors_feedback_overview() -> list[dict]:
     return [
         {
             **row,
-            "rating_avg": None
-            if row["rating_avg"] is None
-            else Decimal(str(row["rating_avg"])).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP),
+            "rating_avg": two_places(row["rating_avg"]),
             "incorrect_share": round(100 * row["incorrect"] / row["quick_count"])
             if row["quick_count"]
             else None,

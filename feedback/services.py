@@ -1,7 +1,6 @@
 """Writes for feedback: submit, delete, the tutor's rating, ML processing."""
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db import transaction
@@ -17,6 +16,7 @@ from tutoring.catalogue import catalogue_changed
 from tutoring.models import Tutor
 
 from .models import ConsentRevocation, Feedback
+from .selectors import two_places
 
 
 def tutor_rating_recompute(*, tutor_id: int) -> None:
@@ -29,8 +29,9 @@ def tutor_rating_recompute(*, tutor_id: int) -> None:
     stats = Feedback.objects.filter(
         tutor_id=tutor_id, feedback_type=Feedback.FeedbackType.DETAILED, rating__isnull=False
     ).aggregate(mean=Avg("rating"), count=Count("id"))
-    mean = Decimal(str(stats["mean"] or 0)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    Tutor.objects.filter(pk=tutor_id).update(rating=mean, total_feedbacks=stats["count"])
+    Tutor.objects.filter(pk=tutor_id).update(
+        rating=two_places(stats["mean"] or 0), total_feedbacks=stats["count"]
+    )
     catalogue_changed()  # the catalogue shows ratings
 
 
@@ -97,7 +98,7 @@ def feedback_submit(
             )
         else:
             changed = [name for name, value in fields.items() if getattr(feedback, name) != value]
-            if "allow_training" in changed and not fields["allow_training"]:
+            if "allow_training" in changed and not fields["allow_training"]:  # consent was on until now
                 _log_revocations(Feedback.objects.filter(pk=feedback.pk), ConsentRevocation.Reason.REVOKED)
             if changed:
                 for name in changed:
@@ -112,10 +113,11 @@ def feedback_submit(
 
 
 def _log_revocations(feedback: QuerySet[Feedback], reason: str) -> None:
-    """Logs, for the ML team, the items among `feedback` they processed with
-    consent and may no longer use. Call before the change, in its transaction."""
+    """Logs, for the ML team, the items among `feedback` they processed and
+    may no longer use (callers pass the consented ones, or for an erasure all
+    of them). Call before the change, in its transaction."""
     revoked_at = timezone.now()
-    ids = feedback.filter(processed=True, allow_training=True).values_list("id", flat=True)
+    ids = feedback.filter(processed=True).values_list("id", flat=True)
     ConsentRevocation.objects.bulk_create(
         [ConsentRevocation(feedback_id=pk, revoked_at=revoked_at, reason=reason) for pk in ids]
     )
@@ -145,33 +147,22 @@ def feedback_erase_author(*, user: User) -> None:
     after it, in id order, as every other feedback write does.
     """
     mine = Feedback.objects.filter(user=user)
-    _log_processed_as_erased(mine)
-    for tutor_id in sorted(set(mine.values_list("tutor_id", flat=True))):
+    _log_revocations(mine, ConsentRevocation.Reason.ERASED)  # consented or not: they purge it all
+    kinds = set(mine.values_list("tutor_id", "feedback_type"))
+    for tutor_id in sorted({tutor_id for tutor_id, _kind in kinds}):
         _lock_tutor(tutor_id)
-    tutor_ids = set(
-        mine.filter(feedback_type=Feedback.FeedbackType.DETAILED).values_list("tutor_id", flat=True)
-    )
     mine.filter(allow_training=False).delete()
     mine.update(user=None, chat=None, message=None, updated_at=timezone.now())
-    for tutor_id in sorted(tutor_ids):
+    for tutor_id in sorted({tutor_id for tutor_id, kind in kinds if kind == Feedback.FeedbackType.DETAILED}):
         tutor_rating_recompute(tutor_id=tutor_id)
-
-
-def _log_processed_as_erased(feedback: QuerySet[Feedback]) -> None:
-    # Anything the ML team processed, consented or not: they purge it all.
-    revoked_at = timezone.now()
-    ConsentRevocation.objects.bulk_create(
-        [
-            ConsentRevocation(feedback_id=pk, revoked_at=revoked_at, reason=ConsentRevocation.Reason.ERASED)
-            for pk in feedback.filter(processed=True).values_list("id", flat=True)
-        ]
-    )
 
 
 def feedback_delete(*, feedback: Feedback) -> None:
     with transaction.atomic():
         _lock_tutor(feedback.tutor_id)
-        _log_revocations(Feedback.objects.filter(pk=feedback.pk), ConsentRevocation.Reason.REVOKED)
+        _log_revocations(
+            Feedback.objects.filter(pk=feedback.pk, allow_training=True), ConsentRevocation.Reason.REVOKED
+        )
         feedback.delete()
         if feedback.feedback_type == Feedback.FeedbackType.DETAILED:
             tutor_rating_recompute(tutor_id=feedback.tutor_id)
