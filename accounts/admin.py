@@ -72,6 +72,7 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = (
         (None, {"fields": ("email", "username", "full_name", "password")}),
         ("Preferences", {"fields": ("preferences_pretty",)}),
+        ("Daily quota", {"fields": ("daily_messages_limit", "daily_tokens_limit")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "created_at", "updated_at")}),
     )

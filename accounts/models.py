@@ -60,6 +60,18 @@ class User(AbstractBaseUser, PermissionsMixin):
         default=False,
         help_text="The student's standing consent to use their conversations for training.",
     )
+    # Staff's per-student quota override: null follows AI_DAILY_MESSAGES_PER_USER /
+    # AI_DAILY_TOKENS_PER_USER, 0 is no limit.
+    daily_messages_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Replies per UTC day for this student. Empty: the platform's default; 0: no limit.",
+    )
+    daily_tokens_limit = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Tokens per UTC day for this student. Empty: the platform's default; 0: no limit.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

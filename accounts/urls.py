@@ -9,6 +9,7 @@ urlpatterns = [
     path("logout/", views.LogoutView.as_view(), name="auth-logout"),
     path("me/", views.MeView.as_view(), name="auth-me"),
     path("me/export/", views.ExportView.as_view(), name="auth-export"),
+    path("me/usage/", views.UsageView.as_view(), name="auth-usage"),
     path("me/preferences/", views.PreferencesView.as_view(), name="auth-preferences"),
     path("change-password/", views.ChangePasswordView.as_view(), name="auth-change-password"),
 ]

@@ -8,6 +8,7 @@ from rest_framework import permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from aicore import usage
 from tutor_platform.api import APIView
 from tutor_platform.schema import THROTTLED, UNAUTHORIZED, VALIDATION_ERROR, error
 from tutor_platform.throttling import (
@@ -29,6 +30,7 @@ from .serializers import (
     RefreshTokenSerializer,
     RegisterSerializer,
     TokenPairSerializer,
+    UsageSerializer,
 )
 
 
@@ -195,6 +197,12 @@ class ExportView(APIView):
         stamp = timezone.now().strftime("%Y%m%d")
         response["Content-Disposition"] = f'attachment; filename="tutor-platform-export-{stamp}.json"'
         return response
+
+
+class UsageView(APIView):
+    @extend_schema(tags=["auth"], responses={200: UsageSerializer, 401: UNAUTHORIZED})
+    def get(self, request: Request) -> Response:
+        return Response(UsageSerializer(usage.usage_today(request.user)).data)
 
 
 class ChangePasswordView(APIView):

@@ -32,6 +32,13 @@ class AIReply:
     content: str
     metadata: dict[str, Any]
     tutor_version: TutorVersion | None
+    tokens_used: int | None  # as AI-Core reported it, when it did
+    latency_ms: int
+
+
+def counted(value: Any) -> int | None:
+    """A count as AI-Core reports one (`tokens_used`), or None when it is not one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31 else None
 
 
 def build_history(user_message: Message) -> list[dict[str, str]]:
@@ -125,6 +132,8 @@ def stream_reply(
         content=generation.content,
         metadata=build_metadata(generation, version, latency_ms),
         tutor_version=version,
+        tokens_used=counted(generation.extra.get("tokens_used")),
+        latency_ms=latency_ms,
     )
 
 

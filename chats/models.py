@@ -64,6 +64,10 @@ class Message(models.Model):
     tutor_version = models.ForeignKey(
         "tutoring.TutorVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="replies"
     )
+    # On assistant messages: what AI-Core reported using (null when it did
+    # not say) and how long the backend waited for it. Null on user messages.
+    tokens_used = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -140,6 +140,16 @@ class MessageSerializer(serializers.ModelSerializer):
         help_text="The number of the tutor version that wrote this reply; null on user messages.",
     )
 
+    tokens_used = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="On replies: the tokens AI-Core reported; null when it did not.",
+    )
+    latency_ms = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="On replies: how long AI-Core took, as the backend measured it.",
+    )
     variant = VariantField()
     reply_status = ReplyStatusField()
     reply_error = ReplyErrorField()
@@ -154,6 +164,8 @@ class MessageSerializer(serializers.ModelSerializer):
             "attachments",
             "metadata",
             "tutor_version",
+            "tokens_used",
+            "latency_ms",
             "variant",
             "reply_status",
             "reply_error",

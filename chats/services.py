@@ -7,7 +7,8 @@ held while AI-Core is working.
 
 import logging
 import re
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,7 +18,7 @@ from django.db.models.functions import Coalesce, Greatest
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 
 from accounts.models import User
-from aicore import orchestrator
+from aicore import orchestrator, usage
 from aicore.client import drain
 from aicore.exceptions import AICoreError
 from aicore.orchestrator import AIReply
@@ -148,15 +149,28 @@ def _ensure_tutor_available(chat: Chat) -> None:
         raise TutorUnavailable()
 
 
-def message_post(*, chat: Chat, content: str, attachments: list[dict]) -> Message:
-    """Saves (and commits) the user message of a send, before any reply."""
+def message_post(*, chat: Chat, content: str, attachments: list[dict]) -> tuple[Message, usage.Reservation]:
+    """Saves (and commits) the user message of a send, once the tutor is
+    available and the student's quota has a reply for it (reserved here,
+    so a refusal saves nothing). The reservation goes to `reply_events`."""
     _ensure_tutor_available(chat)
-    with transaction.atomic():
+    reservation = usage.reserve(chat.user)
+    with _refunded_on_error(reservation), transaction.atomic():
         user_message = Message.objects.create(
             chat=chat, role=Message.Role.USER, content=content, attachments=attachments
         )
         _touch_chat(chat, at=user_message.created_at, title_from=content)
-    return user_message
+    return user_message, reservation
+
+
+@contextmanager
+def _refunded_on_error(reservation: usage.Reservation) -> Iterator[None]:
+    """Gives the reservation back when the step it guards fails before `reply_events` takes it over."""
+    try:
+        yield
+    except BaseException:
+        usage.refund(reservation)
+        raise
 
 
 def message_send(
@@ -174,10 +188,13 @@ def message_send(
     kept, no reply) when anything fails after that. Must be called outside
     any transaction.
     """
-    user_message = message_post(chat=chat, content=content, attachments=attachments)
+    user_message, reservation = message_post(chat=chat, content=content, attachments=attachments)
     if on_saved is not None:
-        on_saved(user_message)
-    assistant_message = _reply_to(chat=chat, user_message=user_message, request_id=request_id)
+        with _refunded_on_error(reservation):
+            on_saved(user_message)
+    assistant_message = _reply_to(
+        chat=chat, user_message=user_message, request_id=request_id, reservation=reservation
+    )
     return SendResult(user_message=user_message, assistant_message=assistant_message)
 
 
@@ -211,7 +228,9 @@ def message_send_again(*, chat: Chat, user_message: Message, request_id: str) ->
     message (once), never saves a second copy."""
     existing = message_answered(chat=chat, user_message=user_message)
     if existing is None:
-        existing = _reply_to(chat=chat, user_message=user_message, request_id=request_id)
+        existing = _reply_to(
+            chat=chat, user_message=user_message, request_id=request_id, reservation=usage.reserve(chat.user)
+        )
     return SendResult(user_message=user_message, assistant_message=existing)
 
 
@@ -245,12 +264,24 @@ def message_awaiting_reply(*, chat: Chat, message_id: int | None = None) -> Mess
     return candidate
 
 
-def _reply_to(*, chat: Chat, user_message: Message, request_id: str) -> Message:
-    return drain(reply_events(chat=chat, user_message=user_message, request_id=request_id, stream=False))
+def _reply_to(
+    *, chat: Chat, user_message: Message, request_id: str, reservation: usage.Reservation
+) -> Message:
+    return drain(
+        reply_events(
+            chat=chat, user_message=user_message, request_id=request_id, reservation=reservation, stream=False
+        )
+    )
 
 
 def reply_events(
-    *, chat: Chat, user_message: Message, request_id: str, stream: bool = True, variant: bool = False
+    *,
+    chat: Chat,
+    user_message: Message,
+    request_id: str,
+    reservation: usage.Reservation,
+    stream: bool = True,
+    variant: bool = False,
 ) -> Generator[str, None, Message]:
     """Asks AI-Core and saves its reply; with `stream`, yields its pieces as
     they come. Returns the saved reply. Any failure but a conflict is a
@@ -258,6 +289,10 @@ def reply_events(
     records the failure's code (a failed regeneration leaves the message's
     answer as it was). While it runs, `live` tells other requests (and
     processes) what has been written so far.
+
+    `reservation` (usage.reserve, taken by the caller before anything was
+    saved) becomes a counted reply in the reply's transaction, or is given
+    back when no reply is saved.
 
     `variant`: the user message has replies already and this one becomes
     its current variant (regenerate); otherwise it must be the first.
@@ -278,14 +313,18 @@ def reply_events(
             text += piece
             live.grew(chat.pk, user_message.pk, text)
             yield piece
-        message = _save_reply(chat=chat, user_message=user_message, reply=reply, variant=variant)
+        message = _save_reply(
+            chat=chat, user_message=user_message, reply=reply, variant=variant, reservation=reservation
+        )
     except (ReplyDiscarded, NothingToReply) as conflict:
+        _record_no_reply(chat, reservation, conflict)
         live.finished(
             chat.pk, user_message.pk, text, event="error", data=failure_body(conflict, user_message)
         )
         raise
     except Exception as exc:
         failure = ReplyFailed.after(exc, user_message)
+        _record_no_reply(chat, reservation, exc)
         if variant:
             user_message.reply_status = ReplyStatus.ANSWERED  # it keeps the answer it had
         else:
@@ -312,10 +351,20 @@ def _record_failure(user_message: Message, code: str) -> None:
         logger.warning("Could not record the failed reply to message %s", user_message.pk)
 
 
-def _save_reply(*, chat: Chat, user_message: Message, reply: AIReply, variant: bool) -> Message:
-    """Saves the reply under the chat's lock. A first reply relies on the
-    one-current-reply constraint (a second one raises NothingToReply); a
-    variant first retires the current one, and counts its siblings."""
+def _record_no_reply(chat: Chat, reservation: usage.Reservation, exc: Exception) -> None:
+    try:
+        usage.record_failure(reservation, tutor_id=chat.tutor_id, ai_core_failed=isinstance(exc, AICoreError))
+    except Exception:  # the database itself failed: the student keeps one reply reserved today
+        logger.warning("Could not give back the reservation of user %s", reservation.user_id)
+
+
+def _save_reply(
+    *, chat: Chat, user_message: Message, reply: AIReply, variant: bool, reservation: usage.Reservation
+) -> Message:
+    """Saves the reply under the chat's lock, and counts it (usage). A first
+    reply relies on the one-current-reply constraint (a second one raises
+    NothingToReply); a variant first retires the current one, and counts
+    its siblings."""
     count = 1
     try:
         with transaction.atomic():
@@ -328,9 +377,12 @@ def _save_reply(*, chat: Chat, user_message: Message, reply: AIReply, variant: b
                 role=Message.Role.ASSISTANT,
                 content=reply.content,
                 metadata=reply.metadata,
+                tokens_used=reply.tokens_used,
+                latency_ms=reply.latency_ms,
                 tutor_version=reply.tutor_version,
                 reply_to=user_message,
             )
+            usage.record_reply(reservation, tutor_id=chat.tutor_id, reply=assistant_message)
             if variant:
                 count = Message.objects.filter(reply_to=user_message).count()
             _touch_chat(chat, at=assistant_message.created_at)

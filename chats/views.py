@@ -14,10 +14,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 
+from aicore import usage
 from aicore.client import drain
 from aicore.orchestrator import release_db_connection
 from tutor_platform.api import ID_PATTERN, GenericViewSet
-from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR, error
+from tutor_platform.schema import (
+    NOT_FOUND,
+    QUOTA_OR_THROTTLED,
+    THROTTLED,
+    UNAUTHORIZED,
+    VALIDATION_ERROR,
+    error,
+)
 
 from . import idempotency, live, selectors, services, streaming
 from .models import Chat, Message
@@ -63,6 +71,7 @@ def _reply_responses(conflict: OpenApiResponse) -> dict:
         (200, streaming.EVENT_STREAM): _STREAM,
         400: VALIDATION_ERROR,
         **_ERRORS,
+        429: QUOTA_OR_THROTTLED,
         409: conflict,
         **_AI_ERRORS,
     }
@@ -137,6 +146,11 @@ class ChatViewSet(
             user=self.request.user, tutor_id=tutor_id, for_reply=self._asks_the_tutor()
         )
 
+    def get_object(self) -> Chat:
+        chat = super().get_object()
+        chat.user = self.request.user  # the queryset has only the requester's chats
+        return chat
+
     def _asks_the_tutor(self) -> bool:
         return self.request.method == "POST" and self.action in ("messages", "reply", "regenerate")
 
@@ -180,6 +194,7 @@ class ChatViewSet(
             (200, streaming.EVENT_STREAM): _STREAM,
             400: VALIDATION_ERROR,
             **_ERRORS,
+            429: QUOTA_OR_THROTTLED,
             409: error(
                 "The tutor was deactivated, the same Idempotency-Key is still running, or the chat "
                 "was cleared while the tutor answered.",
@@ -251,10 +266,11 @@ class ChatViewSet(
         claim = idempotency.claim(user=request.user, key=key, digest=digest)
         if isinstance(claim, idempotency.StoredResponse):
             return streaming.replay(claim.body)
+        reservation = None
         try:
             user_message = claim.user_message
             if user_message is None:
-                user_message = services.message_post(chat=chat, **data)
+                user_message, reservation = services.message_post(chat=chat, **data)
                 claim.bind(user_message)
             else:  # a retried key: its message may have got its reply meanwhile
                 answered = services.message_answered(chat=chat, user_message=user_message)
@@ -264,12 +280,15 @@ class ChatViewSet(
                     ).data
                     claim.finish(idempotency.StoredResponse(status.HTTP_201_CREATED, body))
                     return streaming.replay(body)
-            events = services.reply_events(
-                chat=chat, user_message=user_message, request_id=request.request_id
-            )
+                reservation = usage.reserve(request.user)
         except BaseException:
+            if reservation is not None:
+                usage.refund(reservation)
             claim.finish(None)
             raise
+        events = services.reply_events(
+            chat=chat, user_message=user_message, request_id=request.request_id, reservation=reservation
+        )
 
         def on_end(reply: Message | None) -> None:
             result = {"user_message": user_message, "assistant_message": reply}
@@ -340,6 +359,7 @@ class ChatViewSet(
             chat=chat,
             user_message=user_message,
             request_id=request.request_id,
+            reservation=usage.reserve(request.user),
             stream=stream,
             variant=variant,
         )

@@ -10,6 +10,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 
 from accounts.models import User
+from aicore import usage
 from aicore.orchestrator import build_history
 from chats.models import Message
 from tutoring.catalogue import catalogue_changed
@@ -29,9 +30,9 @@ def tutor_rating_recompute(*, tutor_id: int) -> None:
     stats = Feedback.objects.filter(
         tutor_id=tutor_id, feedback_type=Feedback.FeedbackType.DETAILED, rating__isnull=False
     ).aggregate(mean=Avg("rating"), count=Count("id"))
-    Tutor.objects.filter(pk=tutor_id).update(
-        rating=two_places(stats["mean"] or 0), total_feedbacks=stats["count"]
-    )
+    rating = two_places(stats["mean"] or 0)
+    Tutor.objects.filter(pk=tutor_id).update(rating=rating, total_feedbacks=stats["count"])
+    usage.record_rating(tutor_id=tutor_id, rating=rating if stats["count"] else None)  # the dashboard's trend
     catalogue_changed()  # the catalogue shows ratings
 
 

@@ -48,8 +48,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         logger.warning("Database unavailable: %s", type(exc).__name__)
         exc = DatabaseUnavailable()
     response = drf_exception_handler(exc, context)
-    if isinstance(exc, DatabaseUnavailable):
-        response["Retry-After"] = str(exc.retry_after)
     if response is None:
         # Unexpected: log the traceback, answer without it.
         logger.exception("Unhandled error in %s", context["view"].__class__.__name__)
@@ -64,6 +62,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(response.data, dict) and "detail" in response.data and "code" not in response.data:
         codes = exc.get_codes()
         response.data = {**response.data, "code": codes if isinstance(codes, str) else exc.default_code}
+    # An error may say when to retry (`retry_after`, seconds) and carry more fields (`extra`).
+    if getattr(exc, "retry_after", None) is not None:
+        response["Retry-After"] = str(exc.retry_after)
+    response.data.update(getattr(exc, "extra", {}))
     return response
 
 

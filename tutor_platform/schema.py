@@ -47,6 +47,22 @@ UNAUTHORIZED = error(
 FORBIDDEN = error("Not allowed.", "permission_denied")
 NOT_FOUND = error("No such object, or it belongs to another user.", "not_found")
 THROTTLED = error("Too many requests; see `Retry-After`.", "throttled")
+# Error codes whose body has more than `detail` and `code`.
+ERROR_FIELDS = {
+    "quota_exceeded": {
+        "resets_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "The next UTC midnight, when the day's quota renews.",
+        }
+    },
+}
+QUOTA_OR_THROTTLED = error(
+    "Too many requests (`throttled`), or today's replies are used up (`quota_exceeded`, "
+    "with `resets_at`); AI-Core was not called and nothing was saved. See `Retry-After`.",
+    "throttled",
+    "quota_exceeded",
+)
 
 
 # Fields only staff get: optional in the schema, the rest of a response is required.
@@ -87,6 +103,7 @@ SUMMARIES = {
     "auth_me_partial_update": "Update my profile",
     "auth_me_destroy": "Erase my account",
     "auth_me_export_retrieve": "Download all my data",
+    "auth_me_usage_retrieve": "Get my usage and quota for today",
     "auth_change_password_create": "Change my password",
     "auth_me_preferences_retrieve": "Get my preferences",
     "auth_me_preferences_update": "Replace my preferences",
@@ -172,7 +189,11 @@ def add_common_error_responses(result: dict, generator, request, public: bool) -
     for code in sorted(ERROR_CODES):
         schemas[_ref(code)["$ref"].rsplit("/", 1)[1]] = {
             "type": "object",
-            "properties": {"detail": {"type": "string"}, "code": {"type": "string", "enum": [code]}},
+            "properties": {
+                "detail": {"type": "string"},
+                "code": {"type": "string", "enum": [code]},
+                **ERROR_FIELDS.get(code, {}),
+            },
         }
     for component in schemas.values():
         for name, field in component.get("properties", {}).items():

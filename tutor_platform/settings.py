@@ -397,6 +397,14 @@ MESSAGE_MAX_CHARS = env.int("MESSAGE_MAX_CHARS", default=8000)
 # (tutoring/catalogue.py); this bounds an entry's age all the same. 0: no cache.
 CATALOGUE_CACHE_SECONDS = env.int("CATALOGUE_CACHE_SECONDS", default=300)
 AI_HISTORY_MESSAGES = env.int("AI_HISTORY_MESSAGES", default=20)
+# Replies (sends, replies, regenerations) and tokens per student per UTC day;
+# 0 is no limit. Staff can override both for one student in the admin.
+AI_DAILY_MESSAGES_PER_USER = env.int("AI_DAILY_MESSAGES_PER_USER", default=0)
+AI_DAILY_TOKENS_PER_USER = env.int("AI_DAILY_TOKENS_PER_USER", default=0)
+if min(AI_DAILY_MESSAGES_PER_USER, AI_DAILY_TOKENS_PER_USER) < 0:
+    raise ImproperlyConfigured(
+        "AI_DAILY_MESSAGES_PER_USER and AI_DAILY_TOKENS_PER_USER must be 0 (no limit) or more."
+    )
 
 AI_CORE_URL = env.str("AI_CORE_URL", default="stub")
 # The stub answers students with canned text: fine for development, never a

@@ -30,10 +30,14 @@ class TestSendWithTheStub:
         assert set(body) == {"user_message", "assistant_message"}
         asked, answer = body["user_message"], body["assistant_message"]
         assert set(asked) == {
-            "id", "chat", "role", "content", "attachments", "metadata", "tutor_version", "variant",
-            "reply_status", "reply_error", "created_at",
+            "id", "chat", "role", "content", "attachments", "metadata", "tutor_version", "tokens_used",
+            "latency_ms", "variant", "reply_status", "reply_error", "created_at",
         }  # fmt: skip
         assert (asked["tutor_version"], asked["variant"], asked["reply_status"]) == (None, None, "answered")
+        assert (asked["tokens_used"], asked["latency_ms"]) == (None, None)
+        saved = Message.objects.get(role="assistant")
+        assert answer["tokens_used"] == saved.tokens_used == saved.metadata["tokens_used"] > 0
+        assert answer["latency_ms"] == saved.latency_ms == saved.metadata["latency_ms"] >= 0
         assert (asked["role"], asked["content"], asked["chat"]) == (
             "user",
             "Как решить x² − 5x + 6 = 0?",
@@ -244,10 +248,12 @@ class TestHistorySentToAICore:
         self, auth_client, chat, django_assert_num_queries, history_len
     ):
         Message.objects.bulk_create(Message(chat=chat, role="user", content="x") for _ in range(history_len))
-        # token user, chat joined with tutor and course, insert user message,
-        # touch chat, history, lock chat and check the message is still there,
-        # insert reply, touch chat (+ a savepoint pair around each transaction).
-        with django_assert_num_queries(12):
+        # token user, chat joined with tutor and course, reserve a reply of the
+        # quota, insert user message, touch chat, history, lock chat and check
+        # the message is still there, insert reply, count it for the student,
+        # the tutor's students and the tutor, touch chat (+ a savepoint pair
+        # around each transaction).
+        with django_assert_num_queries(16):
             assert send(auth_client, chat).status_code == 201
 
 

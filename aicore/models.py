@@ -1,0 +1,98 @@
+"""What the tutors' replies cost, rolled up per UTC day (kept by aicore.usage).
+
+The rows are counters, changed only by atomic increments in the transaction
+that saves a reply (or when a reply fails), so they are exact under
+concurrency and the dashboard and the quotas never scan the messages.
+"""
+
+from django.conf import settings
+from django.db import models
+
+# Upper bounds (ms) of the latency histogram's buckets; one more bucket
+# holds everything slower. Fine enough for p50 / p95 within a bucket.
+LATENCY_BOUNDS_MS = (250, 500, 1000, 2000, 3000, 5000, 8000, 13000, 20000, 30000, 60000)
+
+
+def _counter(**kwargs) -> models.PositiveIntegerField:
+    return models.PositiveIntegerField(default=0, db_default=0, **kwargs)
+
+
+def latency_bucket(latency_ms: int) -> str:
+    """The histogram column a reply of `latency_ms` is counted in."""
+    for bound in LATENCY_BOUNDS_MS:
+        if latency_ms <= bound:
+            return f"latency_le_{bound}"
+    return f"latency_over_{LATENCY_BOUNDS_MS[-1]}"
+
+
+LATENCY_BUCKETS = [latency_bucket(bound) for bound in LATENCY_BOUNDS_MS] + [
+    latency_bucket(LATENCY_BOUNDS_MS[-1] + 1)
+]
+
+
+class UserDailyUsage(models.Model):
+    """A student's replies and tokens in one UTC day: what the quota counts."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    messages = _counter(help_text="Replies saved (sends, replies and regenerations).")
+    tokens = models.PositiveBigIntegerField(default=0, db_default=0)
+    reserved = _counter(help_text="Replies being generated now: the quota counts them too.")
+
+    class Meta:
+        verbose_name_plural = "user daily usage"
+        constraints = [models.UniqueConstraint(fields=["user", "day"], name="user_usage_one_per_day")]
+        # The day's most active students (nearest their quota), and students per day.
+        indexes = [models.Index(fields=["day", "-messages"], name="user_usage_day_messages_idx")]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} on {self.day}"
+
+
+class TutorDailyUsage(models.Model):
+    """A tutor's replies, tokens, AI-Core failures and latency in one UTC day."""
+
+    tutor = models.ForeignKey("tutoring.Tutor", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    messages = _counter()
+    tokens = models.PositiveBigIntegerField(default=0, db_default=0)
+    failures = _counter(help_text="Sends, replies and regenerations AI-Core failed (no reply saved).")
+    latency_ms_sum = models.PositiveBigIntegerField(default=0, db_default=0)
+    latency_le_250 = _counter()
+    latency_le_500 = _counter()
+    latency_le_1000 = _counter()
+    latency_le_2000 = _counter()
+    latency_le_3000 = _counter()
+    latency_le_5000 = _counter()
+    latency_le_8000 = _counter()
+    latency_le_13000 = _counter()
+    latency_le_20000 = _counter()
+    latency_le_30000 = _counter()
+    latency_le_60000 = _counter()
+    latency_over_60000 = _counter()
+    # The tutor's mean rating as it stood at the end of the day (set by
+    # every rating change; null on days without one).
+    rating = models.DecimalField(max_digits=3, decimal_places=2, null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "tutor daily usage"
+        constraints = [models.UniqueConstraint(fields=["day", "tutor"], name="tutor_usage_one_per_day")]
+
+    def __str__(self) -> str:
+        return f"tutor {self.tutor_id} on {self.day}"
+
+
+class TutorDailyStudent(models.Model):
+    """A student the tutor answered on a day: active students, counted exactly."""
+
+    day = models.DateField()
+    tutor = models.ForeignKey("tutoring.Tutor", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "tutor", "user"], name="tutor_student_one_per_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} with tutor {self.tutor_id} on {self.day}"

@@ -1,0 +1,263 @@
+"""Usage accounting and the daily quotas, as the send flow uses them.
+
+Every reply is asked for in the same three steps, each a statement or a
+few on the rollup rows of aicore.models, never a scan of the messages:
+
+- `reserve(user)` before anything is saved or AI-Core is called: takes one
+  of the student's replies for the day (one atomic upsert), or raises
+  QuotaExceeded. A reply being generated counts against the limit, so
+  concurrent sends cannot overshoot it.
+- `record_reply(...)` in the transaction that saves the reply: the
+  reservation becomes a counted reply with its tokens, for the student, and
+  for the tutor with its latency.
+- `record_failure(...)` when no reply was saved: the reservation is given
+  back (a failure costs the student nothing), and an AI-Core failure is
+  counted for the tutor.
+
+Days are UTC days; a reply counts on the day it is saved.
+"""
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from django.apps import apps as global_apps
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+from rest_framework import status
+from rest_framework.exceptions import APIException
+
+from .models import LATENCY_BOUNDS_MS, LATENCY_BUCKETS, TutorDailyStudent, TutorDailyUsage, latency_bucket
+from .models import UserDailyUsage as UserDailyUsageModel
+
+
+def utc_day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
+
+
+def today() -> date:
+    return utc_day(timezone.now())
+
+
+def resets_at(day: date) -> datetime:
+    """When the quota of `day` is renewed: the next UTC midnight."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+
+
+class QuotaExceeded(APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_detail = "You have used today's replies from the tutors. The quota renews at midnight UTC."
+    default_code = "quota_exceeded"
+
+    def __init__(self, day: date) -> None:
+        super().__init__()
+        self.resets_at = resets_at(day)
+        self.retry_after = max(1, math.ceil((self.resets_at - timezone.now()).total_seconds()))
+        self.extra = {"resets_at": self.resets_at.isoformat().replace("+00:00", "Z")}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A student's daily limits; None is no limit."""
+
+    messages: int | None
+    tokens: int | None
+
+
+def limits_for(user: Any) -> Limits:
+    """The staff's override on the user, else the settings; 0 means no limit."""
+
+    def limit(override: int | None, default: int) -> int | None:
+        value = default if override is None else override
+        return value or None
+
+    return Limits(
+        messages=limit(user.daily_messages_limit, settings.AI_DAILY_MESSAGES_PER_USER),
+        tokens=limit(user.daily_tokens_limit, settings.AI_DAILY_TOKENS_PER_USER),
+    )
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """One of a student's replies for `day`, taken before AI-Core is called."""
+
+    user_id: int
+    day: date
+
+
+def _table(model: Any) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _execute(sql: str, params: list[Any]) -> tuple | None:
+    """Runs one statement; its RETURNING row, if any. Only table and column
+    names from this module are ever formatted into `sql`; values are parameters."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() if cursor.description else None
+
+
+def reserve(user: Any) -> Reservation:
+    """Takes one reply of today's quota, or raises QuotaExceeded. One statement:
+    the row is created, or its `reserved` grows only while the student is
+    under both limits, atomically."""
+    day, limits = today(), limits_for(user)
+    t = _table(UserDailyUsageModel)
+    sql = (
+        f"INSERT INTO {t} (user_id, day, messages, tokens, reserved) VALUES (%s, %s, 0, 0, 1) "  # noqa: S608
+        f"ON CONFLICT (user_id, day) DO UPDATE SET reserved = {t}.reserved + 1 "
+        f"WHERE (%s = 0 OR {t}.messages + {t}.reserved < %s) AND (%s = 0 OR {t}.tokens < %s) "
+        "RETURNING reserved"
+    )
+    taken = _execute(sql, [user.pk, day, *[limits.messages or 0] * 2, *[limits.tokens or 0] * 2])
+    if not taken:
+        raise QuotaExceeded(day)
+    return Reservation(user_id=user.pk, day=day)
+
+
+def refund(reservation: Reservation) -> None:
+    UserDailyUsageModel.objects.filter(
+        user_id=reservation.user_id, day=reservation.day, reserved__gt=0
+    ).update(reserved=F("reserved") - 1)
+
+
+def _upsert(
+    model: Any, keys: dict[str, Any], *, add: dict[str, int], put: dict[str, Any] | None = None
+) -> None:
+    """Adds `add` to the counters of the row with `keys` (and sets `put`),
+    creating the row: one atomic statement. Column names come from this
+    module only, never from input."""
+    put = put or {}
+    table, columns = _table(model), [*keys, *add, *put]
+    changes = [f"{column} = {table}.{column} + excluded.{column}" for column in add]
+    changes += [f"{column} = excluded.{column}" for column in put]
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "  # noqa: S608
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(changes)}"
+    )
+    _execute(sql, [*keys.values(), *add.values(), *put.values()])
+
+
+def record_reply(reservation: Reservation, *, tutor_id: int, reply: Any) -> None:
+    """Counts a saved reply (a Message with `created_at`, `tokens_used` and
+    `latency_ms`). Call inside the transaction that saves it."""
+    day = utc_day(reply.created_at)
+    held = 1 if day == reservation.day else 0  # 0: reserved before midnight, saved after
+    tokens = reply.tokens_used or 0
+    t = _table(UserDailyUsageModel)
+    sql = (
+        f"INSERT INTO {t} (user_id, day, messages, tokens, reserved) VALUES (%s, %s, 1, %s, 0) "  # noqa: S608
+        f"ON CONFLICT (user_id, day) DO UPDATE SET messages = {t}.messages + 1, "
+        f"tokens = {t}.tokens + excluded.tokens, "
+        f"reserved = CASE WHEN {t}.reserved >= %s THEN {t}.reserved - %s ELSE 0 END"
+    )
+    _execute(sql, [reservation.user_id, day, tokens, held, held])
+    if not held:
+        refund(reservation)
+    TutorDailyStudent.objects.bulk_create(
+        [TutorDailyStudent(day=day, tutor_id=tutor_id, user_id=reservation.user_id)], ignore_conflicts=True
+    )
+    counts = {"messages": 1, "tokens": tokens}
+    if reply.latency_ms is not None:
+        counts |= {"latency_ms_sum": reply.latency_ms, latency_bucket(reply.latency_ms): 1}
+    _upsert(TutorDailyUsage, {"day": day, "tutor_id": tutor_id}, add=counts)
+
+
+def record_failure(reservation: Reservation, *, tutor_id: int, ai_core_failed: bool) -> None:
+    """No reply was saved: gives the reservation back; counts AI-Core's failure."""
+    refund(reservation)
+    if ai_core_failed:
+        _upsert(TutorDailyUsage, {"day": today(), "tutor_id": tutor_id}, add={"failures": 1})
+
+
+def record_rating(*, tutor_id: int, rating: Any) -> None:
+    """Notes the tutor's mean rating as it stands now on today's row (the dashboard's trend)."""
+    _upsert(TutorDailyUsage, {"day": today(), "tutor_id": tutor_id}, add={}, put={"rating": rating})
+
+
+def usage_today(user: Any) -> dict[str, Any]:
+    """The student's day so far, as GET /auth/me/usage/ shows it."""
+    day, limits = today(), limits_for(user)
+    row = (
+        UserDailyUsageModel.objects.filter(user=user, day=day)
+        .values("messages", "tokens", "reserved")
+        .first()
+    )
+    row = row or {"messages": 0, "tokens": 0, "reserved": 0}
+    return {
+        "date": day,
+        "messages": row["messages"] + row["reserved"],
+        "tokens": row["tokens"],
+        "messages_limit": limits.messages,
+        "tokens_limit": limits.tokens,
+        "resets_at": resets_at(day),
+    }
+
+
+def rebuild(since: date, until: date, apps: Any = global_apps) -> int:
+    """Recomputes the rollups' reply counts for the days `since`..`until`
+    (UTC, inclusive) from the messages that exist: replies, tokens, latency
+    and students. AI-Core failures, reservations and rating notes are not in
+    the messages and are kept. Returns the number of replies counted.
+
+    Takes `apps` so a migration can pass its historical models.
+    """
+    message_model = apps.get_model("chats", "Message")
+    user_usage = apps.get_model("aicore", "UserDailyUsage")
+    tutor_usage = apps.get_model("aicore", "TutorDailyUsage")
+    tutor_student = apps.get_model("aicore", "TutorDailyStudent")
+    start = datetime.combine(since, time(0), tzinfo=UTC)
+    end = datetime.combine(until + timedelta(days=1), time(0), tzinfo=UTC)
+    replies = message_model.objects.filter(
+        role="assistant", created_at__gte=start, created_at__lt=end
+    ).annotate(on=TruncDate("created_at", tzinfo=UTC))
+    buckets, low = {}, -1
+    for bound, column in zip([*LATENCY_BOUNDS_MS, None], LATENCY_BUCKETS, strict=True):
+        window = Q(latency_ms__gt=low) if bound is None else Q(latency_ms__gt=low, latency_ms__lte=bound)
+        buckets[column], low = Count("id", filter=window), bound
+    counts = {"messages": Count("id"), "tokens": Coalesce(Sum("tokens_used"), 0)}
+    per_tutor = replies.values("on", "chat__tutor_id").annotate(
+        **counts, latency_ms_sum=Coalesce(Sum("latency_ms"), 0), **buckets
+    )
+    per_user = replies.values("on", "chat__user_id").annotate(**counts)
+    students = replies.values_list("on", "chat__tutor_id", "chat__user_id").distinct()
+    tutor_fields = ["messages", "tokens", "latency_ms_sum", *LATENCY_BUCKETS]
+    in_range = Q(day__gte=since, day__lte=until)
+    with transaction.atomic():
+        tutor_usage.objects.filter(in_range).update(**dict.fromkeys(tutor_fields, 0))
+        user_usage.objects.filter(in_range).update(messages=0, tokens=0)
+        tutor_student.objects.filter(in_range).delete()
+        tutor_usage.objects.bulk_create(
+            [
+                tutor_usage(day=row.pop("on"), tutor_id=row.pop("chat__tutor_id"), **row)
+                for row in per_tutor.order_by()
+            ],
+            update_conflicts=True,
+            unique_fields=["day", "tutor"],
+            update_fields=tutor_fields,
+            batch_size=500,
+        )
+        user_usage.objects.bulk_create(
+            [
+                user_usage(
+                    day=row["on"],
+                    user_id=row["chat__user_id"],
+                    messages=row["messages"],
+                    tokens=row["tokens"],
+                )
+                for row in per_user.order_by()
+            ],
+            update_conflicts=True,
+            unique_fields=["user", "day"],
+            update_fields=["messages", "tokens"],
+            batch_size=500,
+        )
+        tutor_student.objects.bulk_create(
+            [tutor_student(day=on, tutor_id=tutor, user_id=user) for on, tutor, user in students.order_by()],
+            batch_size=500,
+        )
+    return tutor_usage.objects.filter(in_range).aggregate(n=Coalesce(Sum("messages"), 0))["n"]
