@@ -21,8 +21,10 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
     CONTENT_EDITORS: {
         "tutoring.course": ["add", "change", "view"],
         "tutoring.tutor": ["add", "change", "view"],
+        "aicore.usagedashboard": ["view"],
     },
     ML_TEAM: {
+        "aicore.usagedashboard": ["view"],
         # In the admin only `processed` is editable (FeedbackAdmin).
         "feedback.feedback": ["view", "change"],
         "tutoring.tutor": ["view"],
@@ -43,8 +45,21 @@ def sync_roles(group_model, permission_model) -> None:
         wanted = []
         for model_label, actions in model_actions.items():
             app_label, model = model_label.split(".")
-            wanted += [
-                permission_model.objects.get(content_type__app_label=app_label, codename=f"{action}_{model}")
-                for action in actions
-            ]
+            # A migration that runs before the model's own gets what exists so
+            # far; the model's app syncs again once it exists.
+            wanted += permission_model.objects.filter(
+                content_type__app_label=app_label, codename__in=[f"{action}_{model}" for action in actions]
+            )
         group.permissions.set(wanted)
+
+
+def sync_roles_in_migration(apps) -> None:
+    """For data migrations: creates the permissions of the models migrated so
+    far (Django makes them only after all migrations), then syncs the groups."""
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, verbosity=0)
+        app_config.models_module = None
+    sync_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))

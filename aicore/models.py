@@ -96,3 +96,12 @@ class TutorDailyStudent(models.Model):
 
     def __str__(self) -> str:
         return f"user {self.user_id} with tutor {self.tutor_id} on {self.day}"
+
+
+class UsageDashboard(TutorDailyUsage):
+    """The admin's usage dashboard (aicore.admin); its view permission opens it."""
+
+    class Meta:
+        proxy = True
+        verbose_name = verbose_name_plural = "usage dashboard"
+        default_permissions = ("view",)

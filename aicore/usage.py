@@ -69,15 +69,19 @@ class Limits:
 
 
 def limits_for(user: Any) -> Limits:
-    """The staff's override on the user, else the settings; 0 means no limit."""
+    return limits_of(user.daily_messages_limit, user.daily_tokens_limit)
+
+
+def limits_of(messages_override: int | None, tokens_override: int | None) -> Limits:
+    """A student's limits from the staff's overrides, else the settings; 0 is no limit."""
 
     def limit(override: int | None, default: int) -> int | None:
         value = default if override is None else override
         return value or None
 
     return Limits(
-        messages=limit(user.daily_messages_limit, settings.AI_DAILY_MESSAGES_PER_USER),
-        tokens=limit(user.daily_tokens_limit, settings.AI_DAILY_TOKENS_PER_USER),
+        messages=limit(messages_override, settings.AI_DAILY_MESSAGES_PER_USER),
+        tokens=limit(tokens_override, settings.AI_DAILY_TOKENS_PER_USER),
     )
 
 

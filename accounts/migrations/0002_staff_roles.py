@@ -1,17 +1,10 @@
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from accounts.roles import ROLE_PERMISSIONS, sync_roles
+from accounts.roles import ROLE_PERMISSIONS, sync_roles_in_migration
 
 
 def create_roles(apps, schema_editor):
-    # Permissions are normally created after all migrations; make them now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, verbosity=0)
-        app_config.models_module = None
-
-    sync_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    sync_roles_in_migration(apps)
 
 
 def remove_roles(apps, schema_editor):

@@ -1,5 +1,6 @@
 """Issue 15, for students: standing consent, export, erasure, revoking consent."""
 
+import gc
 import json
 import tracemalloc
 from decimal import Decimal
@@ -118,6 +119,7 @@ class TestExport:
                 for _ in range(messages)
             )
             response = auth_client.get(EXPORT)
+            gc.collect()  # garbage of earlier tests must not be collected (or not) inside the window
             tracemalloc.start()
             size = sum(len(piece) for piece in response.streaming_content)
             peak = tracemalloc.get_traced_memory()[1]
@@ -127,8 +129,10 @@ class TestExport:
 
         # Beyond one chunk of rows (500), six times the messages (about 5 MB
         # more of document) must not raise the peak: rows are not collected.
+        # Kept rows would make it several times higher; the margin is for the
+        # allocator and for other threads of the test process.
         small, large = peak_while_exporting(1500), peak_while_exporting(9000)
-        assert large < small * 1.2, (small, large)
+        assert large < small * 1.5, (small, large)
 
     def test_needs_a_token(self, api_client):
         assert api_client.get(EXPORT).status_code == 401

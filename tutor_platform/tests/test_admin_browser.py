@@ -4,6 +4,8 @@ Needs Debian's Chromium at /usr/bin/chromium (`.ci/run` installs it); no
 browser is ever downloaded.
 """
 
+import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -287,3 +289,51 @@ def test_the_training_export_downloads_consented_items_once(page, live_server, f
     assert set(Feedback.objects.filter(processed=True).values_list("pk", flat=True)) == {
         feedback_rows[0].pk, feedback_rows[2].pk
     }  # fmt: skip
+
+
+def test_the_usage_dashboard_fits_1366_px_and_its_csv_has_the_numbers(
+    browser, live_server, tutor, make_tutor, user
+):
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from aicore.models import TutorDailyStudent, TutorDailyUsage
+
+    physics = make_tutor(name="Пётр Физик")
+    today = datetime.now(UTC).date()
+    for days_ago in range(30):
+        day = today - timedelta(days=days_ago)
+        for n, teacher in enumerate([tutor, physics]):
+            TutorDailyUsage.objects.create(
+                tutor=teacher, day=day, messages=40 + days_ago + 10 * n, tokens=(40 + days_ago) * 120,
+                failures=days_ago % 4, latency_le_1000=30, latency_le_2000=10 + n, latency_le_5000=days_ago % 3,
+                latency_ms_sum=45_000, rating=Decimal("4.20") - Decimal(days_ago) / 100 if days_ago % 5 == 0 else None,
+            )  # fmt: skip
+            TutorDailyStudent.objects.create(day=day, tutor=teacher, user=user)
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        log_in(page, live_server, staff_member("Content editors"))
+        page.click("a[href$='/admin/aicore/usagedashboard/']")
+        page.wait_for_selector("figure.chart svg")
+        assert page.locator("figure.chart").count() == 6
+        assert page.locator("figure.chart svg rect").count() == 3 * 30  # the three bar charts
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        assert page.locator("#top-tutors tbody tr").count() == 2
+        screenshot(page, "admin-usage-dashboard.png")
+
+        page.select_option("#usage-tutor", str(physics.pk))
+        page.wait_for_url(f"**tutor={physics.pk}**")
+        with page.expect_download() as download_info:
+            page.click("text=Download CSV")
+        rows = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text(encoding="utf-8"))))
+        assert len(rows) == 30
+        assert rows[-1] == {
+            "day": today.isoformat(), "replies": "50", "tokens": "4800", "active_students": "1",
+            "ai_core_failures": "0", "failure_rate_percent": "0.0", "latency_p50_ms": "842",
+            "latency_p95_ms": "1814", "rating: Пётр Физик": "4.2",
+        }  # fmt: skip
+        screenshot(page, "admin-usage-dashboard-one-tutor.png")
+    finally:
+        context.close()

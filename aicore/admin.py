@@ -1,0 +1,117 @@
+import csv
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from feedback.pseudonyms import student_key
+
+from . import charts
+from .dashboard import Dashboard, dashboard
+from .models import UsageDashboard
+
+
+@admin.register(UsageDashboard)
+class UsageDashboardAdmin(admin.ModelAdmin):
+    """The usage dashboard in place of a list: the last 30 days, all tutors
+    or one, as charts, with the numbers as CSV (`?download=csv`)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view(self.changelist_view)
+        return [path("", view, name=f"{self.opts.app_label}_{self.opts.model_name}_changelist")]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        tutor_id = _tutor_id(request.GET.get("tutor"))
+        data = dashboard(tutor_id=tutor_id)
+        if request.GET.get("download") == "csv":
+            return _csv(data, tutor_id)
+        days = [entry.day for entry in data.days]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Usage dashboard",
+            "opts": self.opts,
+            "data": data,
+            "tutor_id": tutor_id,
+            "last_day": days[-1],
+            "charts": [
+                charts.bar_chart("Replies per day", days, [entry.messages for entry in data.days]),
+                charts.bar_chart("Tokens per day", days, [entry.tokens for entry in data.days]),
+                charts.bar_chart("Active students per day", days, [entry.students for entry in data.days]),
+                charts.line_chart(
+                    "AI-Core failures, % of asks",
+                    days,
+                    {"failure rate": [entry.failure_rate for entry in data.days]},
+                    unit="%",
+                ),
+                charts.line_chart(
+                    "AI-Core latency, ms",
+                    days,
+                    {"p50": [entry.p50 for entry in data.days], "p95": [entry.p95 for entry in data.days]},
+                ),
+                charts.line_chart("Mean rating", days, data.ratings, top=5),
+            ],
+            "students": [
+                {
+                    **row,
+                    "key": student_key(row["user_id"]),
+                    "url": reverse("admin:accounts_user_change", args=[row["user_id"]])
+                    if request.user.is_superuser
+                    else None,
+                }
+                for row in data.nearest_quota
+            ],
+        }
+        return TemplateResponse(request, "admin/aicore/usage_dashboard.html", context)
+
+
+def _tutor_id(raw: str | None) -> int | None:
+    return int(raw) if raw and raw.isdigit() and len(raw) <= 18 else None
+
+
+CSV_COLUMNS = [
+    "day",
+    "replies",
+    "tokens",
+    "active_students",
+    "ai_core_failures",
+    "failure_rate_percent",
+    "latency_p50_ms",
+    "latency_p95_ms",
+]
+
+
+def _csv(data: Dashboard, tutor_id: int | None) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    scope = f"tutor-{tutor_id}" if tutor_id is not None else "all-tutors"
+    response["Content-Disposition"] = f'attachment; filename="usage-{scope}-{data.days[-1].day}.csv"'
+    writer = csv.writer(response)
+    writer.writerow([*CSV_COLUMNS, *(f"rating: {name}" for name in data.ratings)])
+    for index, entry in enumerate(data.days):
+        writer.writerow(
+            [
+                entry.day.isoformat(),
+                entry.messages,
+                entry.tokens,
+                entry.students,
+                entry.failures,
+                "" if entry.failure_rate is None else entry.failure_rate,
+                "" if entry.p50 is None else entry.p50,
+                "" if entry.p95 is None else entry.p95,
+                *("" if line[index] is None else line[index] for line in data.ratings.values()),
+            ]
+        )
+    return response

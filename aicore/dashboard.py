@@ -1,0 +1,167 @@
+"""What the staff's usage dashboard shows, read from the rollups only.
+
+A fixed number of queries over rows per (day, tutor) and per (day, student):
+its cost does not grow with the number of messages.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Case, Count, F, FloatField, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Cast, Coalesce, Greatest
+
+from tutoring.models import Tutor
+
+from .models import LATENCY_BOUNDS_MS, LATENCY_BUCKETS, TutorDailyStudent, TutorDailyUsage, UserDailyUsage
+from .usage import limits_of, today
+
+DAYS = 30
+RATING_LINES = 6  # tutors on the rating chart when all are shown: the busiest
+TABLE_ROWS = 10
+
+
+def percentile(buckets: list[int], share: float) -> int | None:
+    """The latency (ms) under which `share` of the replies fell, interpolated
+    within its histogram bucket; None without replies. The last bucket is
+    open: a value there is reported as its lower bound."""
+    total = sum(buckets)
+    if not total:
+        return None
+    wanted, seen, low = share * total, 0, 0
+    for count, high in zip(buckets, [*LATENCY_BOUNDS_MS, None], strict=True):
+        if count and seen + count >= wanted:
+            if high is None:
+                return low
+            return round(low + (high - low) * (wanted - seen) / count)
+        seen += count
+        low = high if high is not None else low
+    return low
+
+
+@dataclass
+class Day:
+    day: date
+    messages: int = 0
+    tokens: int = 0
+    failures: int = 0
+    students: int = 0
+    buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
+
+    @property
+    def failure_rate(self) -> float | None:
+        """Failed asks out of all asks (replies + failures), in percent."""
+        asked = self.messages + self.failures
+        return round(100 * self.failures / asked, 1) if asked else None
+
+    @property
+    def p50(self) -> int | None:
+        return percentile(self.buckets, 0.5)
+
+    @property
+    def p95(self) -> int | None:
+        return percentile(self.buckets, 0.95)
+
+
+@dataclass
+class Dashboard:
+    days: list[Day]
+    ratings: dict[str, list[float | None]]  # tutor name -> the mean rating on each day
+    top_tutors: list[dict[str, Any]]
+    nearest_quota: list[dict[str, Any]]
+    tutors: list[dict[str, Any]]  # for the picker
+
+
+def dashboard(*, tutor_id: int | None = None, last: date | None = None) -> Dashboard:
+    last = last or today()
+    first = last - timedelta(days=DAYS - 1)
+    window = Q(day__gte=first, day__lte=last)
+    mine = Q(tutor_id=tutor_id) if tutor_id is not None else Q()
+    days = {first + timedelta(days=offset): Day(first + timedelta(days=offset)) for offset in range(DAYS)}
+
+    sums = {name: Sum(name) for name in ["messages", "tokens", "failures", *LATENCY_BUCKETS]}
+    for row in TutorDailyUsage.objects.filter(window & mine).values("day").annotate(**sums).order_by():
+        entry = days[row["day"]]
+        entry.messages, entry.tokens, entry.failures = row["messages"], row["tokens"], row["failures"]
+        entry.buckets = [row[name] for name in LATENCY_BUCKETS]
+    students = TutorDailyStudent.objects.filter(window & mine).values("day").order_by()
+    for row in students.annotate(n=Count("user", distinct=True)):
+        days[row["day"]].students = row["n"]
+
+    top = list(
+        TutorDailyUsage.objects.filter(window & mine)
+        .values("tutor_id", name=F("tutor__name"), rating_now=F("tutor__rating"))
+        .annotate(messages=Sum("messages"), tokens=Sum("tokens"), failures=Sum("failures"))
+        .order_by("-messages", "tutor_id")[: max(TABLE_ROWS, RATING_LINES)]
+    )
+    shown = [row["tutor_id"] for row in top[:RATING_LINES]] if tutor_id is None else [tutor_id]
+    return Dashboard(
+        days=list(days.values()),
+        ratings=_rating_lines(shown, first, last),
+        top_tutors=top[:TABLE_ROWS],
+        nearest_quota=_nearest_quota(last),
+        tutors=list(Tutor.objects.order_by("name").values("id", "name")),
+    )
+
+
+def _rating_lines(tutor_ids: list[int], first: date, last: date) -> dict[str, list[float | None]]:
+    """Each tutor's mean rating day by day: the note of the day, else the
+    last one before (carried in from before the window too). Two queries."""
+    notes = TutorDailyUsage.objects.filter(tutor_id__in=tutor_ids, day__gte=first, day__lte=last)
+    noted: dict[int, dict[date, Decimal]] = {tutor: {} for tutor in tutor_ids}
+    for tutor, day, rating in notes.filter(rating__isnull=False).values_list("tutor_id", "day", "rating"):
+        noted[tutor][day] = rating
+    earlier = TutorDailyUsage.objects.filter(tutor_id=OuterRef("pk"), day__lt=first, rating__isnull=False)
+    tutors = Tutor.objects.filter(pk__in=tutor_ids).annotate(
+        carried=Subquery(earlier.order_by("-day").values("rating")[:1])
+    )
+    lines = {}
+    for tutor in sorted(tutors, key=lambda t: tutor_ids.index(t.pk)):
+        value, line = tutor.carried, []
+        for offset in range((last - first).days + 1):
+            value = noted[tutor.pk].get(first + timedelta(days=offset), value)
+            line.append(float(value) if value is not None else None)
+        lines[tutor.name] = line
+    return lines
+
+
+def _share(used: Any, override: str, default: int) -> Case:
+    """`used` over the effective limit (the user's `override`, else `default`); 0 without one."""
+    limit = Coalesce(F(override), Value(default))
+    has_limit = Q(**{f"{override}__gt": 0})
+    if default:
+        has_limit |= Q(**{f"{override}__isnull": True})
+    ratio = Cast(used, FloatField()) / Cast(limit, FloatField())
+    return Case(When(has_limit, then=ratio), default=Value(0.0), output_field=FloatField())
+
+
+def _nearest_quota(day: date) -> list[dict[str, Any]]:
+    """The day's students by the larger share of a limit they used; without
+    limits, the busiest. One query."""
+    used = F("messages") + F("reserved")
+    rows = (
+        UserDailyUsage.objects.filter(day=day)
+        .annotate(
+            used=used,
+            share=Greatest(
+                _share(used, "user__daily_messages_limit", settings.AI_DAILY_MESSAGES_PER_USER),
+                _share(F("tokens"), "user__daily_tokens_limit", settings.AI_DAILY_TOKENS_PER_USER),
+            ),
+        )
+        .order_by("-share", "-used", "user_id")
+        .values(
+            "user_id", "used", "tokens", "share", "user__daily_messages_limit", "user__daily_tokens_limit"
+        )
+    )
+    return [
+        {
+            "user_id": row["user_id"],
+            "messages": row["used"],
+            "tokens": row["tokens"],
+            "share": round(100 * row["share"]),
+            "limits": limits_of(row["user__daily_messages_limit"], row["user__daily_tokens_limit"]),
+        }
+        for row in rows[:TABLE_ROWS]
+    ]
