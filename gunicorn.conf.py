@@ -17,7 +17,11 @@ environ.Env.read_env(os.environ.get("ENV_FILE", os.path.join(os.path.dirname(__f
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
-worker_class = "gthread"
+# gthread, with requests that wait on AI-Core (sends, /reply/, /regenerate/,
+# re-attached streams) in a pool of their own, GUNICORN_AI_THREADS (128)
+# threads per process: a burst of waiting students cannot take the threads
+# everyone else needs (tutor_platform/workers.py).
+worker_class = "tutor_platform.workers.TwoPoolWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", 32))
 # A send may wait AI_CORE_TIMEOUT (60 s) plus retries; leave room for it.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 200))

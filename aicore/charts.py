@@ -1,17 +1,20 @@
 """Small server-rendered SVG charts for the admin: no script, no CDN.
 
 Each value has a `<title>` (the browser's tooltip) with its exact number;
-the page's CSV download has them all.
+the page's CSV download has them all. The markup is built with f-strings:
+every number is formatted here and every text (titles, tutor names) goes
+through `escape()` once.
 """
 
 from collections.abc import Sequence
 from datetime import date
 
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 600, 220
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 28
+PLOT_HEIGHT = HEIGHT - TOP - BOTTOM
 # Distinguishable for most colour blindness (Okabe-Ito).
 COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
 
@@ -31,72 +34,48 @@ def _number(value: float) -> str:
     return f"{value:,.0f}".replace(",", " ") if value >= 100 or value == int(value) else f"{value:.2f}"
 
 
-def _frame(days: Sequence[date], top: float, unit: str) -> list[SafeString]:
+def _y(value: float, top: float) -> float:
+    return round(TOP + PLOT_HEIGHT * (1 - value / top), 1)
+
+
+def _frame(days: Sequence[date], top: float, unit: str) -> list[str]:
     """Axes, three horizontal grid lines with values, and every fifth day's label."""
-    plot_h = HEIGHT - TOP - BOTTOM
     parts = []
     for fraction in (0, 0.5, 1):
-        y = TOP + plot_h * (1 - fraction)
+        y, label = _y(top * fraction, top), _number(top * fraction)
         parts.append(
-            format_html(
-                '<line x1="{}" x2="{}" y1="{}" y2="{}" class="grid"/>'
-                '<text x="{}" y="{}" class="tick" text-anchor="end">{}{}</text>',
-                LEFT,
-                WIDTH - RIGHT,
-                y,
-                y,
-                LEFT - 6,
-                y + 4,
-                _number(top * fraction),
-                unit,
-            )
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y}" y2="{y}" class="grid"/>'
+            f'<text x="{LEFT - 6}" y="{y + 4}" class="tick" text-anchor="end">{label}{unit}</text>'
         )
     step = (WIDTH - LEFT - RIGHT) / len(days)
     for index, day in enumerate(days):
         if index % 5 == 0 or index == len(days) - 1:
+            x = round(LEFT + step * (index + 0.5), 1)
             parts.append(
-                format_html(
-                    '<text x="{}" y="{}" class="tick" text-anchor="middle">{}</text>',
-                    round(LEFT + step * (index + 0.5), 1),
-                    HEIGHT - 8,
-                    day.strftime("%d.%m"),
-                )
+                f'<text x="{x}" y="{HEIGHT - 8}" class="tick" text-anchor="middle">{day:%d.%m}</text>'
             )
     return parts
 
 
-def _svg(title: str, body: list[SafeString], legend: str = "") -> SafeString:
-    return format_html(
-        '<figure class="chart"><figcaption>{}</figcaption>{}'
-        '<svg viewBox="0 0 {} {}" role="img" aria-label="{}">{}</svg></figure>',
-        title,
-        legend,
-        WIDTH,
-        HEIGHT,
-        title,
-        mark_safe("".join(body)),  # noqa: S308 (every part is built with format_html)
+def _figure(title: str, body: list[str], legend: str = "") -> SafeString:
+    title = escape(title)
+    return mark_safe(  # noqa: S308 (texts escaped above and in the callers; the rest is numbers)
+        f'<figure class="chart"><figcaption>{title}</figcaption>{legend}'
+        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{title}">{"".join(body)}</svg></figure>'
     )
 
 
 def bar_chart(title: str, days: Sequence[date], values: Sequence[int], unit: str = "") -> SafeString:
+    unit = escape(unit)
     top = _nice_top(max(values, default=0))
-    plot_h = HEIGHT - TOP - BOTTOM
     step = (WIDTH - LEFT - RIGHT) / len(days)
     bars = [
-        format_html(
-            '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}: {}{}</title></rect>',
-            round(LEFT + step * index + 1, 1),
-            round(TOP + plot_h * (1 - value / top), 1),
-            round(step - 2, 1),
-            round(plot_h * value / top, 1),
-            COLOURS[0],
-            day.isoformat(),
-            _number(value),
-            unit,
-        )
+        f'<rect x="{round(LEFT + step * index + 1, 1)}" y="{_y(value, top)}" width="{round(step - 2, 1)}" '
+        f'height="{round(PLOT_HEIGHT * value / top, 1)}" fill="{COLOURS[0]}">'
+        f"<title>{day.isoformat()}: {_number(value)}{unit}</title></rect>"
         for index, (day, value) in enumerate(zip(days, values, strict=True))
     ]
-    return _svg(title, [*_frame(days, top, unit), *bars])
+    return _figure(title, [*_frame(days, top, unit), *bars])
 
 
 def line_chart(
@@ -107,54 +86,32 @@ def line_chart(
     top: float | None = None,
 ) -> SafeString:
     """One line per series; a None leaves a gap. `top` fixes the axis (e.g. 5 for ratings)."""
+    unit = escape(unit)
     peak = max((value for values in series.values() for value in values if value is not None), default=0)
     top = top or _nice_top(peak)
-    plot_h = HEIGHT - TOP - BOTTOM
     step = (WIDTH - LEFT - RIGHT) / len(days)
     body = _frame(days, top, unit)
+    legend = []
     for colour, (name, values) in zip(COLOURS, series.items(), strict=False):
-        points = [
-            (round(LEFT + step * (index + 0.5), 1), round(TOP + plot_h * (1 - value / top), 1), day, value)
-            for index, (day, value) in enumerate(zip(days, values, strict=True))
-            if value is not None
-        ]
-        runs, run, previous = [], [], None
-        for point in points:
-            index = days.index(point[2])
-            if previous is not None and index != previous + 1:
-                runs.append(run)
-                run = []
-            run.append(point)
-            previous = index
-        runs.append(run)
-        for stretch in runs:
-            if len(stretch) > 1:
-                body.append(
-                    format_html(
-                        '<polyline points="{}" fill="none" stroke="{}" stroke-width="2"/>',
-                        " ".join(f"{x},{y}" for x, y, _day, _value in stretch),
-                        colour,
-                    )
-                )
-        body += [
-            format_html(
-                '<circle cx="{}" cy="{}" r="2.5" fill="{}"><title>{} {}: {}{}</title></circle>',
-                x,
-                y,
-                colour,
-                name,
-                day.isoformat(),
-                _number(value),
-                unit,
+        name = escape(name)
+        legend.append(f'<li><span style="background:{colour}"></span>{name}</li>')
+        stretch: list[str] = []  # the points of the current unbroken run
+        for index, (day, value) in enumerate(zip(days, values, strict=True)):
+            if value is None:
+                body.append(_polyline(stretch, colour))
+                stretch = []
+                continue
+            x, y = round(LEFT + step * (index + 0.5), 1), _y(value, top)
+            stretch.append(f"{x},{y}")
+            body.append(
+                f'<circle cx="{x}" cy="{y}" r="2.5" fill="{colour}">'
+                f"<title>{name} {day.isoformat()}: {_number(value)}{unit}</title></circle>"
             )
-            for x, y, day, value in points
-        ]
-    legend = format_html(
-        '<ul class="legend">{}</ul>',
-        format_html_join(
-            "",
-            '<li><span style="background:{}"></span>{}</li>',
-            zip(COLOURS, series, strict=False),
-        ),
-    )
-    return _svg(title, body, legend)
+        body.append(_polyline(stretch, colour))
+    return _figure(title, body, f'<ul class="legend">{"".join(legend)}</ul>')
+
+
+def _polyline(points: list[str], colour: str) -> str:
+    if len(points) < 2:
+        return ""
+    return f'<polyline points="{" ".join(points)}" fill="none" stroke="{colour}" stroke-width="2"/>'

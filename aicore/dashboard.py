@@ -10,12 +10,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Case, Count, F, FloatField, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models import Case, F, FilteredRelation, FloatField, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Cast, Coalesce, Greatest
 
 from tutoring.models import Tutor
 
-from .models import LATENCY_BOUNDS_MS, LATENCY_BUCKETS, TutorDailyStudent, TutorDailyUsage, UserDailyUsage
+from .models import LATENCY_BOUNDS_MS, LATENCY_BUCKETS, DailyStudents, TutorDailyUsage, UserDailyUsage
 from .usage import limits_of, today
 
 DAYS = 30
@@ -81,49 +81,68 @@ def dashboard(*, tutor_id: int | None = None, last: date | None = None) -> Dashb
     mine = Q(tutor_id=tutor_id) if tutor_id is not None else Q()
     days = {first + timedelta(days=offset): Day(first + timedelta(days=offset)) for offset in range(DAYS)}
 
-    sums = {name: Sum(name) for name in ["messages", "tokens", "failures", *LATENCY_BUCKETS]}
+    sums = {name: Sum(name) for name in ["messages", "tokens", "failures", "students", *LATENCY_BUCKETS]}
+    if tutor_id is None:  # a student of two tutors counts once
+        everyone = DailyStudents.objects.filter(day=OuterRef("day")).values("students")
+        sums["students"] = Subquery(everyone)
     for row in TutorDailyUsage.objects.filter(window & mine).values("day").annotate(**sums).order_by():
         entry = days[row["day"]]
         entry.messages, entry.tokens, entry.failures = row["messages"], row["tokens"], row["failures"]
+        entry.students = row["students"] or 0
         entry.buckets = [row[name] for name in LATENCY_BUCKETS]
-    students = TutorDailyStudent.objects.filter(window & mine).values("day").order_by()
-    for row in students.annotate(n=Count("user", distinct=True)):
-        days[row["day"]].students = row["n"]
 
-    top = list(
-        TutorDailyUsage.objects.filter(window & mine)
-        .values("tutor_id", name=F("tutor__name"), rating_now=F("tutor__rating"))
-        .annotate(messages=Sum("messages"), tokens=Sum("tokens"), failures=Sum("failures"))
-        .order_by("-messages", "tutor_id")[: max(TABLE_ROWS, RATING_LINES)]
-    )
-    shown = [row["tutor_id"] for row in top[:RATING_LINES]] if tutor_id is None else [tutor_id]
+    tutors = _tutors(first, last)
+    busy = [row for row in tutors if row["messages"]]
+    if tutor_id is None:
+        shown, top = tutors[:RATING_LINES], busy[:TABLE_ROWS]
+    else:
+        shown = top = [row for row in tutors if row["id"] == tutor_id]
     return Dashboard(
         days=list(days.values()),
         ratings=_rating_lines(shown, first, last),
-        top_tutors=top[:TABLE_ROWS],
+        top_tutors=[row for row in top if row["messages"]],
         nearest_quota=_nearest_quota(last),
-        tutors=list(Tutor.objects.order_by("name").values("id", "name")),
+        tutors=sorted(tutors, key=lambda row: row["name"]),
     )
 
 
-def _rating_lines(tutor_ids: list[int], first: date, last: date) -> dict[str, list[float | None]]:
-    """Each tutor's mean rating day by day: the note of the day, else the
-    last one before (carried in from before the window too). Two queries."""
-    notes = TutorDailyUsage.objects.filter(tutor_id__in=tutor_ids, day__gte=first, day__lte=last)
-    noted: dict[int, dict[date, Decimal]] = {tutor: {} for tutor in tutor_ids}
-    for tutor, day, rating in notes.filter(rating__isnull=False).values_list("tutor_id", "day", "rating"):
-        noted[tutor][day] = rating
+def _tutors(first: date, last: date) -> list[dict[str, Any]]:
+    """Every tutor, busiest first: its replies, tokens and failures in the
+    window, its rating now, and its last rating note before the window.
+    One query."""
+    in_window = FilteredRelation(
+        "daily_usage", condition=Q(daily_usage__day__gte=first, daily_usage__day__lte=last)
+    )
     earlier = TutorDailyUsage.objects.filter(tutor_id=OuterRef("pk"), day__lt=first, rating__isnull=False)
-    tutors = Tutor.objects.filter(pk__in=tutor_ids).annotate(
-        carried=Subquery(earlier.order_by("-day").values("rating")[:1])
+    return list(
+        Tutor.objects.annotate(recent=in_window)
+        .values("id", "name", "rating")
+        .annotate(
+            messages=Coalesce(Sum("recent__messages"), 0),
+            tokens=Coalesce(Sum("recent__tokens"), 0),
+            failures=Coalesce(Sum("recent__failures"), 0),
+            carried=Subquery(earlier.order_by("-day").values("rating")[:1]),
+        )
+        .order_by("-messages", "name", "id")
     )
+
+
+def _rating_lines(tutors: list[dict[str, Any]], first: date, last: date) -> dict[str, list[float | None]]:
+    """Each tutor's mean rating day by day: the note of the day, else the
+    last one before (carried in from before the window too). One query."""
+    notes = TutorDailyUsage.objects.filter(
+        tutor_id__in=[tutor["id"] for tutor in tutors], day__gte=first, day__lte=last, rating__isnull=False
+    )
+    noted: dict[int, dict[date, Decimal]] = {tutor["id"]: {} for tutor in tutors}
+    for tutor_id, day, rating in notes.values_list("tutor_id", "day", "rating"):
+        noted[tutor_id][day] = rating
     lines = {}
-    for tutor in sorted(tutors, key=lambda t: tutor_ids.index(t.pk)):
-        value, line = tutor.carried, []
+    for tutor in tutors:
+        value, line = tutor["carried"], []
         for offset in range((last - first).days + 1):
-            value = noted[tutor.pk].get(first + timedelta(days=offset), value)
+            value = noted[tutor["id"]].get(first + timedelta(days=offset), value)
             line.append(float(value) if value is not None else None)
-        lines[tutor.name] = line
+        lines[tutor["name"]] = line
     return lines
 
 

@@ -52,11 +52,12 @@ class UserDailyUsage(models.Model):
 class TutorDailyUsage(models.Model):
     """A tutor's replies, tokens, AI-Core failures and latency in one UTC day."""
 
-    tutor = models.ForeignKey("tutoring.Tutor", on_delete=models.CASCADE, related_name="+")
+    tutor = models.ForeignKey("tutoring.Tutor", on_delete=models.CASCADE, related_name="daily_usage")
     day = models.DateField()
     messages = _counter()
     tokens = models.PositiveBigIntegerField(default=0, db_default=0)
     failures = _counter(help_text="Sends, replies and regenerations AI-Core failed (no reply saved).")
+    students = _counter(help_text="Students the tutor answered (see TutorDailyStudent).")
     latency_ms_sum = models.PositiveBigIntegerField(default=0, db_default=0)
     latency_le_250 = _counter()
     latency_le_500 = _counter()
@@ -77,13 +78,36 @@ class TutorDailyUsage(models.Model):
     class Meta:
         verbose_name_plural = "tutor daily usage"
         constraints = [models.UniqueConstraint(fields=["day", "tutor"], name="tutor_usage_one_per_day")]
+        # A tutor's rating notes, newest first: the dashboard's rating line
+        # and the last note before its window, whatever the history's length.
+        indexes = [
+            models.Index(
+                fields=["tutor", "-day"],
+                condition=models.Q(rating__isnull=False),
+                name="tutor_usage_rating_notes_idx",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"tutor {self.tutor_id} on {self.day}"
 
 
+class DailyStudents(models.Model):
+    """Students who got a reply on a day, from any tutor."""
+
+    day = models.DateField(unique=True)
+    students = _counter()
+
+    class Meta:
+        verbose_name_plural = "daily students"
+
+    def __str__(self) -> str:
+        return f"{self.students} students on {self.day}"
+
+
 class TutorDailyStudent(models.Model):
-    """A student the tutor answered on a day: active students, counted exactly."""
+    """A student the tutor answered on a day: its first reply that day counts
+    the student once in TutorDailyUsage.students."""
 
     day = models.DateField()
     tutor = models.ForeignKey("tutoring.Tutor", on_delete=models.CASCADE, related_name="+")

@@ -31,7 +31,14 @@ from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
-from .models import LATENCY_BOUNDS_MS, LATENCY_BUCKETS, TutorDailyStudent, TutorDailyUsage, latency_bucket
+from .models import (
+    LATENCY_BOUNDS_MS,
+    LATENCY_BUCKETS,
+    DailyStudents,
+    TutorDailyStudent,
+    TutorDailyUsage,
+    latency_bucket,
+)
 from .models import UserDailyUsage as UserDailyUsageModel
 
 
@@ -157,15 +164,21 @@ def record_reply(reservation: Reservation, *, tutor_id: int, reply: Any) -> None
         f"INSERT INTO {t} (user_id, day, messages, tokens, reserved) VALUES (%s, %s, 1, %s, 0) "  # noqa: S608
         f"ON CONFLICT (user_id, day) DO UPDATE SET messages = {t}.messages + 1, "
         f"tokens = {t}.tokens + excluded.tokens, "
-        f"reserved = CASE WHEN {t}.reserved >= %s THEN {t}.reserved - %s ELSE 0 END"
+        f"reserved = CASE WHEN {t}.reserved >= %s THEN {t}.reserved - %s ELSE 0 END "
+        "RETURNING messages"
     )
-    _execute(sql, [reservation.user_id, day, tokens, held, held])
+    (replies_today,) = _execute(sql, [reservation.user_id, day, tokens, held, held])
     if not held:
         refund(reservation)
-    TutorDailyStudent.objects.bulk_create(
-        [TutorDailyStudent(day=day, tutor_id=tutor_id, user_id=reservation.user_id)], ignore_conflicts=True
+    if replies_today == 1:  # the student's first reply today (once per student and day)
+        _upsert(DailyStudents, {"day": day}, add={"students": 1})
+    t = _table(TutorDailyStudent)
+    sql = (
+        f"INSERT INTO {t} (day, tutor_id, user_id) VALUES (%s, %s, %s) "  # noqa: S608
+        "ON CONFLICT (day, tutor_id, user_id) DO NOTHING RETURNING 1"
     )
-    counts = {"messages": 1, "tokens": tokens}
+    new_student = _execute(sql, [day, tutor_id, reservation.user_id]) is not None
+    counts = {"messages": 1, "tokens": tokens, "students": int(new_student)}
     if reply.latency_ms is not None:
         counts |= {"latency_ms_sum": reply.latency_ms, latency_bucket(reply.latency_ms): 1}
     _upsert(TutorDailyUsage, {"day": day, "tutor_id": tutor_id}, add=counts)
@@ -214,6 +227,7 @@ def rebuild(since: date, until: date, apps: Any = global_apps) -> int:
     user_usage = apps.get_model("aicore", "UserDailyUsage")
     tutor_usage = apps.get_model("aicore", "TutorDailyUsage")
     tutor_student = apps.get_model("aicore", "TutorDailyStudent")
+    daily_students = apps.get_model("aicore", "DailyStudents")
     start = datetime.combine(since, time(0), tzinfo=UTC)
     end = datetime.combine(until + timedelta(days=1), time(0), tzinfo=UTC)
     replies = message_model.objects.filter(
@@ -227,14 +241,17 @@ def rebuild(since: date, until: date, apps: Any = global_apps) -> int:
     per_tutor = replies.values("on", "chat__tutor_id").annotate(
         **counts, latency_ms_sum=Coalesce(Sum("latency_ms"), 0), **buckets
     )
+    per_tutor = per_tutor.annotate(students=Count("chat__user_id", distinct=True))
     per_user = replies.values("on", "chat__user_id").annotate(**counts)
     students = replies.values_list("on", "chat__tutor_id", "chat__user_id").distinct()
-    tutor_fields = ["messages", "tokens", "latency_ms_sum", *LATENCY_BUCKETS]
+    per_day = replies.values("on").annotate(students=Count("chat__user_id", distinct=True))
+    tutor_fields = ["messages", "tokens", "students", "latency_ms_sum", *LATENCY_BUCKETS]
     in_range = Q(day__gte=since, day__lte=until)
     with transaction.atomic():
         tutor_usage.objects.filter(in_range).update(**dict.fromkeys(tutor_fields, 0))
         user_usage.objects.filter(in_range).update(messages=0, tokens=0)
         tutor_student.objects.filter(in_range).delete()
+        daily_students.objects.filter(in_range).delete()
         tutor_usage.objects.bulk_create(
             [
                 tutor_usage(day=row.pop("on"), tutor_id=row.pop("chat__tutor_id"), **row)
@@ -263,5 +280,8 @@ def rebuild(since: date, until: date, apps: Any = global_apps) -> int:
         tutor_student.objects.bulk_create(
             [tutor_student(day=on, tutor_id=tutor, user_id=user) for on, tutor, user in students.order_by()],
             batch_size=500,
+        )
+        daily_students.objects.bulk_create(
+            [daily_students(day=row["on"], students=row["students"]) for row in per_day.order_by()]
         )
     return tutor_usage.objects.filter(in_range).aggregate(n=Coalesce(Sum("messages"), 0))["n"]

@@ -34,9 +34,7 @@ def main() -> None:
     subprocess.run(["psql", PG + "/postgres", "-qc", f"CREATE DATABASE {DB_NAME}"], check=True)
     os.environ.update(
         ENV_FILE=os.devnull,
-        DEBUG="False",
-        SECRET_KEY="bench-" + "x" * 60,
-        SECURE_SSL_REDIRECT="False",
+        DEBUG="True",  # static files without collectstatic; both pages pay the same
         DATABASE_URL=f"{PG}/{DB_NAME}",
         ALLOWED_HOSTS="testserver",
         AI_CORE_URL="stub",
@@ -77,7 +75,8 @@ def main() -> None:
             SELECT u.id, t.id, '', now() FROM accounts_user u
             JOIN tutoring_tutor t ON (t.id + u.id) %% 4 = 0
             WHERE u.email LIKE '%%@bench.example.com'
-            """
+            """,
+            [],
         )
         cursor.execute("SELECT array_agg(id) FROM chats_chat")
         chats = cursor.fetchone()[0]
@@ -89,7 +88,7 @@ def main() -> None:
                    CASE WHEN n %% 2 = 0 THEN 'user' ELSE 'assistant' END,
                    'Сообщение номер ' || n, '[]'::jsonb, '{}'::jsonb, NULL, true, '',
                    CASE WHEN n %% 2 = 1 THEN 20 + n %% 400 END,
-                   CASE WHEN n %% 2 = 1 THEN 300 + (n * 7919) %% 9000 END,
+                   CASE WHEN n %% 2 = 1 THEN 300 + (n::bigint * 7919) %% 9000 END,
                    now() - ((n %% %s) * interval '1 day') - ((n %% 86400) * interval '1 second')
             FROM generate_series(0, %s - 1) AS n
             """,
@@ -116,6 +115,8 @@ def main() -> None:
             assert response.status_code == 200
         with CaptureQueriesContext(connection) as queries:
             client.get(path)
+        for query in queries.captured_queries:
+            print(f"  {path}: {float(query['time']) * 1000:5.1f} ms  {query['sql'][:90]}")
         return statistics.median(times), len(queries.captured_queries)
 
     index, index_queries = timed("/admin/")

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 
 class Chat(models.Model):
@@ -68,7 +69,8 @@ class Message(models.Model):
     # not say) and how long the backend waited for it. Null on user messages.
     tokens_used = models.PositiveIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Set by the send flow to the moment the chat's last_message_at records.
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["id"]

@@ -15,6 +15,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 
 from accounts.models import User
@@ -106,18 +107,14 @@ def chat_rename(*, chat: Chat, title: str) -> Chat:
     return chat
 
 
-def _lock_chat(chat: Chat, *, containing: Message | None = None) -> bool:
-    """Locks the chat's row (only that row); False when the chat, or the given
-    message in it, no longer exists.
+def _lock_chat(chat: Chat) -> None:
+    """Locks the chat's row (only that row).
 
-    Clearing, deleting and saving a reply all take this lock first, so they
-    run one after the other and always lock rows in the same order.
-    Call inside a transaction.
+    Clearing, deleting, selecting a variant and saving a reply (through
+    `_touch_chat`) all take this lock first, so they run one after the
+    other and always lock rows in the same order. Call inside a transaction.
     """
-    rows = Chat.objects.select_for_update(of=("self",)).filter(pk=chat.pk)
-    if containing is not None:
-        rows = rows.filter(messages__pk=containing.pk)
-    return rows.order_by().values_list("pk", flat=True).first() is not None
+    Chat.objects.select_for_update(of=("self",)).filter(pk=chat.pk).order_by().values_list("pk").first()
 
 
 def chat_delete(*, chat: Chat) -> None:
@@ -136,12 +133,19 @@ def chat_clear_history(*, chat: Chat) -> None:
     chat.last_message_at = None
 
 
-def _touch_chat(chat: Chat, *, at: datetime, title_from: str | None = None) -> None:
-    """Moves `last_message_at` forward (never back) and fills an empty title."""
+def _touch_chat(
+    chat: Chat, *, at: datetime, title_from: str | None = None, containing: Message | None = None
+) -> bool:
+    """Moves `last_message_at` forward (never back) and fills an empty title.
+    With `containing`, only while that message is still in the chat. False
+    when nothing was updated. Like `_lock_chat`, it locks the chat's row."""
     changes = {"last_message_at": Greatest(Coalesce(F("last_message_at"), Value(at)), Value(at))}
     if title_from is not None:
         changes["title"] = Case(When(title="", then=Value(derive_title(title_from))), default=F("title"))
-    Chat.objects.filter(pk=chat.pk).update(**changes)
+    rows = Chat.objects.filter(pk=chat.pk)
+    if containing is not None:
+        rows = rows.filter(messages__pk=containing.pk)
+    return bool(rows.update(**changes))
 
 
 def _ensure_tutor_available(chat: Chat) -> None:
@@ -365,10 +369,12 @@ def _save_reply(
     reply relies on the one-current-reply constraint (a second one raises
     NothingToReply); a variant first retires the current one, and counts
     its siblings."""
-    count = 1
+    count, now = 1, timezone.now()
     try:
         with transaction.atomic():
-            if not _lock_chat(chat, containing=user_message):
+            # The chat's row first, as clearing and deleting lock it: the
+            # update that moves its last_message_at to the reply takes the lock.
+            if not _touch_chat(chat, at=now, containing=user_message):
                 raise ReplyDiscarded()
             if variant:
                 Message.objects.filter(reply_to=user_message, is_current=True).update(is_current=False)
@@ -381,11 +387,11 @@ def _save_reply(
                 latency_ms=reply.latency_ms,
                 tutor_version=reply.tutor_version,
                 reply_to=user_message,
+                created_at=now,
             )
             usage.record_reply(reservation, tutor_id=chat.tutor_id, reply=assistant_message)
             if variant:
                 count = Message.objects.filter(reply_to=user_message).count()
-            _touch_chat(chat, at=assistant_message.created_at)
     except IntegrityError:
         # Another request saved the reply to this message first.
         raise NothingToReply() from None

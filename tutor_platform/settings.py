@@ -14,6 +14,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from tutor_platform.workers import ai_threads
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -159,7 +161,9 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # max_connections, less DB_RESERVED_CONNECTIONS for migrations, cron jobs,
 # psql and the superuser.
 SERVER_WORKERS = env.int("GUNICORN_WORKERS", default=os.cpu_count() or 1)
-SERVER_THREADS = env.int("GUNICORN_THREADS", default=32)
+# Threads per process: GUNICORN_THREADS for most requests, plus a pool of
+# GUNICORN_AI_THREADS for those that wait on AI-Core (tutor_platform/workers.py).
+SERVER_THREADS = env.int("GUNICORN_THREADS", default=32) + ai_threads()
 DB_CONNECTION_BUDGET = env.int("DB_MAX_CONNECTIONS", default=100) - env.int(
     "DB_RESERVED_CONNECTIONS", default=10
 )

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from aicore.dashboard import percentile
-from aicore.models import LATENCY_BUCKETS, TutorDailyStudent, TutorDailyUsage, UserDailyUsage
+from aicore.models import LATENCY_BUCKETS, DailyStudents, TutorDailyUsage, UserDailyUsage
 
 pytestmark = pytest.mark.django_db
 
@@ -51,12 +51,11 @@ class TestPercentile:
 class TestDashboard:
     def test_the_numbers_per_day_as_csv(self, client, admin_user, tutor, make_tutor, user, other_user):
         other = make_tutor(name="Физика")
-        usage(tutor, 0, messages=8, tokens=800, failures=2, latency_le_250=8)
-        usage(other, 0, messages=2, tokens=50, latency_le_1000=2)
-        usage(tutor, 3, messages=1, tokens=10, latency_le_500=1)
+        usage(tutor, 0, messages=8, tokens=800, failures=2, students=2, latency_le_250=8)
+        usage(other, 0, messages=2, tokens=50, students=1, latency_le_1000=2)
+        usage(tutor, 3, messages=1, tokens=10, students=1, latency_le_500=1)
         usage(tutor, 40, messages=99)  # outside the 30 days
-        for student, who in [(tutor, user), (other, user), (tutor, other_user)]:
-            TutorDailyStudent.objects.create(day=today(), tutor=student, user=who)
+        DailyStudents.objects.create(day=today(), students=2)  # one student asked both tutors
         client.force_login(admin_user)
 
         rows = download(client)
@@ -118,13 +117,11 @@ class TestDashboard:
             extra = make_tutor(name=f"Репетитор {n}")
             student = make_user()
             for days_ago in range(30):
-                usage(extra, days_ago, messages=n + days_ago, rating=Decimal("3.5"))
-                TutorDailyStudent.objects.create(
-                    day=today() - timedelta(days=days_ago), tutor=extra, user=student
-                )
+                usage(extra, days_ago, messages=n + days_ago, students=1, rating=Decimal("3.5"))
+                DailyStudents.objects.get_or_create(day=today() - timedelta(days=days_ago))
             UserDailyUsage.objects.create(user=student, day=today(), messages=n)
 
-        assert queries() == small == 9  # session, user, 7 reads of the rollups and the tutors
+        assert queries() == small == 6  # session, user; days (with students), tutors, rating notes, quota
 
     def test_names_are_escaped_in_the_charts(self, client, admin_user, make_tutor):
         tutor = make_tutor(name="<script>alert(1)</script>")

@@ -12,9 +12,9 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.forms.models import model_to_dict
 
-from aicore.models import LATENCY_BUCKETS, TutorDailyStudent, TutorDailyUsage, UserDailyUsage
+from aicore.models import LATENCY_BUCKETS, DailyStudents, TutorDailyStudent, TutorDailyUsage, UserDailyUsage
 from chats.models import Chat, Message
-from chats.tests.test_streaming import SSE
+from chats.tests.test_streaming import SSE, parse
 from conftest import bearer_client, requires_postgresql, run_in_threads
 
 pytestmark = pytest.mark.django_db
@@ -56,6 +56,7 @@ def rollups() -> dict:
         "users": rows(UserDailyUsage, "day", "user"),
         "tutors": rows(TutorDailyUsage, "day", "tutor"),
         "students": set(TutorDailyStudent.objects.values_list("day", "tutor", "user")),
+        "all_students": set(DailyStudents.objects.values_list("day", "students")),
     }
 
 
@@ -79,6 +80,8 @@ class TestAccounting:
         assert tutor_day.latency_le_250 == 2  # `responses` answers at once
         assert sum(getattr(tutor_day, bucket) for bucket in LATENCY_BUCKETS) == 2
         assert list(TutorDailyStudent.objects.values_list("tutor", "user")) == [(chat.tutor_id, user.id)]
+        assert tutor_day.students == 1
+        assert DailyStudents.objects.get(day=today).students == 1
 
     def test_an_ai_core_failure_is_counted_for_the_tutor_and_costs_the_student_nothing(
         self, auth_client, user, chat, ai_core, settings
@@ -97,6 +100,29 @@ class TestAccounting:
         row.refresh_from_db()
         assert (row.messages, row.reserved) == (1, 0)
         assert send(auth_client, chat).json()["code"] == "quota_exceeded"
+
+    @pytest.mark.django_db(transaction=True)
+    def test_a_streamed_send_that_fails_gives_the_reply_back(self, auth_client, user, chat, ai_core):
+        ai_core.post(GENERATE, status=500)
+
+        events = parse(b"".join(send(auth_client, chat, **SSE).streaming_content))
+
+        assert events[-1][0] == "error"
+        row = UserDailyUsage.objects.get(user=user)
+        assert (row.messages, row.reserved) == (0, 0)
+        assert TutorDailyUsage.objects.get(tutor=chat.tutor).failures == 1
+
+    def test_a_reply_discarded_by_a_clear_costs_nothing(self, auth_client, user, chat, ai_core):
+        def clear_meanwhile(request):
+            Message.objects.filter(chat=chat).delete()
+            return 200, {}, json.dumps({"content": "Поздно", "tokens_used": 9})
+
+        ai_core.add_callback(responses.POST, GENERATE, callback=clear_meanwhile)
+
+        assert send(auth_client, chat).json()["code"] == "reply_discarded"
+        row = UserDailyUsage.objects.get(user=user)
+        assert (row.messages, row.tokens, row.reserved) == (0, 0, 0)
+        assert not TutorDailyUsage.objects.filter(messages__gt=0).exists()
 
     def test_a_rating_notes_the_tutors_mean_on_the_day(self, auth_client, chat, ai_core):
         answering(ai_core)
@@ -138,14 +164,17 @@ class TestRebuild:
         ai_core.post(GENERATE, status=502)
         assert send(bearer_client(user), chat).status_code == 502
         live = rollups()
-        assert live["tutors"][(datetime.now(UTC).date(), other_tutor)]["messages"] == 6
+        today = datetime.now(UTC).date()
+        assert live["tutors"][(today, other_tutor)]["messages"] == 6
+        assert live["tutors"][(today, other_tutor)]["students"] == 2
+        assert live["all_students"] == {(today, 2)}
         # Damage every count the messages can restore.
         UserDailyUsage.objects.update(messages=99, tokens=0)
-        TutorDailyUsage.objects.update(messages=0, tokens=5, latency_le_250=0, latency_ms_sum=1)
+        TutorDailyUsage.objects.update(messages=0, tokens=5, students=7, latency_le_250=0, latency_ms_sum=1)
         TutorDailyStudent.objects.all().delete()
+        DailyStudents.objects.update(students=40)
 
-        today = datetime.now(UTC).date().isoformat()
-        call_command("rebuild_usage", "--since", today, "--until", today, verbosity=0)
+        call_command("rebuild_usage", "--since", today.isoformat(), "--until", today.isoformat(), verbosity=0)
 
         assert rollups() == live  # failures kept, the rest recounted
 

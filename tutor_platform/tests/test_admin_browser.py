@@ -292,12 +292,12 @@ def test_the_training_export_downloads_consented_items_once(page, live_server, f
 
 
 def test_the_usage_dashboard_fits_1366_px_and_its_csv_has_the_numbers(
-    browser, live_server, tutor, make_tutor, user
+    browser, live_server, tutor, make_tutor
 ):
     from datetime import UTC, datetime, timedelta
     from decimal import Decimal
 
-    from aicore.models import TutorDailyStudent, TutorDailyUsage
+    from aicore.models import DailyStudents, TutorDailyUsage
 
     physics = make_tutor(name="Пётр Физик")
     today = datetime.now(UTC).date()
@@ -307,9 +307,10 @@ def test_the_usage_dashboard_fits_1366_px_and_its_csv_has_the_numbers(
             TutorDailyUsage.objects.create(
                 tutor=teacher, day=day, messages=40 + days_ago + 10 * n, tokens=(40 + days_ago) * 120,
                 failures=days_ago % 4, latency_le_1000=30, latency_le_2000=10 + n, latency_le_5000=days_ago % 3,
-                latency_ms_sum=45_000, rating=Decimal("4.20") - Decimal(days_ago) / 100 if days_ago % 5 == 0 else None,
+                latency_ms_sum=45_000, students=1 + n,
+                rating=Decimal("4.20") - Decimal(days_ago) / 100 if days_ago % 5 == 0 else None,
             )  # fmt: skip
-            TutorDailyStudent.objects.create(day=day, tutor=teacher, user=user)
+        DailyStudents.objects.create(day=day, students=2)
     context = browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(15_000)
@@ -330,7 +331,7 @@ def test_the_usage_dashboard_fits_1366_px_and_its_csv_has_the_numbers(
         rows = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text(encoding="utf-8"))))
         assert len(rows) == 30
         assert rows[-1] == {
-            "day": today.isoformat(), "replies": "50", "tokens": "4800", "active_students": "1",
+            "day": today.isoformat(), "replies": "50", "tokens": "4800", "active_students": "2",
             "ai_core_failures": "0", "failure_rate_percent": "0.0", "latency_p50_ms": "842",
             "latency_p95_ms": "1814", "rating: Пётр Физик": "4.2",
         }  # fmt: skip

@@ -118,7 +118,7 @@ SHOW_POOL = (
 )
 
 
-@pytest.mark.parametrize(("cores", "per_process"), [(1, 32), (2, 32), (4, 22), (16, 5), (64, 1)])
+@pytest.mark.parametrize(("cores", "per_process"), [(1, 90), (2, 45), (4, 22), (16, 5), (64, 1)])
 def test_production_defaults_never_exceed_the_databases_connections(cores, per_process):
     """Item 9: on 4+ cores, cpu_count x 32 threads without a pool exceeded
     PostgreSQL's default 100 connections (11 of 128 sends answered 500)."""
