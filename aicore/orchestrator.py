@@ -18,6 +18,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from chats.models import Chat, Message
+from tutor_platform import cpu_gate
 from tutoring.models import TutorVersion
 
 from .client import Generation, drain, get_client
@@ -125,7 +126,8 @@ def stream_reply(
     payload = build_request(chat=chat, version=version, user_message=user_message, history=history)
     release_db_connection()
     started = time.monotonic()
-    generation = yield from get_client().generate(payload, request_id=request_id, stream=stream)
+    with cpu_gate.set_aside():  # waiting needs no CPU: others may work meanwhile
+        generation = yield from get_client().generate(payload, request_id=request_id, stream=stream)
     latency_ms = round((time.monotonic() - started) * 1000)
     logger.info("AI-Core replied for chat=%s in %dms", chat.pk, latency_ms)
     return AIReply(

@@ -75,6 +75,7 @@ def main(out_path: str) -> None:
     # Item 3's "same number of queries": count them for a send into each chat.
     with override_settings(AI_CORE_URL="stub", ALLOWED_HOSTS=["testserver"]):
         client = Client(HTTP_AUTHORIZATION=f"Bearer {_token(owner)}")
+        _send_queries(client, page)  # the day's first reply also counts the student once: not a steady send
         queries = {"big": _send_queries(client, big), "empty": _send_queries(client, empty)}
     Message.objects.filter(chat=empty).delete()
 

@@ -22,10 +22,7 @@ from concurrent import futures
 
 from gunicorn.workers.gthread import ThreadWorker
 
-# POST /api/v1/chats/<id>/{messages,reply,regenerate}/ and GET .../stream/.
-WAITS_ON_AI_CORE = re.compile(
-    rb"^(POST /api/v1/chats/\d+/(messages|reply|regenerate)/|GET /api/v1/chats/\d+/stream/)[ ?]"
-)
+_AI_PATHS = re.compile(r"^/api/v1/chats/\d{1,18}/(messages|reply|regenerate|stream)/$")
 PEEK_BYTES = 64
 # Threads per process for requests that wait on AI-Core (GUNICORN_AI_THREADS).
 # They hold no database connection while they wait, so the database does
@@ -37,12 +34,23 @@ def ai_threads() -> int:
     return int(os.environ.get("GUNICORN_AI_THREADS") or DEFAULT_AI_THREADS)
 
 
+def asks_ai_core(method: str, path: str) -> bool:
+    """POST /api/v1/chats/<id>/{messages,reply,regenerate}/ and GET .../stream/."""
+    found = _AI_PATHS.match(path)
+    if found is None:
+        return False
+    return method == ("GET" if found[1] == "stream" else "POST")
+
+
 def waits_on_ai_core(sock: socket.socket) -> bool:
+    """Whether the request waiting on `sock` asks AI-Core, from its request
+    line, read without consuming it. False when it has not arrived yet."""
     try:
         start = sock.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except (BlockingIOError, InterruptedError, OSError):
         return False
-    return WAITS_ON_AI_CORE.match(start) is not None
+    method, _, rest = start.decode("latin-1").partition(" ")
+    return asks_ai_core(method, rest.split(" ", 1)[0].split("?", 1)[0])
 
 
 class TwoPoolWorker(ThreadWorker):

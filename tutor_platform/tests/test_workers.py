@@ -2,6 +2,7 @@
 (tutor_platform/workers.py), so waiting students cannot take the threads
 everyone else needs."""
 
+import json
 import os
 import socket
 import threading
@@ -9,9 +10,11 @@ import time
 
 import pytest
 import requests
+import responses
 
 from aicore.tests.test_stub_server import serve_stub
 from conftest import PASSWORD, free_port, serve_with_gunicorn, wait_until_serving
+from tutor_platform import cpu_gate
 from tutor_platform.workers import waits_on_ai_core
 
 AI_DELAY = 6  # seconds AI-Core takes: far longer than a catalogue read
@@ -102,3 +105,51 @@ def test_a_full_ai_pool_leaves_the_catalogue_answering(tmp_path, slow_ai_core):
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+@pytest.mark.django_db
+def test_a_send_works_under_a_cpu_slot_and_sets_it_aside_while_ai_core_answers(auth_client, chat, settings):
+    settings.AI_CORE_URL = "http://ai-core.test"
+    seen = {}
+
+    def answer(request):
+        # While AI-Core works, the send holds no slot: every slot is free for others.
+        seen["holds"], seen["free"] = cpu_gate.holds_slot(), cpu_gate._slots._value
+        return 200, {}, json.dumps({"content": "Ответ"})
+
+    with responses.RequestsMock() as ai_core:
+        ai_core.add_callback(responses.POST, "http://ai-core.test/api/v1/generate", callback=answer)
+        sent = auth_client.post(f"/api/v1/chats/{chat.id}/messages/", {"content": "Вопрос"}, format="json")
+
+    assert sent.status_code == 201
+    assert seen == {"holds": False, "free": settings.AI_CPU_SLOTS}
+    assert cpu_gate._slots._value == settings.AI_CPU_SLOTS and not cpu_gate.holds_slot()
+
+
+def test_the_slots_bound_the_requests_working_at_once():
+    working, most = 0, 0
+    lock = threading.Lock()
+
+    def count(change: int) -> None:
+        nonlocal working, most
+        with lock:
+            working += change
+            most = max(most, working)
+
+    def request() -> None:
+        with cpu_gate.slot():
+            count(+1)
+            time.sleep(0.05)
+            count(-1)
+            with cpu_gate.set_aside():  # waiting on AI-Core
+                time.sleep(0.05)
+            count(+1)
+            time.sleep(0.05)
+            count(-1)
+
+    threads = [threading.Thread(target=request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == cpu_gate._slots._initial_value == 2  # AI_CPU_SLOTS
