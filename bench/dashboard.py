@@ -12,15 +12,11 @@ depend on the messages (target: at most 2x the index page). Queries per
 request are counted too.
 """
 
-import os
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-PG = "postgres://postgres@127.0.0.1:5432"
+from in_process import django_on_fresh_database, drop_database
+
 DB_NAME = "tutor_dashboard_bench"
 MESSAGES = 1_000_000
 TUTORS = 20
@@ -30,22 +26,7 @@ SAMPLES = 60
 
 
 def main() -> None:
-    subprocess.run(["psql", PG + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"], check=True)
-    subprocess.run(["psql", PG + "/postgres", "-qc", f"CREATE DATABASE {DB_NAME}"], check=True)
-    os.environ.update(
-        ENV_FILE=os.devnull,
-        DEBUG="True",  # static files without collectstatic; both pages pay the same
-        DATABASE_URL=f"{PG}/{DB_NAME}",
-        ALLOWED_HOSTS="testserver",
-        AI_CORE_URL="stub",
-        AI_CORE_ALLOW_STUB="True",
-        LOG_LEVEL="WARNING",
-        DJANGO_SETTINGS_MODULE="tutor_platform.settings",
-    )
-    sys.path.insert(0, str(BASE_DIR))
-    import django
-
-    django.setup()
+    django_on_fresh_database(DB_NAME)
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
@@ -57,7 +38,6 @@ def main() -> None:
     from tutoring.models import Course
     from tutoring.services import TutorContent, tutor_create
 
-    call_command("migrate", verbosity=0)
     course = Course.objects.create(name="Математика", slug="math", is_active=True)
     for n in range(TUTORS):
         content = TutorContent("Ты — репетитор.", "math-v1", "kb")
@@ -132,8 +112,7 @@ def main() -> None:
     print(f"| admin index | {index * 1000:.1f} ms | {index_queries} | 1.00 |")
     print(f"| usage dashboard, all tutors | {board * 1000:.1f} ms | {board_queries} | {board / index:.2f} |")
     print(f"| usage dashboard, one tutor | {one * 1000:.1f} ms | {one_queries} | {one / index:.2f} |")
-    connection.close()
-    subprocess.run(["psql", PG + "/postgres", "-qc", f"DROP DATABASE {DB_NAME}"], check=True)
+    drop_database(DB_NAME)
 
 
 if __name__ == "__main__":

@@ -10,33 +10,15 @@ the document's size. Flat memory means the 100 000-message peak is close to
 the 1 000-message one although the document is 100 times larger.
 """
 
-import os
-import subprocess
-import sys
 import tracemalloc
-from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-PG = "postgres://postgres@127.0.0.1:5432"
+from in_process import django_on_fresh_database, drop_database
+
 DB_NAME = "tutor_export_bench"
 
 
 def main() -> None:
-    subprocess.run(["psql", PG + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"], check=True)
-    subprocess.run(["psql", PG + "/postgres", "-qc", f"CREATE DATABASE {DB_NAME}"], check=True)
-    os.environ.update(
-        ENV_FILE=os.devnull,
-        DEBUG="True",
-        DATABASE_URL=f"{PG}/{DB_NAME}",
-        ALLOWED_HOSTS="testserver",
-        LOG_LEVEL="WARNING",
-        DJANGO_SETTINGS_MODULE="tutor_platform.settings",
-    )
-    sys.path.insert(0, str(BASE_DIR))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    django_on_fresh_database(DB_NAME)
     from rest_framework.test import APIClient
     from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -47,7 +29,6 @@ def main() -> None:
     from tutoring.models import Course
     from tutoring.services import TutorContent, tutor_create
 
-    call_command("migrate", verbosity=0)
     course = Course.objects.create(name="Математика", slug="math", is_active=True)
     tutor = tutor_create(
         course=course, name="Анна", is_active=True, content=TutorContent("Ты — репетитор.", "math-v1", "kb")
@@ -105,10 +86,7 @@ def main() -> None:
         print(f"| {total:,} | {size / 2**20:.1f} MiB | {peak / 2**20:.1f} MiB |")
     (small, _, small_peak), (large, _, large_peak) = rows
     print(f"\n{large // small}x the messages: peak x{large_peak / small_peak:.2f}.")
-    from django.db import connection
-
-    connection.close()
-    subprocess.run(["psql", PG + "/postgres", "-qc", f"DROP DATABASE {DB_NAME}"], check=True)
+    drop_database(DB_NAME)
 
 
 if __name__ == "__main__":
