@@ -68,7 +68,7 @@ class Day:
 @dataclass
 class Dashboard:
     days: list[Day]
-    ratings: dict[str, list[float | None]]  # tutor name -> the mean rating on each day
+    ratings: dict[str, list[float | None]]  # tutor's name (and id, if two share it) -> mean rating by day
     top_tutors: list[dict[str, Any]]
     nearest_quota: list[dict[str, Any]]
     tutors: list[dict[str, Any]]  # for the picker
@@ -142,7 +142,8 @@ def _rating_lines(tutors: list[dict[str, Any]], first: date, last: date) -> dict
         for offset in range((last - first).days + 1):
             value = noted[tutor["id"]].get(first + timedelta(days=offset), value)
             line.append(float(value) if value is not None else None)
-        lines[tutor["name"]] = line
+        same_name = sum(other["name"] == tutor["name"] for other in tutors) > 1
+        lines[f"{tutor['name']} (#{tutor['id']})" if same_name else tutor["name"]] = line
     return lines
 
 

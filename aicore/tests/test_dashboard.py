@@ -123,6 +123,17 @@ class TestDashboard:
 
         assert queries() == small == 6  # session, user; days (with students), tutors, rating notes, quota
 
+    def test_tutors_of_the_same_name_keep_a_line_each(self, client, admin_user, make_tutor):
+        for rating in ("4.00", "2.00"):
+            usage(make_tutor(name="Анна"), 0, messages=1, rating=Decimal(rating))
+        client.force_login(admin_user)
+
+        header = download(client)[0].keys()
+
+        assert sorted(name for name in header if name.startswith("rating: Анна (#")) == sorted(
+            f"rating: Анна (#{pk})" for pk in TutorDailyUsage.objects.values_list("tutor_id", flat=True)
+        )
+
     def test_names_are_escaped_in_the_charts(self, client, admin_user, make_tutor):
         tutor = make_tutor(name="<script>alert(1)</script>")
         usage(tutor, 0, messages=1, rating=Decimal("5"))

@@ -15,7 +15,7 @@ from django.forms.models import model_to_dict
 from aicore.models import LATENCY_BUCKETS, DailyStudents, TutorDailyStudent, TutorDailyUsage, UserDailyUsage
 from chats.models import Chat, Message
 from chats.tests.test_streaming import SSE, parse
-from conftest import bearer_client, requires_postgresql, run_in_threads
+from conftest import PASSWORD, bearer_client, requires_postgresql, run_in_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -150,6 +150,17 @@ class TestAccounting:
         assert (reply.tokens_used, reply.latency_ms) == (12, 900)
         tutor_day = TutorDailyUsage.objects.get(tutor=chat.tutor)
         assert (tutor_day.messages, tutor_day.tokens, tutor_day.latency_le_1000) == (1, 12, 1)
+
+
+def test_erasing_a_student_removes_their_usage_and_keeps_the_tutors_totals(auth_client, user, chat, ai_core):
+    answering(ai_core, tokens=11)
+    assert send(auth_client, chat).status_code == 201
+
+    assert auth_client.delete("/api/v1/auth/me/", {"password": PASSWORD}, format="json").status_code == 204
+
+    assert not UserDailyUsage.objects.exists() and not TutorDailyStudent.objects.exists()
+    tutor_day = TutorDailyUsage.objects.get(tutor=chat.tutor)
+    assert (tutor_day.messages, tutor_day.tokens, tutor_day.students) == (1, 11, 1)  # no one in them
 
 
 class TestRebuild:
