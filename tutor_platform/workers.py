@@ -10,14 +10,16 @@ whatever AI-Core does; when the AI pool is full, further sends queue in it,
 in order, and are answered as threads free up.
 
 The request line is read with MSG_PEEK, without consuming it, when the
-connection is handed to a pool; a request whose line has not arrived yet
-goes to the general pool, which reads it as usual. Behind nginx (which
-passes requests on whole) the line is always there.
+connection is handed to a pool; a new connection whose request has not
+arrived yet waits on the poller (holding no thread) until it has.
 """
 
+import functools
 import os
 import re
+import selectors
 import socket
+import time
 from concurrent import futures
 
 from gunicorn.workers.gthread import ThreadWorker
@@ -42,13 +44,19 @@ def asks_ai_core(method: str, path: str) -> bool:
     return method == ("GET" if found[1] == "stream" else "POST")
 
 
-def waits_on_ai_core(sock: socket.socket) -> bool:
-    """Whether the request waiting on `sock` asks AI-Core, from its request
-    line, read without consuming it. False when it has not arrived yet."""
+def peek(sock: socket.socket) -> bytes | None:
+    """The start of the request waiting on `sock`, read without consuming it:
+    None when nothing has arrived yet, b"" when the client hung up."""
     try:
-        start = sock.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except (BlockingIOError, InterruptedError, OSError):
-        return False
+        return sock.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
+
+
+def waits_on_ai_core(start: bytes) -> bool:
+    """Whether a request starting with `start` (its request line) asks AI-Core."""
     method, _, rest = start.decode("latin-1").partition(" ")
     return asks_ai_core(method, rest.split(" ", 1)[0].split("?", 1)[0])
 
@@ -59,9 +67,24 @@ class TwoPoolWorker(ThreadWorker):
         super().init_process()
 
     def enqueue_req(self, conn) -> None:
-        pool = self.ai_pool if waits_on_ai_core(conn.sock) else self.tpool
+        start = peek(conn.sock)
+        if start is None and not conn.initialized and not conn.data_ready:
+            # A new connection whose request has not arrived: wait for it on
+            # the poller, so that it is sorted into its pool once it has.
+            self._wait_for_request(conn)
+            return
+        pool = self.ai_pool if start and waits_on_ai_core(start) else self.tpool
         done = pool.submit(self.handle, conn)
         done.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+
+    def _wait_for_request(self, conn) -> None:
+        """As gthread defers a connection that sent nothing yet (finish_request)."""
+        conn.sock.setblocking(False)
+        conn.timeout = time.monotonic() + self.cfg.keepalive
+        self.pending_conns.append(conn)
+        self.poller.register(
+            conn.sock, selectors.EVENT_READ, functools.partial(self.on_pending_socket_readable, conn)
+        )
 
     def handle_quit(self, sig, frame) -> None:
         self.ai_pool.shutdown(wait=False)

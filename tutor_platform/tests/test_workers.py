@@ -15,7 +15,7 @@ import responses
 from aicore.tests.test_stub_server import serve_stub
 from conftest import PASSWORD, free_port, serve_with_gunicorn, wait_until_serving
 from tutor_platform import cpu_gate
-from tutor_platform.workers import waits_on_ai_core
+from tutor_platform.workers import PEEK_BYTES, peek, waits_on_ai_core
 
 AI_DELAY = 6  # seconds AI-Core takes: far longer than a catalogue read
 
@@ -31,16 +31,26 @@ AI_DELAY = 6  # seconds AI-Core takes: far longer than a catalogue read
         (b"DELETE /api/v1/chats/12/messages/ HTTP/1.1\r\n", False),
         (b"POST /api/v1/chats/12/messages/7/select/ HTTP/1.1\r\n", False),
         (b"GET /api/v1/tutors/ HTTP/1.1\r\n", False),
-        (b"", False),  # nothing arrived yet: the general pool reads it as usual
+        (b"", False),  # nothing arrived yet: peek() says so (None)
     ],
 )
 def test_which_requests_go_to_the_ai_pool_and_the_request_stays_unread(request_line, to_ai_pool):
     server, client = socket.socketpair()
     with server, client:
         client.sendall(request_line)
-        assert waits_on_ai_core(server) is to_ai_pool
+        start = peek(server)
+        assert start == (request_line[:PEEK_BYTES] or None)
+        assert bool(start and waits_on_ai_core(start)) is to_ai_pool
         if request_line:
             assert server.recv(len(request_line)) == request_line
+
+
+def test_a_client_that_hung_up_is_told_from_one_that_sent_nothing_yet():
+    server, client = socket.socketpair()
+    with server:
+        assert peek(server) is None  # nothing yet: wait for it
+        client.close()
+        assert peek(server) == b""  # gone: a thread closes it
 
 
 @pytest.fixture(scope="module")
