@@ -84,7 +84,14 @@ class AnonRateThrottle(AtomicRateThrottle, throttling.AnonRateThrottle):
 
 
 class UserRateThrottle(AtomicRateThrottle, throttling.UserRateThrottle):
-    """Per user, or per address for anonymous requests."""
+    """Per user. Anonymous requests are AnonRateThrottle's (both are the
+    defaults): counting them here too would cost a second cache round trip
+    for every anonymous request, such as a catalogue read."""
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        if not (request.user and request.user.is_authenticated):
+            return None
+        return super().get_cache_key(request, view)
 
 
 class LoginRateThrottle(AtomicRateThrottle):

@@ -165,3 +165,24 @@ def test_swagger_examples_are_realistic(openapi):
         and not 0 < prop.get("example", 0) < 2**53
     ]
     assert huge_examples == []
+
+
+@pytest.mark.django_db
+def test_each_request_is_counted_by_one_throttle_only(api_client, auth_client, monkeypatch):
+    """Issue 17: one cache round trip per request for throttling: anonymous
+    requests by the anonymous budget, a user's by theirs."""
+    from tutor_platform import throttling
+
+    counted: list[str] = []
+    real_hit = throttling.hit
+
+    def hit(key: str, window_seconds: int):
+        counted.append(key)
+        return real_hit(key, window_seconds)
+
+    monkeypatch.setattr(throttling, "hit", hit)
+    assert api_client.get("/api/v1/tutors/").status_code == 200
+    assert len(counted) == 1 and counted[0].startswith("throttle_anon_")
+    counted.clear()
+    assert auth_client.get("/api/v1/tutors/").status_code == 200
+    assert len(counted) == 1 and counted[0].startswith("throttle_user_")
