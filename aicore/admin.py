@@ -1,4 +1,5 @@
 import csv
+import re
 from typing import Any
 
 from django.contrib import admin
@@ -8,6 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from feedback.pseudonyms import student_key
+from tutor_platform.api import ID_PATTERN
 
 from . import charts
 from .dashboard import Dashboard, dashboard
@@ -79,7 +81,8 @@ class UsageDashboardAdmin(admin.ModelAdmin):
 
 
 def _tutor_id(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.isdigit() and len(raw) <= 18 else None
+    """A tutor id as the API's routes accept one; anything else shows all tutors."""
+    return int(raw) if raw and re.fullmatch(ID_PATTERN, raw) else None
 
 
 CSV_COLUMNS = [
