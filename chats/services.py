@@ -7,8 +7,7 @@ held while AI-Core is working.
 
 import logging
 import re
-from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -153,28 +152,32 @@ def _ensure_tutor_available(chat: Chat) -> None:
         raise TutorUnavailable()
 
 
-def message_post(*, chat: Chat, content: str, attachments: list[dict]) -> tuple[Message, usage.Reservation]:
+def message_post(
+    *,
+    chat: Chat,
+    content: str,
+    attachments: list[dict],
+    on_saved: Callable[[Message], None] | None = None,
+) -> tuple[Message, usage.Reservation]:
     """Saves (and commits) the user message of a send, once the tutor is
     available and the student's quota has a reply for it (reserved here,
-    so a refusal saves nothing). The reservation goes to `reply_events`."""
+    so a refusal saves nothing), then calls `on_saved` with it (an
+    Idempotency-Key binds to it there). The reservation goes to
+    `reply_events`; it is given back if anything here fails."""
     _ensure_tutor_available(chat)
     reservation = usage.reserve(chat.user)
-    with _refunded_on_error(reservation), transaction.atomic():
-        user_message = Message.objects.create(
-            chat=chat, role=Message.Role.USER, content=content, attachments=attachments
-        )
-        _touch_chat(chat, at=user_message.created_at, title_from=content)
-    return user_message, reservation
-
-
-@contextmanager
-def _refunded_on_error(reservation: usage.Reservation) -> Iterator[None]:
-    """Gives the reservation back when the step it guards fails before `reply_events` takes it over."""
     try:
-        yield
+        with transaction.atomic():
+            user_message = Message.objects.create(
+                chat=chat, role=Message.Role.USER, content=content, attachments=attachments
+            )
+            _touch_chat(chat, at=user_message.created_at, title_from=content)
+        if on_saved is not None:
+            on_saved(user_message)
     except BaseException:
         usage.refund(reservation)
         raise
+    return user_message, reservation
 
 
 def message_send(
@@ -192,10 +195,9 @@ def message_send(
     kept, no reply) when anything fails after that. Must be called outside
     any transaction.
     """
-    user_message, reservation = message_post(chat=chat, content=content, attachments=attachments)
-    if on_saved is not None:
-        with _refunded_on_error(reservation):
-            on_saved(user_message)
+    user_message, reservation = message_post(
+        chat=chat, content=content, attachments=attachments, on_saved=on_saved
+    )
     assistant_message = _reply_to(
         chat=chat, user_message=user_message, request_id=request_id, reservation=reservation
     )

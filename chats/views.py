@@ -266,12 +266,10 @@ class ChatViewSet(
         claim = idempotency.claim(user=request.user, key=key, digest=digest)
         if isinstance(claim, idempotency.StoredResponse):
             return streaming.replay(claim.body)
-        reservation = None
         try:
             user_message = claim.user_message
             if user_message is None:
-                user_message, reservation = services.message_post(chat=chat, **data)
-                claim.bind(user_message)
+                user_message, reservation = services.message_post(chat=chat, on_saved=claim.bind, **data)
             else:  # a retried key: its message may have got its reply meanwhile
                 answered = services.message_answered(chat=chat, user_message=user_message)
                 if answered is not None:
@@ -282,8 +280,6 @@ class ChatViewSet(
                     return streaming.replay(body)
                 reservation = usage.reserve(request.user)
         except BaseException:
-            if reservation is not None:
-                usage.refund(reservation)
             claim.finish(None)
             raise
         events = services.reply_events(
