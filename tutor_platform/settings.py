@@ -14,7 +14,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from tutor_platform.workers import ai_threads
+from tutor_platform.serving import ai_threads
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

@@ -15,8 +15,6 @@ arrived yet waits on the poller (holding no thread) until it has.
 """
 
 import functools
-import os
-import re
 import selectors
 import socket
 import time
@@ -24,24 +22,9 @@ from concurrent import futures
 
 from gunicorn.workers.gthread import ThreadWorker
 
-_AI_PATHS = re.compile(r"^/api/v1/chats/\d{1,18}/(messages|reply|regenerate|stream)/$")
+from .serving import ai_threads, asks_ai_core
+
 PEEK_BYTES = 64
-# Threads per process for requests that wait on AI-Core (GUNICORN_AI_THREADS).
-# They hold no database connection while they wait, so the database does
-# not bound them; memory does, and a waiting thread costs little of it.
-DEFAULT_AI_THREADS = 128
-
-
-def ai_threads() -> int:
-    return int(os.environ.get("GUNICORN_AI_THREADS") or DEFAULT_AI_THREADS)
-
-
-def asks_ai_core(method: str, path: str) -> bool:
-    """POST /api/v1/chats/<id>/{messages,reply,regenerate}/ and GET .../stream/."""
-    found = _AI_PATHS.match(path)
-    if found is None:
-        return False
-    return method == ("GET" if found[1] == "stream" else "POST")
 
 
 def peek(sock: socket.socket) -> bytes | None:
