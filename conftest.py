@@ -124,12 +124,23 @@ def ml_user(make_user) -> User:
 
 
 @pytest.fixture
-def staff_in(make_user, client):
+def make_staff(make_user) -> Callable[[str], User]:
+    """A new staff member of a group (CONTENT_EDITORS, ML_TEAM)."""
+
+    def make(group: str) -> User:
+        member = make_user(is_staff=True)
+        member.groups.add(Group.objects.get(name=group))
+        return member
+
+    return make
+
+
+@pytest.fixture
+def staff_in(make_staff, client):
     """Logs Django's test client in as a new staff member of a group."""
 
     def login(group: str) -> User:
-        member = make_user(is_staff=True)
-        member.groups.add(Group.objects.get(name=group))
+        member = make_staff(group)
         client.force_login(member)
         return member
 

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from accounts.roles import CONTENT_EDITORS
 from chats.models import Chat, Message
 from conftest import PASSWORD, bearer_client, feedback_on, requires_postgresql, run_in_threads
 from feedback.models import ConsentRevocation, Feedback
@@ -310,9 +311,8 @@ class TestRevocationLog:
         assert ml.get(REVOCATIONS, {"since": "yesterday"}).status_code == 400
         assert ml.get(REVOCATIONS, {"after": since}).status_code == 400
 
-    def test_is_for_the_ml_team_only(self, client_for, make_user, auth_client, api_client):
-        editor = make_user(is_staff=True)
-        editor.groups.add(Group.objects.get(name="Content editors"))
+    def test_is_for_the_ml_team_only(self, client_for, make_staff, auth_client, api_client):
+        editor = make_staff(CONTENT_EDITORS)
         assert client_for(editor).get(REVOCATIONS).status_code == 403
         assert auth_client.get(REVOCATIONS).status_code == 403
         assert api_client.get(REVOCATIONS).status_code == 401

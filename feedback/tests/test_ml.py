@@ -1,6 +1,7 @@
 import pytest
 from django.contrib.auth.models import Group
 
+from accounts.roles import CONTENT_EDITORS
 from conftest import feedback_on
 from feedback.models import Feedback
 
@@ -44,11 +45,10 @@ class TestPermissions:
         assert client_for(admin_user).get(ML_FEEDBACK).status_code == 200
         assert ml_client.get(ML_FEEDBACK).status_code == 200
 
-    def test_content_editors_and_other_staff_are_403(self, client_for, make_user, make_feedback):
+    def test_content_editors_and_other_staff_are_403(self, client_for, make_user, make_staff, make_feedback):
         # Editors are staff (they use the admin), but students' feedback is not theirs to read.
         feedback = make_feedback()
-        editor = make_user(is_staff=True)
-        editor.groups.add(Group.objects.get(name="Content editors"))
+        editor = make_staff(CONTENT_EDITORS)
         for person in (editor, make_user(is_staff=True)):
             client = client_for(person)
             assert client.get(ML_FEEDBACK).status_code == 403

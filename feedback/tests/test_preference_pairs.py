@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 
 from accounts.models import User
+from accounts.roles import CONTENT_EDITORS
 from chats.models import Message
 from conftest import feedback_on
 from tutoring.services import TutorContent, tutor_version_save
@@ -137,9 +138,8 @@ class TestTheList:
         for bad in ({"tutor": "x"}, {"created_since": "вчера"}, {"sort": "id"}):
             assert ml.get(PAIRS, bad).status_code == 400
 
-    def test_for_the_ml_team_only(self, client_for, make_user, auth_client, api_client):
-        editor = make_user(is_staff=True)
-        editor.groups.add(Group.objects.get(name="Content editors"))
+    def test_for_the_ml_team_only(self, client_for, make_staff, auth_client, api_client):
+        editor = make_staff(CONTENT_EDITORS)
         assert client_for(editor).get(PAIRS).status_code == 403
         assert auth_client.get(PAIRS).status_code == 403
         assert api_client.get(PAIRS).status_code == 401

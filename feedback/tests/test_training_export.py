@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 
+from accounts.roles import CONTENT_EDITORS
 from chats.models import Message
 from conftest import feedback_on, requires_postgresql, run_in_threads
 from feedback.models import Feedback
@@ -111,9 +112,8 @@ def test_only_consented_items_even_when_selected_and_each_only_once(client, ml_a
     assert export_action(client, [*consented, private]) == []  # already exported: never twice
 
 
-def test_content_editors_cannot_export(client, make_user, chat, make_exchange):
-    editor = make_user(is_staff=True)
-    editor.groups.add(Group.objects.get(name="Content editors"))
+def test_content_editors_cannot_export(client, make_staff, chat, make_exchange):
+    editor = make_staff(CONTENT_EDITORS)
     client.force_login(editor)
     item = feedback_on(make_exchange(chat)[1], allow_training=True)
     response = client.post(

@@ -5,10 +5,10 @@ import json
 
 import pytest
 import responses
-from django.contrib.auth.models import Group
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from accounts.roles import CONTENT_EDITORS
 from chats.models import Message
 from conftest import feedback_on, requires_postgresql, run_in_threads, tutor_admin_form
 from feedback.models import Feedback
@@ -246,9 +246,10 @@ class TestVersionStatistics:
             body = client.get(VERSIONS.format(tutor.id)).json()
         assert len(body) == count
 
-    def test_editors_and_the_ml_team_only(self, client_for, make_user, auth_client, api_client, tutor):
-        editor = make_user(is_staff=True)
-        editor.groups.add(Group.objects.get(name="Content editors"))
+    def test_editors_and_the_ml_team_only(
+        self, client_for, make_user, make_staff, auth_client, api_client, tutor
+    ):
+        editor = make_staff(CONTENT_EDITORS)
         assert client_for(editor).get(VERSIONS.format(tutor.id)).status_code == 200
         assert client_for(make_user(is_staff=True)).get(VERSIONS.format(tutor.id)).status_code == 403
         assert auth_client.get(VERSIONS.format(tutor.id)).status_code == 403
