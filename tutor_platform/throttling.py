@@ -18,7 +18,7 @@ import math
 import time
 from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework import throttling
 
@@ -31,11 +31,12 @@ FAIL_OPEN_COUNT = 0
 def hit(key: str, window_seconds: int) -> tuple[int, float]:
     """Counts one more request in `key`'s window: the count so far, and the
     seconds until the window closes."""
-    if isinstance(cache, RedisCache):
+    backend = caches["default"]  # `cache` is a proxy to it, never a RedisCache itself
+    if isinstance(backend, RedisCache):
         # One round trip, atomic: INCR, the expiry set by the first hit only, its TTL.
-        full_key = cache.make_and_validate_key(key)
+        full_key = backend.make_and_validate_key(key)
         # Django has no public handle on the redis client.
-        pipe = cache._cache.get_client(full_key, write=True).pipeline(transaction=True)
+        pipe = backend._cache.get_client(full_key, write=True).pipeline(transaction=True)
         pipe.incr(full_key)
         pipe.expire(full_key, window_seconds, nx=True)
         pipe.ttl(full_key)

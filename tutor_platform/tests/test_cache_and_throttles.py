@@ -169,3 +169,32 @@ def test_every_thread_shares_one_redis_client_per_process():
             thread.join(timeout=10)
     assert len(seen) == 4
     assert all(client is seen[0] for client in seen)
+
+
+@pytest.mark.parametrize(
+    "backend", ["django.core.cache.backends.redis.RedisCache", "tutor_platform.cache.RedisCache"]
+)
+def test_a_throttle_check_is_one_round_trip_to_redis(backend, monkeypatch):
+    """Issue 17: the check is one atomic pipeline (INCR, EXPIRE NX, TTL). It
+    was five round trips, because `cache` is a proxy that is never an
+    instance of RedisCache, so the generic add/add/incr/get path ran."""
+    sent: list[bytes] = []
+    real_send = redis.connection.AbstractConnection.send_packed_command
+
+    def send_packed_command(self, command, *args, **kwargs):
+        sent.append(command)
+        return real_send(self, command, *args, **kwargs)
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    with override_settings(CACHES=redis_cache(backend=backend)):
+        throttling.hit("warm-up", 60)  # the connection's own handshake is not a throttle's cost
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", send_packed_command)
+        first = throttling.hit("one-trip", 60)
+        second = throttling.hit("one-trip", 60)
+    assert len(sent) == 2  # one per check
+    assert first[0] == 1 and second[0] == 2
+    assert 0 < second[1] <= 60
+    stored = redis.Redis.from_url(REDIS_URL)
+    (key,) = stored.keys("*one-trip*")
+    assert stored.get(key) == b"2"
+    assert 0 < stored.ttl(key) <= 60
