@@ -120,16 +120,28 @@ def family(pid: int) -> list[int]:
     return [pid, *(int(p) for p in children.split())]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its children so far."""
+def _cpu_time(pids: list[str | int]) -> float:
+    """User + system CPU time of these processes so far, in seconds."""
     total = 0
-    for p in family(pid):
+    for p in pids:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children so far."""
+    return _cpu_time(family(pid))
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time of every PostgreSQL process on this machine (the benchmark is its only client)."""
+    return _cpu_time(
+        subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout.split()
+    )
 
 
 def rss_mb(pid: int) -> float:
@@ -233,6 +245,9 @@ def main() -> None:
     parser.add_argument(
         "--ai-threads", type=int, help="GUNICORN_AI_THREADS (default: gunicorn.conf.py's, 128)"
     )
+    parser.add_argument(
+        "--cpu-only", action="store_true", help="only the server CPU per request (item 7; ~2 minutes)"
+    )
     parser.add_argument("--out", default=str(BASE_DIR / "bench" / "results" / "latest.md"))
     args = parser.parse_args()
     serving = chosen_serving(args)
@@ -254,8 +269,12 @@ def main() -> None:
     ):
         fast_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_fast}", **serving)
         with process(gunicorn, fast_env, app_port, "/api/v1/health/") as server:
+            if args.cpu_only:
+                rows += measure_cpu(app_port, data, server.pid)
+                return finish(rows, args)
             rows += measure_fast(app_port, data, args)
             rows.append(("", "", "", f"gunicorn RSS after items 1-3, 5: {rss_mb(server.pid):.0f} MiB"))
+            rows += measure_cpu(app_port, data, server.pid)
         slow_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_slow}", **serving)
         with process(gunicorn, slow_env, app_port, "/api/v1/health/") as server:
             rows += measure_burst(app_port, data, server.pid, args)
@@ -263,6 +282,10 @@ def main() -> None:
         words_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_words}", **serving)
         with process(gunicorn, words_env, app_port, "/api/v1/health/") as server:
             rows += measure_streams(app_port, data, server.pid)
+    finish(rows, args)
+
+
+def finish(rows: list[tuple[str, str, str, str]], args) -> None:
     table = render(rows, args)
     print(table)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -310,6 +333,56 @@ def measure_fast(port: int, data: dict, args) -> list[tuple[str, str, str, str]]
         rows.append((f"5. throughput: {label} vs /health/", f"{value:.0f} vs {health:.0f} rps",
                      f"{value / health:.2f}", "≥ 0.5"))  # fmt: skip
     return rows
+
+
+CPU_REQUESTS = 1000  # per figure, from CPU_CLIENTS keep-alive connections
+CPU_CLIENTS = 4
+
+
+def measure_cpu(port: int, data: dict, server_pid: int) -> list[tuple[str, str, str, str]]:
+    """Server CPU per request: the gunicorn processes' CPU time (and
+    PostgreSQL's) over a fixed number of requests, against /health/'s."""
+    token, body = data["token"], {"content": "Как решить x² − 5x + 6 = 0?"}
+
+    def per_request(
+        method: str, path: str, with_token: bool = True, n: int = CPU_REQUESTS
+    ) -> tuple[float, float]:
+        clients = [Client(port, token if with_token else None) for _ in range(CPU_CLIENTS)]
+        for client in clients:
+            latencies(client, method, path, 10, body if method == "POST" else None)  # warm up
+        gunicorn_before, postgres_before = cpu_seconds(server_pid), postgres_cpu_seconds()
+        threads = [
+            threading.Thread(
+                target=latencies, args=(c, method, path, n // CPU_CLIENTS, body if method == "POST" else None)
+            )
+            for c in clients
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return (cpu_seconds(server_pid) - gunicorn_before) / n, (postgres_cpu_seconds() - postgres_before) / n
+
+    health = per_request("GET", "/api/v1/health/", with_token=False)
+    figures = [
+        ("GET /tutors/, anonymous", per_request("GET", "/api/v1/tutors/", with_token=False), "≤ 1.2"),
+        ("GET /courses/, anonymous", per_request("GET", "/api/v1/courses/", with_token=False), "≤ 1.2"),
+        ("GET /tutors/ with a token", per_request("GET", "/api/v1/tutors/"), "≤ 1.2"),
+        ("GET /auth/me/", per_request("GET", "/api/v1/auth/me/"), "≤ 2"),
+        ("GET /chats/ (50 chats)", per_request("GET", "/api/v1/chats/"), "≤ 2"),
+        ("50-message page", per_request("GET", f"/api/v1/chats/{data['page_chat']}/messages/"), "≤ 2"),
+        ("send (instant AI-Core)",
+         per_request("POST", f"/api/v1/chats/{data['empty_chat']}/messages/", n=CPU_REQUESTS // 4), "≤ 5"),
+    ]  # fmt: skip
+
+    def ms(pair: tuple[float, float]) -> str:
+        return f"{pair[0] * 1000:.2f} ms (+ {pair[1] * 1000:.2f} ms PostgreSQL)"
+
+    return [
+        (f"7. server CPU per request: {label} vs /health/", f"{ms(cpu)} vs {ms(health)}",
+         f"{cpu[0] / health[0]:.2f}", target)
+        for label, cpu, target in figures
+    ]  # fmt: skip
 
 
 def measure_burst(
