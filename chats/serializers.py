@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tutor_platform.fields import StrictCharField, StrictIntegerField, StrictPrimaryKeyRelatedField
+from tutor_platform.serializers import ModelSerializer
 from tutor_platform.validators import validate_json_limits
 from tutoring.selectors import tutor_list
 from tutoring.serializers import ChatTutorSerializer
@@ -17,7 +18,7 @@ ATTACHMENTS_MAX_DEPTH = 8  # the list itself counts as one level
 MAX_DB_ID = 2**63 - 1
 
 
-class ChatSerializer(serializers.ModelSerializer):
+class ChatSerializer(ModelSerializer):
     tutor = ChatTutorSerializer(read_only=True)
 
     class Meta:
@@ -129,7 +130,7 @@ class ReplyErrorField(ReplyStatusField):
         return message.reply_error or None if failed else None
 
 
-class MessageSerializer(serializers.ModelSerializer):
+class MessageSerializer(ModelSerializer):
     chat = serializers.PrimaryKeyRelatedField(read_only=True)
     attachments = serializers.ListField(child=serializers.DictField())
     metadata = StudentMetadataField(read_only=True)

@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from chats.serializers import MAX_DB_ID
 from tutor_platform.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+from tutor_platform.serializers import ModelSerializer
 
 from .models import ConsentRevocation, Feedback
 from .pseudonyms import student_key
@@ -12,7 +13,7 @@ from .pseudonyms import student_key
 TEXT_MAX_CHARS = 5000
 
 
-class FeedbackSerializer(serializers.ModelSerializer):
+class FeedbackSerializer(ModelSerializer):
     # Declared by hand: DRF drops allow_blank from read-only model fields, and
     # detailed feedback has an empty reaction.
     quick_reaction = serializers.ChoiceField(
@@ -177,7 +178,7 @@ class RevokeConsentResultSerializer(serializers.Serializer):
     )
 
 
-class ConsentRevocationSerializer(serializers.ModelSerializer):
+class ConsentRevocationSerializer(ModelSerializer):
     class Meta:
         model = ConsentRevocation
         fields = ["feedback_id", "revoked_at", "reason"]

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from tutor_platform.fields import StrictIntegerField
+from tutor_platform.serializers import ModelSerializer
 from tutoring.serializers import TutorBriefSerializer
 
 from .models import Progress
@@ -9,7 +10,7 @@ from .services import MAX_MINUTES
 MAX_ADD_MINUTES = 1440
 
 
-class ProgressSerializer(serializers.ModelSerializer):
+class ProgressSerializer(ModelSerializer):
     tutor = TutorBriefSerializer(read_only=True)
 
     class Meta:

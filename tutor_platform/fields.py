@@ -10,6 +10,8 @@ from typing import Any
 from django.db import models
 from rest_framework import serializers
 
+from .serializers import ModelSerializer
+
 
 class _StringsOnly:
     def to_internal_value(self, data: Any) -> str:
@@ -47,7 +49,7 @@ class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         return super().to_internal_value(data)
 
 
-class StrictModelSerializer(serializers.ModelSerializer):
+class StrictModelSerializer(ModelSerializer):
     """A ModelSerializer whose generated fields are the strict ones above."""
 
     serializer_field_mapping = {

@@ -2,11 +2,12 @@ from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from tutor_platform.schema import STAFF_ONLY
+from tutor_platform.serializers import ModelSerializer
 
 from .models import Course, Tutor
 
 
-class CourseSerializer(serializers.ModelSerializer):
+class CourseSerializer(ModelSerializer):
     tutors_count = serializers.IntegerField(read_only=True, help_text="Active tutors in the course.")
 
     class Meta:
@@ -14,13 +15,13 @@ class CourseSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "slug", "description", "tutors_count"]
 
 
-class CourseBriefSerializer(serializers.ModelSerializer):
+class CourseBriefSerializer(ModelSerializer):
     class Meta:
         model = Course
         fields = ["id", "name", "slug"]
 
 
-class TutorSerializer(serializers.ModelSerializer):
+class TutorSerializer(ModelSerializer):
     course = CourseBriefSerializer(read_only=True)
     rating = serializers.DecimalField(
         max_digits=3,
@@ -59,7 +60,7 @@ class StaffTutorSerializer(TutorSerializer):
         read_only_fields = fields
 
 
-class TutorBriefSerializer(serializers.ModelSerializer):
+class TutorBriefSerializer(ModelSerializer):
     class Meta:
         model = Tutor
         fields = ["id", "name"]
