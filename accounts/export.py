@@ -48,6 +48,10 @@ class ExportMessageSerializer(MessageSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, message: Message) -> dict[str, Any]:
+        # Other fields than MessageSerializer's own shortcut reads: DRF's generic path.
+        return serializers.ModelSerializer.to_representation(self, message)
+
 
 class ExportChatSerializer(ChatSerializer):
     messages = ExportMessageSerializer(many=True, help_text="Every message of the chat, oldest first.")

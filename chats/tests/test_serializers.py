@@ -1,0 +1,53 @@
+"""Issue 17: MessageSerializer reads its fields straight off the message;
+its JSON must stay what DRF's generic path gives for the declared fields."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework import serializers
+
+from chats import selectors
+from chats.models import Message
+from chats.serializers import MessageSerializer
+
+
+def generic(message: Message) -> dict:
+    return serializers.ModelSerializer.to_representation(MessageSerializer(), message)
+
+
+@pytest.mark.django_db
+def test_every_kind_of_message_serializes_as_the_declared_fields_do(chat, make_exchange):
+    asked, replied = make_exchange(chat, "Что такое производная?", "Скорость изменения функции.")
+    Message.objects.filter(pk=replied.pk).update(
+        metadata={"tokens_used": 12, "processing_time": 0.5, "model_id": "secret", "latency_ms": True},
+        tokens_used=12,
+        latency_ms=840,
+    )
+    Message.objects.create(chat=chat, role="assistant", content="Вариант 2", reply_to=asked, is_current=False)
+    Message.objects.create(
+        chat=chat,
+        role="user",
+        content="С вложением",
+        attachments=[{"type": "image", "url": "https://example.com/x.png", "size": 10, "meta": {"a": [1]}}],
+        reply_error="ai_core_timeout",
+    )
+    Message.objects.create(chat=chat, role="user", content="Только что", attachments=[])
+    stale = Message.objects.create(chat=chat, role="user", content="Давно")
+    Message.objects.filter(pk=stale.pk).update(created_at=timezone.now() - timedelta(days=1))
+
+    messages = list(selectors.with_version_number(Message.objects.filter(chat=chat)).order_by("id"))
+    selectors.annotate_messages(messages, chat_id=chat.pk)
+    fresh = Message.objects.get(content="Только что")  # not annotated, no version joined
+    for message in [*messages, fresh]:
+        assert MessageSerializer(message).data == generic(message)
+        assert list(MessageSerializer(message).data) == MessageSerializer.Meta.fields
+    shown = {m.content: MessageSerializer(m).data for m in messages}
+    assert shown["Скорость изменения функции."]["metadata"] == {"tokens_used": 12, "processing_time": 0.5}
+    assert shown["Скорость изменения функции."]["tutor_version"] == chat.tutor.current_version.number
+    assert shown["Скорость изменения функции."]["variant"] == {"index": 1, "count": 2}
+    assert shown["С вложением"]["reply_status"] == "failed"
+    assert shown["С вложением"]["reply_error"] == "ai_core_timeout"
+    assert shown["Давно"]["reply_error"] == "reply_interrupted"
+    assert shown["Только что"]["reply_status"] == "pending"
+    assert MessageSerializer(messages, many=True).data == [generic(m) for m in messages]
