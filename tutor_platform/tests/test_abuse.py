@@ -142,7 +142,7 @@ def test_logs_of_a_whole_session_hold_no_secrets_and_carry_request_ids(tutor, se
     previous_level = root.level
     root.setLevel(logging.DEBUG)
     secret_text = "Мой секретный вопрос про интегралы 7f3a"
-    db_secret = "секретный текст e5b2"  # a variable: traceback lines show source code
+    db_secret = "секретный текст qzx-e5b2"  # a variable: traceback lines show source code
 
     def database_error_quoting_the_student(request):
         # A fault at the HTTP boundary that runs a real, failing query with the text in it.
@@ -167,7 +167,7 @@ def test_logs_of_a_whole_session_hold_no_secrets_and_carry_request_ids(tutor, se
         client.post(
             "/api/v1/feedback/",
             {"message": sent["assistant_message"]["id"], "feedback_type": "detailed", "rating": 5,
-             "positive_text": "секретный отзыв 9c1d"},
+             "positive_text": "секретный отзыв qzx-9c1d"},
             format="json",
         )  # fmt: skip
         client.post("/api/v1/auth/refresh/", {"refresh": tokens["refresh"]}, format="json")
@@ -200,9 +200,9 @@ def test_logs_of_a_whole_session_hold_no_secrets_and_carry_request_ids(tutor, se
         "wrong-password-1",
         tokens["access"],
         tokens["refresh"],
-        "9c1d",
+        "qzx-9c1d",  # not hex alone: request ids are random hex
         "интеграл",
-        "e5b2",
+        "qzx-e5b2",
     ):
         assert secret not in text
     # The failures were logged, tracebacks included, each on its request's line.
