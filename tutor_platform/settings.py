@@ -155,6 +155,19 @@ else:
     }
 DATABASES["default"]["CONN_MAX_AGE"] = DB_CONN_MAX_AGE
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Prepared statements: parameters bound by PostgreSQL, and a statement run
+# DB_PREPARE_THRESHOLD times on a connection is prepared there once and then
+# only executed (bench/: 35-55 % less PostgreSQL CPU per request). Behind a
+# pooler in transaction mode (PgBouncer before 1.21, or without
+# max_prepared_statements) a prepared statement may be gone on the next
+# transaction's server connection: set DB_PREPARED_STATEMENTS=False there.
+DB_PREPARED_STATEMENTS = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
+    "DB_PREPARED_STATEMENTS", default=True
+)
+if DB_PREPARED_STATEMENTS:
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True, prepare_threshold=env.int("DB_PREPARE_THRESHOLD", default=5)
+    )
 
 # Connections: never more than the database accepts. Each gunicorn worker
 # process serves GUNICORN_THREADS requests at once (the same variables

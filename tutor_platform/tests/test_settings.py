@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import requires_postgresql
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 STRONG_KEY = "k7#Qp2!vX9zR4mL8wT1yB6nH3cF5jD0sG_aE-uI*oP@lK&hM^Zx8Wq4Tn"
 
@@ -169,3 +171,39 @@ def test_the_stub_never_repeats_the_system_prompt():
     )
     assert "СЕКРЕТНАЯ" not in answer["content"]
     assert "Привет" in answer["content"]
+
+
+SHOW_BINDING = (
+    "from django.conf import settings as s; o = s.DATABASES['default'].get('OPTIONS', {}); "
+    "print(o.get('server_side_binding'), o.get('prepare_threshold'))"
+)
+
+
+@pytest.mark.parametrize(
+    ("env", "shown"),
+    [
+        ({"DATABASE_URL": PG_URL}, "True 5"),
+        ({"DATABASE_URL": PG_URL, "DB_PREPARE_THRESHOLD": "2"}, "True 2"),
+        ({"DATABASE_URL": PG_URL, "DB_PREPARED_STATEMENTS": "False"}, "None None"),  # behind PgBouncer
+        ({"DATABASE_URL": "sqlite:////tmp/prepared.sqlite3"}, "None None"),
+    ],
+)
+def test_postgresql_prepares_statements_unless_told_not_to(env, shown):
+    result = run_django(SHOW_BINDING, SECRET_KEY=STRONG_KEY, **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == shown
+
+
+@requires_postgresql
+@pytest.mark.django_db
+def test_a_repeated_statement_is_prepared_on_its_connection(auth_client):
+    from django.db import connection
+
+    for _ in range(6):
+        assert auth_client.get("/api/v1/auth/me/").status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s", ["%accounts_user%"]
+        )
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert prepared, "the token's user query ran 6 times and was never prepared"
