@@ -12,10 +12,10 @@ from django.contrib.auth.models import Group, Permission
 from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
 from accounts.roles import ML_TEAM, sync_roles
+from accounts.tokens import token_pair
 from aicore.client import reset_clients
 from chats.models import Chat, Message
 from feedback.models import Feedback
@@ -84,7 +84,7 @@ def other_user(make_user) -> User:
 
 def bearer_client(user: User) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_pair(user)['access']}")
     return client
 
 

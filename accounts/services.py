@@ -18,6 +18,7 @@ from rest_framework_simplejwt.utils import get_md5_hash_password
 from .models import User, normalize_email
 from .roles import ROLE_GROUPS, Role
 from .serializers import validate_preferences
+from .tokens import token_pair
 
 
 def _raise_duplicate(email: str, username: str) -> None:
@@ -72,8 +73,7 @@ def auth_login(*, request: HttpRequest, identifier: str, password: str) -> dict[
             "No active account found with the given credentials.", code="invalid_credentials"
         )
     update_last_login(None, user)
-    refresh = RefreshToken.for_user(user)
-    return {"access": str(refresh.access_token), "refresh": str(refresh)}
+    return token_pair(user)
 
 
 def _refresh_token_from(raw: str) -> RefreshToken:
@@ -118,8 +118,7 @@ def auth_refresh(*, raw_refresh: str) -> dict[str, str]:
         if refresh.get(jwt_settings.REVOKE_TOKEN_CLAIM) != get_md5_hash_password(user.password):
             raise InvalidToken("The password changed after this token was issued.")
         BlacklistedToken.objects.create(token=outstanding)
-        new_refresh = RefreshToken.for_user(user)
-    return {"access": str(new_refresh.access_token), "refresh": str(new_refresh)}
+        return token_pair(user)
 
 
 def auth_logout(*, raw_refresh: str) -> None:

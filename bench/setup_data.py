@@ -9,9 +9,9 @@ import json
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
-from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
+from accounts.tokens import token_pair
 from chats.models import Chat, Message
 from tutoring.models import Tutor
 
@@ -22,7 +22,7 @@ LIST_CHATS = 50
 
 
 def _token(user: User) -> str:
-    return str(AccessToken.for_user(user))
+    return token_pair(user)["access"]
 
 
 def _fill_chat(chat: Chat, count: int) -> None:

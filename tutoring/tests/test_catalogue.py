@@ -1,5 +1,6 @@
 import pytest
 
+from conftest import PASSWORD
 from tutoring.models import Course
 
 COURSES = "/api/v1/courses/"
@@ -134,3 +135,50 @@ def test_seed_demo_is_idempotent_and_realistic(db):
     assert Tutor.objects.filter(current_version__system_prompt__contains="по-русски").exists()
     # Running it again changed nothing, so it made no second version.
     assert {t.current_version.number for t in Tutor.objects.select_related("current_version")} == {1}
+
+
+class TestTokensOnTheCatalogue:
+    """Issue 17: a token that says its user is not staff is believed by the
+    catalogue without loading the user (accounts.tokens)."""
+
+    def login(self, api_client, user) -> dict:
+        response = api_client.post(
+            "/api/v1/auth/login/", {"email": user.email, "password": PASSWORD}, format="json"
+        )
+        assert response.status_code == 200
+        return response.json()
+
+    def test_login_and_refresh_say_whether_the_user_is_staff(self, api_client, make_user):
+        from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+        for is_staff in (False, True):
+            user = make_user(is_staff=is_staff, password=PASSWORD)
+            pair = self.login(api_client, user)
+            assert AccessToken(pair["access"])["is_staff"] is is_staff
+            assert RefreshToken(pair["refresh"])["is_staff"] is is_staff
+            renewed = api_client.post("/api/v1/auth/refresh/", {"refresh": pair["refresh"]}, format="json")
+            assert AccessToken(renewed.json()["access"])["is_staff"] is is_staff
+
+    def test_a_students_catalogue_read_loads_no_user(self, auth_client, tutor, django_assert_num_queries):
+        auth_client.get(TUTORS)  # fills the cache
+        with django_assert_num_queries(0):
+            assert auth_client.get(TUTORS).status_code == 200
+        with django_assert_num_queries(1):  # elsewhere the user is loaded, as before
+            assert auth_client.get("/api/v1/auth/me/").status_code == 200
+
+    def test_a_staff_token_is_checked_against_the_database(self, client_for, make_user, tutor):
+        staff = make_user(is_staff=True)
+        client = client_for(staff)
+        assert set(client.get(f"{TUTORS}{tutor.id}/").json()) >= INTERNAL
+        type(staff).objects.filter(pk=staff.pk).update(is_staff=False)  # demoted since the token
+        assert not INTERNAL & set(client.get(f"{TUTORS}{tutor.id}/").json())
+        type(staff).objects.filter(pk=staff.pk).delete()
+        assert client.get(TUTORS).status_code == 401
+
+    def test_a_token_without_the_claim_is_checked_against_the_database(self, api_client, user, tutor):
+        from rest_framework_simplejwt.tokens import RefreshToken
+
+        api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+        assert api_client.get(TUTORS).status_code == 200
+        type(user).objects.filter(pk=user.pk).delete()
+        assert api_client.get(TUTORS).status_code == 401
