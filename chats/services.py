@@ -11,9 +11,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Value, When
-from django.db.models.functions import Coalesce, Greatest
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 
@@ -31,6 +29,7 @@ from .models import Chat, Message, ReplyStatus
 logger = logging.getLogger(__name__)
 
 TITLE_MAX_CHARS = 60
+CHATS, MESSAGES = Chat._meta.db_table, Message._meta.db_table
 
 
 class TutorUnavailable(Conflict):
@@ -137,14 +136,25 @@ def _touch_chat(
 ) -> bool:
     """Moves `last_message_at` forward (never back) and fills an empty title.
     With `containing`, only while that message is still in the chat. False
-    when nothing was updated. Like `_lock_chat`, it locks the chat's row."""
-    changes = {"last_message_at": Greatest(Coalesce(F("last_message_at"), Value(at)), Value(at))}
+    when nothing was updated. Like `_lock_chat`, it locks the chat's row.
+
+    Written out: the ORM took 0.8-1.9 ms of CPU to compile this UPDATE's
+    expressions, twice per send, against 0.15 ms for the statement itself."""
+    moment = connection.ops.adapt_datetimefield_value(at)
+    changes = ["last_message_at = CASE WHEN last_message_at IS NULL OR last_message_at < %s THEN %s "
+               "ELSE last_message_at END"]  # fmt: skip
+    params: list = [moment, moment]
     if title_from is not None:
-        changes["title"] = Case(When(title="", then=Value(derive_title(title_from))), default=F("title"))
-    rows = Chat.objects.filter(pk=chat.pk)
+        changes.append("title = CASE WHEN title = '' THEN %s ELSE title END")
+        params.append(derive_title(title_from))
+    sql = f"UPDATE {CHATS} SET {', '.join(changes)} WHERE id = %s"  # noqa: S608 (no input in the text)
+    params.append(chat.pk)
     if containing is not None:
-        rows = rows.filter(messages__pk=containing.pk)
-    return bool(rows.update(**changes))
+        sql += f" AND EXISTS (SELECT 1 FROM {MESSAGES} WHERE id = %s AND chat_id = %s)"  # noqa: S608
+        params += [containing.pk, chat.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount > 0
 
 
 def _ensure_tutor_available(chat: Chat) -> None:

@@ -430,3 +430,32 @@ class TestAIThrottle:
         # Reading is not an AI call, and other users have their own budget.
         assert auth_client.get(messages_url(chat)).status_code == 200
         assert send(other_client, other_chat).status_code == 201
+
+
+class TestTouchChat:
+    """The written-out UPDATE behind every send (services._touch_chat)."""
+
+    def test_moves_forward_never_back_and_fills_only_an_empty_title(self, chat, other_chat):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from chats.services import _touch_chat
+
+        Chat.objects.filter(pk=chat.pk).update(title="")
+        later, earlier = timezone.now(), timezone.now() - timedelta(seconds=90)
+        assert _touch_chat(chat, at=later.replace(microsecond=0), title_from="Что такое  интеграл?")
+        assert _touch_chat(chat, at=later, title_from="Другой вопрос")
+        assert _touch_chat(chat, at=earlier)
+        chat.refresh_from_db()
+        assert (chat.last_message_at, chat.title) == (later, "Что такое интеграл?")
+
+        mine = Message.objects.create(chat=chat, role="user", content="?")
+        theirs = Message.objects.create(chat=other_chat, role="user", content="?")
+        moved = later + timedelta(seconds=1)
+        assert not _touch_chat(chat, at=moved, containing=theirs)
+        chat.refresh_from_db()
+        assert chat.last_message_at == later
+        assert _touch_chat(chat, at=moved, containing=mine)
+        chat.refresh_from_db()
+        assert chat.last_message_at == moved
