@@ -155,14 +155,16 @@ else:
     }
 DATABASES["default"]["CONN_MAX_AGE"] = DB_CONN_MAX_AGE
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# Prepared statements: parameters bound by PostgreSQL, and a statement run
-# DB_PREPARE_THRESHOLD times on a connection is prepared there once and then
-# only executed (bench/: 35-55 % less PostgreSQL CPU per request). Behind a
+# Prepared statements (off by default): parameters bound by PostgreSQL, and
+# a statement run DB_PREPARE_THRESHOLD times on a connection is prepared
+# there once and then only executed. bench/ measured 35-55 % less PostgreSQL
+# CPU per request one at a time, but a burst of 200 (1 000) concurrent sends
+# took 6.9-7.1 s (44-50 s) against 5.1-5.4 s (25-26 s) without. Behind a
 # pooler in transaction mode (PgBouncer before 1.21, or without
 # max_prepared_statements) a prepared statement may be gone on the next
-# transaction's server connection: set DB_PREPARED_STATEMENTS=False there.
+# transaction's server connection: leave it off there.
 DB_PREPARED_STATEMENTS = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
-    "DB_PREPARED_STATEMENTS", default=True
+    "DB_PREPARED_STATEMENTS", default=False
 )
 if DB_PREPARED_STATEMENTS:
     DATABASES["default"].setdefault("OPTIONS", {}).update(
