@@ -28,19 +28,33 @@ logger = logging.getLogger(__name__)
 FAIL_OPEN_COUNT = 0
 
 
+# INCR, the window's expiry set by its first hit (or put back on a key that
+# lost it), the seconds left: one round trip, atomic, on any Redis version
+# (EXPIRE ... NX would need Redis 7).
+_HIT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
+_hit_script: Any = None  # registered once per process; run with whichever client
+
+
 def hit(key: str, window_seconds: int) -> tuple[int, float]:
     """Counts one more request in `key`'s window: the count so far, and the
     seconds until the window closes."""
     backend = caches["default"]  # `cache` is a proxy to it, never a RedisCache itself
     if isinstance(backend, RedisCache):
-        # One round trip, atomic: INCR, the expiry set by the first hit only, its TTL.
         full_key = backend.make_and_validate_key(key)
         # Django has no public handle on the redis client.
-        pipe = backend._cache.get_client(full_key, write=True).pipeline(transaction=True)
-        pipe.incr(full_key)
-        pipe.expire(full_key, window_seconds, nx=True)
-        pipe.ttl(full_key)
-        count, _, ttl = pipe.execute()
+        client = backend._cache.get_client(full_key, write=True)
+        global _hit_script
+        if _hit_script is None:  # two threads may both register it: the same script
+            _hit_script = client.register_script(_HIT_SCRIPT)
+        count, ttl = _hit_script(keys=[full_key], args=[window_seconds], client=client)
         return int(count), float(ttl)
     now = time.time()
     cache.add(f"{key}:closes", now + window_seconds, window_seconds)

@@ -175,9 +175,9 @@ def test_every_thread_shares_one_redis_client_per_process():
     "backend", ["django.core.cache.backends.redis.RedisCache", "tutor_platform.cache.RedisCache"]
 )
 def test_a_throttle_check_is_one_round_trip_to_redis(backend, monkeypatch):
-    """Issue 17: the check is one atomic pipeline (INCR, EXPIRE NX, TTL). It
-    was five round trips, because `cache` is a proxy that is never an
-    instance of RedisCache, so the generic add/add/incr/get path ran."""
+    """Issue 17: the check is one atomic script (INCR, the expiry at the first
+    hit, TTL). It was five round trips, because `cache` is a proxy that is
+    never an instance of RedisCache, so the generic add/add/incr/get path ran."""
     sent: list[bytes] = []
     real_send = redis.connection.AbstractConnection.send_packed_command
 
@@ -198,3 +198,18 @@ def test_a_throttle_check_is_one_round_trip_to_redis(backend, monkeypatch):
     (key,) = stored.keys("*one-trip*")
     assert stored.get(key) == b"2"
     assert 0 < stored.ttl(key) <= 60
+
+
+def test_a_counter_that_lost_its_expiry_gets_it_back():
+    """Otherwise a window would never close and its client stay throttled for good."""
+    stored = redis.Redis.from_url(REDIS_URL)
+    stored.flushdb()
+    with override_settings(CACHES=redis_cache(backend="tutor_platform.cache.RedisCache")):
+        from django.core.cache import caches
+
+        full_key = caches["default"].make_and_validate_key("lost-expiry")
+        stored.set(full_key, 5)  # no TTL
+        count, closes_in = throttling.hit("lost-expiry", 60)
+    assert count == 6
+    assert 0 < closes_in <= 60
+    assert 0 < stored.ttl(full_key) <= 60
