@@ -9,7 +9,9 @@ read): at worst a student promoted since sees the public catalogue until
 the access token is renewed (JWT_ACCESS_MINUTES). A token that says true,
 or says nothing (issued before the claim existed), is checked against the
 database as everywhere else, so a staff member demoted since sees only
-what students see. Every other endpoint loads the user, as before.
+what students see. Likewise a student deactivated (or erased) since still
+reads the public catalogue with an unexpired access token. Every other
+endpoint loads the user, and refuses such a token, as before.
 """
 
 from rest_framework_simplejwt.authentication import JWTAuthentication
