@@ -157,7 +157,7 @@ DATABASES["default"]["CONN_MAX_AGE"] = DB_CONN_MAX_AGE
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Prepared statements (off by default): parameters bound by PostgreSQL, and
 # a statement run DB_PREPARE_THRESHOLD times on a connection is prepared
-# there once and then only executed. bench/ measured 35-55 % less PostgreSQL
+# there once and then only executed. bench/ measured 32-58 % less PostgreSQL
 # CPU per request one at a time, but a burst of 200 (1 000) concurrent sends
 # took 6.9-7.1 s (44-50 s) against 5.1-5.4 s (25-26 s) without. Behind a
 # pooler in transaction mode (PgBouncer before 1.21, or without
