@@ -14,9 +14,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
-# Object ids in URLs: digits only, and short enough to fit a 64-bit integer,
-# so `/chats/abc/` and `/chats/99999999999999999999999/` are plain 404s.
-ID_PATTERN = "[0-9]{1,18}"
+from .serving import ID_PATTERN  # ids in URLs; the gunicorn worker sorts requests by it too
 
 
 class StrictQueryParamsMixin:

@@ -68,7 +68,7 @@ QUOTA_OR_THROTTLED = error(
 # Fields only staff get: optional in the schema, the rest of a response is required.
 STAFF_ONLY = "Staff only (absent for everyone else)."
 
-# Ids in paths: digits, at most 18 (tutor_platform.api.ID_PATTERN).
+# Ids in paths: digits, at most 18 (tutor_platform.serving.ID_PATTERN).
 MAX_PATH_ID = 10**18 - 1
 
 # Swagger UI's example bodies: realistic values instead of "string" and 2**63.

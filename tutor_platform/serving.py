@@ -8,8 +8,11 @@ kept apart from the worker so that Django's start-up does not import gunicorn.
 import os
 import re
 
-# Ids as the routes take them (tutor_platform.api.ID_PATTERN).
-_AI_PATHS = re.compile(r"^/api/v1/chats/[0-9]{1,18}/(messages|reply|regenerate|stream)/$")
+# Object ids in URLs: digits only, and short enough to fit a 64-bit integer,
+# so `/chats/abc/` and `/chats/99999999999999999999999/` are plain 404s. The
+# routes take them from here too (tutor_platform.api re-exports it).
+ID_PATTERN = "[0-9]{1,18}"
+_AI_PATHS = re.compile(rf"^/api/v1/chats/{ID_PATTERN}/(messages|reply|regenerate|stream)/$")
 # Threads per process for requests that wait on AI-Core (GUNICORN_AI_THREADS).
 # They hold no database connection while they wait, so the database does
 # not bound them; memory does, and a waiting thread costs little of it.
