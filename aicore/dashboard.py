@@ -4,6 +4,7 @@ A fixed number of queries over rows per (day, tutor) and per (day, student):
 its cost does not grow with the number of messages.
 """
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -136,14 +137,15 @@ def _rating_lines(tutors: list[dict[str, Any]], first: date, last: date) -> dict
     noted: dict[int, dict[date, Decimal]] = {tutor["id"]: {} for tutor in tutors}
     for tutor_id, day, rating in notes.values_list("tutor_id", "day", "rating"):
         noted[tutor_id][day] = rating
+    names = Counter(tutor["name"] for tutor in tutors)
     lines = {}
     for tutor in tutors:
         value, line = tutor["carried"], []
         for offset in range((last - first).days + 1):
             value = noted[tutor["id"]].get(first + timedelta(days=offset), value)
             line.append(float(value) if value is not None else None)
-        same_name = sum(other["name"] == tutor["name"] for other in tutors) > 1
-        lines[f"{tutor['name']} (#{tutor['id']})" if same_name else tutor["name"]] = line
+        shared = names[tutor["name"]] > 1
+        lines[f"{tutor['name']} (#{tutor['id']})" if shared else tutor["name"]] = line
     return lines
 
 
