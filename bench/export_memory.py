@@ -20,9 +20,9 @@ DB_NAME = "tutor_export_bench"
 def main() -> None:
     django_on_fresh_database(DB_NAME)
     from rest_framework.test import APIClient
-    from rest_framework_simplejwt.tokens import RefreshToken
 
     from accounts.models import User
+    from accounts.tokens import token_pair
     from chats.models import Chat, Message
     from feedback.models import Feedback
     from progress.models import Progress
@@ -36,7 +36,7 @@ def main() -> None:
     student = User.objects.create_user(email="bench@example.com", username="bench", password="x")
     Progress.objects.create(user=student, tutor=tutor, total_minutes=100)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(student).access_token}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_pair(student)['access']}")
     text = "Объясни, пожалуйста, как решать квадратные уравнения через дискриминант. " * 3
 
     def grow_to(total: int) -> None:
