@@ -1,4 +1,4 @@
-"""Token pairs, and the authentication of the public catalogue.
+"""Token pairs, and the API's authentication (simplejwt's, subclassed).
 
 Every token says whether its user was staff when it was issued (`is_staff`).
 The catalogue (GET /courses/, /tutors/) shows staff more than anyone else,
@@ -12,12 +12,18 @@ database as everywhere else, so a staff member demoted since sees only
 what students see. Likewise a student deactivated (or erased) since still
 reads the public catalogue with an unexpired access token. Every other
 endpoint loads the user, and refuses such a token, as before.
+
+A chat's own URLs (/chats/<id>/...) load the user too, but in the query
+that loads the chat (`BearerAuthentication(user_loaded_by_view=True)`):
+one query instead of two on every send and message page, with simplejwt's
+checks of the user applied all the same before the view uses the chat.
 """
 
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.models import TokenUser
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import RefreshToken, Token
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from .models import User
 
@@ -38,3 +44,41 @@ class CatalogueAuthentication(JWTAuthentication):
         if validated_token.get(STAFF_CLAIM) is False and api_settings.USER_ID_CLAIM in validated_token:
             return TokenUser(validated_token)  # its is_staff reads the claim: False
         return super().get_user(validated_token)
+
+
+class BearerAuthentication(JWTAuthentication):
+    """simplejwt's authentication, the API's default. A view may leave the
+    user to itself (`BearerAuthentication(user_loaded_by_view=True)`, as
+    chats.views.ChatViewSet on a chat's own URL): it loads the user joined
+    to the object it reads and hands it to `verify`. Until then
+    `request.user` is the token's `TokenUser`, whose id is all the
+    permission and throttle checks may use; nothing else is believed.
+    """
+
+    def __init__(self, *, user_loaded_by_view: bool = False) -> None:
+        super().__init__()
+        self.user_loaded_by_view = user_loaded_by_view
+
+    def get_user(self, validated_token: Token) -> User | TokenUser:
+        if self.user_loaded_by_view:
+            return TokenUser(validated_token)
+        return super().get_user(validated_token)
+
+    def verify(self, validated_token: Token, user: User | None) -> User:
+        """The token's user as simplejwt accepts it: `user` (loaded by the
+        view; None when it found none) when it passes the checks simplejwt
+        makes, else whatever simplejwt itself decides, from its own query:
+        401 (deleted, inactive, password changed), or the user when it
+        changed meanwhile."""
+        if user is not None and self._passes(validated_token, user):
+            return user
+        return JWTAuthentication.get_user(self, validated_token)
+
+    @staticmethod
+    def _passes(token: Token, user: User) -> bool:
+        """simplejwt's checks (JWTAuthentication.get_user), on a user loaded elsewhere."""
+        own = str(getattr(user, api_settings.USER_ID_FIELD)) == str(token[api_settings.USER_ID_CLAIM])
+        active = user.is_active or not api_settings.CHECK_USER_IS_ACTIVE
+        hashed = get_md5_hash_password(user.password)
+        current = not api_settings.CHECK_REVOKE_TOKEN or token.get(api_settings.REVOKE_TOKEN_CLAIM) == hashed
+        return own and active and current

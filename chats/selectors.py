@@ -16,15 +16,32 @@ from .models import Chat, Message, ReplyStatus
 INTERRUPTED = "reply_interrupted"
 
 
-def chat_list(*, user: User, tutor_id: int | None = None, for_reply: bool = False) -> QuerySet[Chat]:
-    """The user's chats, most recently active first, with tutor and course
-    joined (a send checks that both are still active); `for_reply` joins the
-    tutor's current version too, which a reply sends (prompt text: only then)."""
-    joins = ("tutor__course", "tutor__current_version") if for_reply else ("tutor__course",)
-    chats = Chat.objects.filter(user=user).select_related(*joins)
+# What chat JSON and the reply flow read of a chat's tutor and course: not
+# their descriptions and timestamps, whose fetching and conversion was a
+# tenth of the CPU of a chat list.
+CHAT_COLUMNS = (
+    *("id", "user_id", "tutor_id", "title", "created_at", "last_message_at"),
+    *("tutor__id", "tutor__name", "tutor__is_active", "tutor__course_id", "tutor__current_version_id"),
+    *("tutor__course__id", "tutor__course__is_active"),
+)
+
+
+def chat_list(*, user: User, tutor_id: int | None = None) -> QuerySet[Chat]:
+    """The user's chats, most recently active first, with tutor and course joined."""
+    chats = Chat.objects.filter(user=user).select_related("tutor__course").only(*CHAT_COLUMNS)
     if tutor_id is not None:
         chats = chats.filter(tutor_id=tutor_id)
     return chats
+
+
+def owned_chat(*, chat_id: int, user_id: int, for_reply: bool = False) -> Chat | None:
+    """Chat `chat_id` if user `user_id` owns it, else None. One query that
+    joins the user (the view authenticates with it), tutor and course (a
+    send checks that both are still active) and, with `for_reply`, the
+    tutor's current version, which a reply sends (prompt text: only then)."""
+    joins = ("user", "tutor__course", "tutor__current_version") if for_reply else ("user", "tutor__course")
+    chats = Chat.objects.select_related(*joins).only(*CHAT_COLUMNS)  # all of the user's and version's
+    return chats.filter(pk=chat_id, user_id=user_id).order_by().first()
 
 
 def with_version_number(messages: QuerySet[Message]) -> QuerySet[Message]:

@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.db.models import QuerySet
+from django.http import Http404
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -14,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 
+from accounts.tokens import BearerAuthentication
 from aicore import usage
 from aicore.client import drain
 from aicore.orchestrator import release_db_connection
@@ -136,20 +140,36 @@ class ChatViewSet(
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     content_negotiation_class = streaming.StreamOrJSON
 
-    def get_queryset(self) -> QuerySet[Chat]:
-        tutor_id = None
-        if self.action == "list":
-            query = ChatListQuerySerializer(data=self.request.query_params)
-            query.is_valid(raise_exception=True)
-            tutor_id = query.validated_data.get("tutor")
-        return selectors.chat_list(
-            user=self.request.user, tutor_id=tutor_id, for_reply=self._asks_the_tutor()
+    def get_authenticators(self) -> list:
+        if self.detail:  # the user is loaded with the chat, in `initial`
+            return [BearerAuthentication(user_loaded_by_view=True)]
+        return super().get_authenticators()
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """On a chat's own URL, loads the chat and its owner in one query
+        once the token is checked, and only then authenticates the user
+        (BearerAuthentication): a deleted, deactivated or signed-out
+        user gets simplejwt's 401 before the chat is used, and another
+        user's chat (or none) is 404."""
+        super().initial(request, *args, **kwargs)
+        if not self.detail or getattr(self, request.method.lower(), None) is None:
+            return  # a list, or a method the view lacks (405)
+        token = request.auth
+        chat = selectors.owned_chat(
+            chat_id=int(kwargs["pk"]), user_id=request.user.pk, for_reply=self._asks_the_tutor()
         )
+        request.user = request.successful_authenticator.verify(token, chat.user if chat else None)
+        if chat is None:
+            raise Http404
+        self.chat = chat
+
+    def get_queryset(self) -> QuerySet[Chat]:
+        query = ChatListQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return selectors.chat_list(user=self.request.user, tutor_id=query.validated_data.get("tutor"))
 
     def get_object(self) -> Chat:
-        chat = super().get_object()
-        chat.user = self.request.user  # the queryset has only the requester's chats
-        return chat
+        return self.chat
 
     def _asks_the_tutor(self) -> bool:
         return self.request.method == "POST" and self.action in ("messages", "reply", "regenerate")

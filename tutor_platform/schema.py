@@ -1,7 +1,15 @@
 """Reusable OpenAPI pieces: the error bodies every endpoint may answer."""
 
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
+
+
+class BearerScheme(SimpleJWTScheme):
+    """The API's authentication: simplejwt's, subclassed (accounts.tokens)."""
+
+    target_class = "accounts.tokens.BearerAuthentication"
+
 
 # Every error `code` the schema names; each gets a component `<Code>Error`
 # ({"detail", "code"} with `code` fixed), added by the hook below.

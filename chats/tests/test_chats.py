@@ -2,7 +2,9 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from rest_framework_simplejwt.tokens import AccessToken
 
+from accounts.tokens import BearerAuthentication, token_pair
 from chats.models import Chat, Message
 from chats.services import derive_title
 from conftest import feedback_on
@@ -167,3 +169,87 @@ class TestTitles:
         assert len(title) <= 61
         assert title.endswith("…")
         assert text.startswith(title[:-1])
+
+
+class TestTheUserIsLoadedWithTheChat:
+    """Issue 17: on a chat's own URL the user comes in the chat's query
+    (accounts.tokens.BearerAuthentication); simplejwt's checks of the
+    user must hold there exactly as on /auth/me/, before the chat is used."""
+
+    URLS = [
+        ("get", "{}"),
+        ("patch", "{}"),
+        ("delete", "{}"),
+        ("get", "{}messages/"),
+        ("post", "{}messages/"),
+        ("delete", "{}messages/"),
+        ("post", "{}reply/"),
+        ("post", "{}regenerate/"),
+        ("get", "{}stream/"),
+    ]
+
+    def refusal(self, client, chat) -> list[tuple[int, str]]:
+        """What each chat URL answers (status, code), compared with /auth/me/'s."""
+        me = client.get("/api/v1/auth/me/")
+        answers = []
+        for method, url in self.URLS:
+            body = {"content": "Привет", "title": "Новое"} if method in ("post", "patch") else None
+            response = getattr(client, method)(url.format(detail(chat)), body, format="json")
+            answers.append((response.status_code, response.json()["code"]))
+            assert response.json() == me.json()
+        return answers
+
+    @pytest.fixture
+    def kept(self, chat, make_exchange):
+        make_exchange(chat)
+        return chat
+
+    def assert_untouched(self, chat, title="Квадратные уравнения"):
+        chat.refresh_from_db()
+        assert chat.title == title
+        assert Message.objects.filter(chat=chat).count() == 2
+
+    def test_a_deactivated_user_is_401_and_changes_nothing(self, user, client_for, kept):
+        client = client_for(user)
+        user.is_active = False
+        user.save()
+        assert set(self.refusal(client, kept)) == {(401, "user_inactive")}
+        self.assert_untouched(kept)
+
+    def test_a_token_from_before_a_password_change_is_401(self, user, client_for, kept):
+        client = client_for(user)
+        user.set_password("A-New-Strong-Pass-2026")
+        user.save()
+        assert set(self.refusal(client, kept)) == {(401, "password_changed")}
+        self.assert_untouched(kept)
+
+    def test_a_deleted_users_token_is_401_on_what_were_its_chats(self, make_user, client_for, tutor):
+        doomed = make_user()
+        chat = Chat.objects.create(user=doomed, tutor=tutor)
+        client = client_for(doomed)
+        doomed.delete()
+        assert set(self.refusal(client, chat)) == {(401, "user_not_found")}
+
+    def test_a_deactivated_user_is_401_on_another_users_chat_too(self, other_user, client_for, kept):
+        client = client_for(other_user)
+        other_user.is_active = False
+        other_user.save()
+        assert set(self.refusal(client, kept)) == {(401, "user_inactive")}
+        self.assert_untouched(kept)
+
+    def test_an_active_user_gets_404_on_another_users_chat(self, other_client, kept):
+        for method, url in self.URLS:
+            response = getattr(other_client, method)(url.format(detail(kept)), {}, format="json")
+            assert response.status_code == 404, url
+        self.assert_untouched(kept)
+
+    def test_the_owner_is_the_request_user(self, auth_client, user, kept):
+        response = auth_client.patch(detail(kept), {"title": "Новое"}, format="json")
+        assert response.status_code == 200
+        self.assert_untouched(kept, "Новое")
+        assert Chat.objects.get(pk=kept.pk).user == user
+
+    def test_a_user_the_token_does_not_name_is_never_taken(self, user, other_user):
+        token = AccessToken(token_pair(user)["access"])
+        other_user.password = user.password  # the same hash: only the id tells them apart
+        assert BearerAuthentication().verify(token, other_user) == user

@@ -203,9 +203,9 @@ class TestMessagePage:
     @pytest.mark.parametrize("rows", [1, 50])
     def test_query_count_is_constant(self, auth_client, chat, django_assert_num_queries, rows):
         Message.objects.bulk_create(Message(chat=chat, role="user", content="x") for _ in range(rows))
-        # 1: token user, 2: the chat (scoped to the user), 3: the page, 4: the
+        # 1: the chat (scoped to the user) with its user, 2: the page, 3: the
         # replies of its messages (variants and reply status).
-        with django_assert_num_queries(4):
+        with django_assert_num_queries(3):
             auth_client.get(messages_url(chat), {"before_id": 10**6})
 
 
@@ -251,12 +251,12 @@ class TestHistorySentToAICore:
         assert (
             send(auth_client, chat).status_code == 201
         )  # the day's first reply counts the student once more
-        # token user, chat joined with tutor and course, reserve a reply of the
-        # quota, insert user message, touch chat, history, touch (and so lock)
-        # the chat while the message is still there, insert reply, count it
-        # for the student, the tutor's students and the tutor (+ a savepoint
-        # pair around each transaction).
-        with django_assert_num_queries(15):
+        # the chat joined with its user, tutor and course, reserve a reply of
+        # the quota, insert user message, touch chat, history, touch (and so
+        # lock) the chat while the message is still there, insert reply, count
+        # it for the student, the tutor's students and the tutor (+ a
+        # savepoint pair around each transaction).
+        with django_assert_num_queries(14):
             assert send(auth_client, chat).status_code == 201
 
 

@@ -1,5 +1,6 @@
-"""Issue 17: MessageSerializer reads its fields straight off the message;
-its JSON must stay what DRF's generic path gives for the declared fields."""
+"""Issue 17: MessageSerializer and ChatSerializer read their fields straight
+off the row; their JSON must stay what DRF's generic path gives for the
+declared fields."""
 
 from datetime import timedelta
 
@@ -8,8 +9,9 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from chats import selectors
-from chats.models import Message
-from chats.serializers import MessageSerializer
+from chats.models import Chat, Message
+from chats.serializers import ChatSerializer, MessageSerializer
+from tutoring.models import Tutor
 
 
 def generic(message: Message) -> dict:
@@ -51,3 +53,22 @@ def test_every_kind_of_message_serializes_as_the_declared_fields_do(chat, make_e
     assert shown["Давно"]["reply_error"] == "reply_interrupted"
     assert shown["Только что"]["reply_status"] == "pending"
     assert MessageSerializer(messages, many=True).data == [generic(m) for m in messages]
+
+
+@pytest.mark.django_db
+def test_chats_serialize_as_the_declared_fields_do(user, tutor):
+    """ChatSerializer's direct path against DRF's: a chat that never had a
+    message, one that had, and one whose tutor was deactivated."""
+    fresh = Chat.objects.create(user=user, tutor=tutor, title="Новый чат")
+    active = Chat.objects.create(user=user, tutor=tutor, title="Что такое интеграл?")
+    Chat.objects.filter(pk=active.pk).update(last_message_at=timezone.now())
+    Tutor.objects.filter(pk=tutor.pk).update(is_active=False)
+    for chat in [*selectors.chat_list(user=user), fresh]:  # the list's narrowed columns, and a whole row
+        data = ChatSerializer(chat).data
+        assert data == serializers.ModelSerializer.to_representation(ChatSerializer(), chat)
+        assert list(data) == ChatSerializer.Meta.fields
+    shown = {c["id"]: c for c in ChatSerializer(selectors.chat_list(user=user), many=True).data}
+    assert shown[fresh.pk]["last_message_at"] is None
+    assert shown[active.pk]["last_message_at"] is not None
+    assert shown[active.pk]["title"] == "Что такое интеграл?"
+    assert shown[active.pk]["tutor"] == {"id": tutor.pk, "name": tutor.name, "is_available": False}

@@ -153,8 +153,8 @@ class TestVariants:
                 chat=chat, role="assistant", content="old", reply_to=asked, is_current=False
             )
             Message.objects.create(chat=chat, role="assistant", content="new", reply_to=asked)
-        # 1 token user, 2 the chat, 3 the page, 4 every variant of its replies.
-        with django_assert_num_queries(4):
+        # 1 the chat with its user, 2 the page, 3 every variant of its replies.
+        with django_assert_num_queries(3):
             shown = page(auth_client, chat)
         assert len(shown) == min(2 * rows, 50)
         assert all(m["variant"] == {"index": 2, "count": 2} for m in shown if m["role"] == "assistant")
