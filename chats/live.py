@@ -5,15 +5,24 @@ that generates knows: use Redis (`CACHE_URL`) with several processes.
 
 One entry per chat: the user message being answered, the text so far, and,
 for a minute after the end, how it ended. Losing the cache loses only this.
+
+The text so far is written at most every PUBLISH_SECONDS while a reply
+streams (`Progress`): a write costs 0.13-0.24 ms of CPU, 70 % of what
+relaying a streamed word costs when made for every word, and what it is
+for is rare (a client re-attaching after a disconnect, which then gets
+text at most that much older than the stream's, never less of it: the end
+is always written).
 """
 
 import contextlib
+import time
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 
 FINISHED_SECONDS = 60
+PUBLISH_SECONDS = 0.25
 
 
 def _key(chat_id: int) -> str:
@@ -32,6 +41,22 @@ def started(chat_id: int, user_message_id: int) -> None:
 def grew(chat_id: int, user_message_id: int, text: str) -> None:
     running = {"state": "running", "user_message": user_message_id, "text": text}
     _set(chat_id, running, settings.AI_CORE_STREAM_TIMEOUT + 60)
+
+
+class Progress:
+    """One reply being generated: `started` at once, then its text as it
+    grows, written at most every PUBLISH_SECONDS."""
+
+    def __init__(self, chat_id: int, user_message_id: int) -> None:
+        self.chat_id, self.user_message_id = chat_id, user_message_id
+        started(chat_id, user_message_id)
+        self.written_at = time.monotonic() - PUBLISH_SECONDS  # the first piece is written at once
+
+    def grew(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self.written_at >= PUBLISH_SECONDS:
+            grew(self.chat_id, self.user_message_id, text)
+            self.written_at = now
 
 
 def finished(chat_id: int, user_message_id: int, text: str, *, event: str, data: dict[str, Any]) -> None:

@@ -315,7 +315,7 @@ def reply_events(
     """
     text = ""
     user_message.reply_status = ReplyStatus.PENDING
-    live.started(chat.pk, user_message.pk)
+    progress = live.Progress(chat.pk, user_message.pk)
     try:
         pieces = orchestrator.stream_reply(
             chat=chat, user_message=user_message, request_id=request_id, stream=stream
@@ -327,7 +327,7 @@ def reply_events(
                 reply = stop.value
                 break
             text += piece
-            live.grew(chat.pk, user_message.pk, text)
+            progress.grew(text)
             yield piece
         message = _save_reply(
             chat=chat, user_message=user_message, reply=reply, variant=variant, reservation=reservation
