@@ -115,7 +115,7 @@ class AICoreClient:
         self.retry_backoff = retry_backoff
         self.api_key = api_key
         self.breaker = breaker
-        self.session = new_session(pool_size)
+        self.session = new_session(pool_size, self.base_url)
 
     def _headers(self, request_id: str) -> dict[str, str]:
         headers = {"X-Request-ID": request_id, "Accept": "application/json"}

@@ -395,3 +395,48 @@ def test_an_answer_dripped_byte_by_byte_is_cut_at_the_total_deadline(
     elapsed = time.monotonic() - started
     assert_failure_kept_user_message(response, 504, "ai_core_timeout", "Объясните теорему Пифагора")
     assert elapsed < 5  # the whole drip takes about 8 s
+
+
+class TestEnvironment:
+    """Issue 17: requests scanned the environment for proxies on every call
+    (0.2 ms of CPU); the session reads it once, when the client is made."""
+
+    def client(self, url="http://ai-core.test"):
+        from aicore.client import AICoreClient
+
+        return AICoreClient(
+            base_url=url,
+            timeout=5,
+            stream_timeout=10,
+            connect_timeout=1,
+            max_retries=0,
+            retry_backoff=0,
+            api_key="",
+            breaker=CircuitBreaker(failure_threshold=5, reset_seconds=30),
+        )
+
+    def test_proxy_and_ca_bundle_are_taken_from_the_environment_once(self, monkeypatch):
+        monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/private-ca.pem")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        session = self.client().session
+        assert session.proxies["http"] == "http://proxy.internal:3128"
+        assert session.verify == "/etc/ssl/private-ca.pem"
+        monkeypatch.setenv("HTTP_PROXY", "http://elsewhere.internal:3128")  # too late: not read per call
+        assert session.merge_environment_settings(GENERATE, {}, None, None, None)["proxies"] == {
+            "http": "http://proxy.internal:3128"
+        }
+
+    def test_no_proxy_for_ai_core_is_respected(self, monkeypatch):
+        monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")
+        monkeypatch.setenv("NO_PROXY", "ai-core.test")
+        assert self.client().session.proxies == {}
+
+    def test_without_proxy_variables_nothing_is_proxied(self, monkeypatch):
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+        session = self.client().session
+        assert session.proxies == {} and session.verify is True and session.trust_env is False
