@@ -14,6 +14,7 @@ absolute times on a shared 2-core machine are noisy.
 import argparse
 import http.client
 import json
+import multiprocessing
 import os
 import secrets
 import shutil
@@ -36,6 +37,7 @@ PG = "postgres://postgres@127.0.0.1:5432"
 AI_LATENCY = 2.0
 CHUNK_DELAY = 0.1  # the streaming stub: one word every 0.1 s
 STREAMS = 400
+IDLE_PROBE_SECONDS = 1.0
 SECRET_KEY = "bench-" + secrets.token_urlsafe(64)  # one per run: tokens made in setup must verify
 
 
@@ -197,6 +199,48 @@ def pct(values: list[float], q: float) -> float:
 
 def summary(values: list[float]) -> tuple[float, float]:
     return statistics.median(values), pct(values, 95)
+
+
+class Probe:
+    """GET /tutors/ over and over, from a process of its own: sharing this
+    process with hundreds of load threads, a probe measured its own wait
+    for this process's GIL as well as the server's answer."""
+
+    def __init__(self, port: int) -> None:
+        context = multiprocessing.get_context("fork")  # before the load threads start
+        self.go, self.halt = context.Event(), context.Event()
+        self.results, sender = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=Probe._run, args=(port, self.go, self.halt, sender), daemon=True
+        )
+        self.process.start()
+
+    @staticmethod
+    def _run(port: int, go, halt, sender) -> None:
+        probe = Client(port)
+        latencies(probe, "GET", "/api/v1/tutors/", 5)  # the connection, before the clock starts
+        go.wait()
+        times = []
+        while not halt.is_set():
+            times.append(probe.call("GET", "/api/v1/tutors/")[1])
+        sender.send(times)
+
+    def start(self) -> None:
+        self.go.set()
+
+    def stop(self) -> list[float]:
+        self.halt.set()
+        times = self.results.recv()
+        self.process.join()
+        return times
+
+
+def probed(port: int, seconds: float) -> list[float]:
+    """The probe's latencies over `seconds` with nothing else going on."""
+    probe = Probe(port)
+    probe.start()
+    time.sleep(seconds)
+    return probe.stop()
 
 
 def rps(port: int, path: str, token: str | None, seconds: int) -> float:
@@ -395,9 +439,8 @@ def measure_burst(
 ) -> list[tuple[str, str, str, str]]:
     """Every student sends `per_student` messages at once (200 or 1 000
     sends), while a probe reads /tutors/ over and over."""
-    probe = Client(port)
-    latencies(probe, "GET", "/api/v1/tutors/", 30)
-    idle = latencies(probe, "GET", "/api/v1/tutors/", args.n)
+    idle = probed(port, IDLE_PROBE_SECONDS)
+    probe = Probe(port)
     students = data["students"] * per_student
     barrier = threading.Barrier(len(students) + 1)
     statuses: list[int] = [0] * len(students)
@@ -416,13 +459,15 @@ def measure_burst(
     for t in threads:
         t.start()
     barrier.wait()
+    probe.start()
     cpu_before = cpu_seconds(server_pid)
     started = time.perf_counter()
-    busy, peak_rss = [], 0.0
+    peak_rss = 0.0
     while any(t.is_alive() for t in threads):
-        busy.append(probe.call("GET", "/api/v1/tutors/")[1])
         peak_rss = max(peak_rss, rss_mb(server_pid))
+        time.sleep(0.01)
     burst = time.perf_counter() - started
+    busy = probe.stop()
     for t in threads:
         t.join()
     cpu_per_send = (cpu_seconds(server_pid) - cpu_before) / len(students)
@@ -507,8 +552,8 @@ def measure_streams(port: int, data: dict, server_pid: int) -> list[tuple[str, s
         first.append(time.perf_counter() - started)
         conn.close()  # the reply goes on without us
     time.sleep(15)  # let those replies finish
-    probe = Client(port)
-    idle = latencies(probe, "GET", "/api/v1/tutors/", 200)
+    idle = probed(port, IDLE_PROBE_SECONDS)
+    probe = Probe(port)
     results: list[tuple[list[tuple[float, str]], str] | None] = [None] * STREAMS
     barrier = threading.Barrier(STREAMS + 1)
 
@@ -526,12 +571,14 @@ def measure_streams(port: int, data: dict, server_pid: int) -> list[tuple[str, s
     for t in threads:
         t.start()
     barrier.wait()
+    probe.start()
     started = time.perf_counter()
-    busy, peak_rss = [], 0.0
+    peak_rss = 0.0
     while any(t.is_alive() for t in threads):
-        busy.append(probe.call("GET", "/api/v1/tutors/")[1])
         peak_rss = max(peak_rss, rss_mb(server_pid))
+        time.sleep(0.01)
     wall = time.perf_counter() - started
+    busy = probe.stop()
     whole = [r for r in results if r and r[1] and "".join(text for _, text in r[0]) == r[1]]
     # How late each word came, against the first word's arrival and the stub's pace.
     lateness = [
