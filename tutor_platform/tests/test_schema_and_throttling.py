@@ -57,6 +57,14 @@ def test_authenticated_requests_are_throttled_per_user(auth_client, other_client
     assert other_client.get("/api/v1/auth/me/").status_code == 200
 
 
+def test_a_chats_own_url_counts_against_the_same_user_budget(auth_client, chat, tight_rates):
+    """There the user is loaded after the throttles, from the token's id
+    (accounts.tokens.BearerAuthentication): the same key as everywhere."""
+    statuses = [auth_client.get("/api/v1/auth/me/").status_code for _ in range(2)]
+    statuses += [auth_client.get(f"/api/v1/chats/{chat.id}/").status_code for _ in range(2)]
+    assert statuses == [200, 200, 200, 429]
+
+
 @pytest.fixture(scope="module")
 def openapi(django_db_blocker):
     import yaml
