@@ -6,12 +6,19 @@ a request thread for as long as it likes. `deadline()` arms a timer for the
 call; when it fires, the socket the call is using is shut down, so whatever
 read is blocked on it returns at once and the call fails. The session's
 connections tell the deadline which socket that is.
+
+One thread per process keeps every call's deadline (`_Watchdog`): a
+`threading.Timer` per call cost a thread start and stop (0.1 ms of CPU,
+0.3 ms of wall time) on every send, and a thread more per open stream.
 """
 
 import contextlib
+import heapq
+import itertools
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,6 +37,7 @@ class Deadline:
         self._lock = threading.Lock()
         self._connection: HTTPConnection | None = None
         self.expired = False
+        self.finished = False
 
     def attach(self, connection: HTTPConnection) -> None:
         with self._lock:
@@ -37,25 +45,70 @@ class Deadline:
 
     def expire(self) -> None:
         with self._lock:
+            if self.finished:
+                return
             self.expired = True
             sock = getattr(self._connection, "sock", None)
         if sock is not None:
             with contextlib.suppress(OSError):  # already closed
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def finish(self) -> None:
+        with self._lock:
+            self.finished = True
+            self._connection = None
+
+
+class _Watchdog:
+    """Expires deadlines when they are due, from one thread: a heap by due
+    time, finished deadlines dropped as they come up."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._due: list[tuple[float, int, Deadline]] = []
+        self._order = itertools.count()  # breaks ties without comparing deadlines
+        self._thread: threading.Thread | None = None
+
+    def watch(self, watch: Deadline, seconds: float) -> None:
+        with self._changed:
+            heapq.heappush(self._due, (time.monotonic() + seconds, next(self._order), watch))
+            if self._thread is None or not self._thread.is_alive():  # the first call (in this process)
+                self._thread = threading.Thread(target=self._run, name="ai-core-deadlines", daemon=True)
+                self._thread.start()
+            elif self._due[0][2] is watch:  # due before all the others: the thread must wake sooner
+                self._changed.notify()
+
+    def pending(self) -> int:
+        with self._changed:
+            return sum(not watch.finished for _, _, watch in self._due)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while True:
+                    while self._due and self._due[0][2].finished:
+                        heapq.heappop(self._due)
+                    wait = self._due[0][0] - time.monotonic() if self._due else None
+                    if wait is not None and wait <= 0:
+                        break
+                    self._changed.wait(wait)
+                _, _, due = heapq.heappop(self._due)
+            due.expire()
+
+
+_watchdog = _Watchdog()
+
 
 @contextmanager
 def deadline(seconds: float) -> Iterator[Deadline]:
     """Cuts the connection of the calls made inside after `seconds`."""
     watch = Deadline()
-    timer = threading.Timer(seconds, watch.expire)
-    timer.daemon = True
     _current.deadline = watch
-    timer.start()
+    _watchdog.watch(watch, seconds)
     try:
         yield watch
     finally:
-        timer.cancel()
+        watch.finish()
         _current.deadline = None
 
 
