@@ -417,12 +417,14 @@ MESSAGE_MAX_CHARS = env.int("MESSAGE_MAX_CHARS", default=8000)
 # (tutoring/catalogue.py); this bounds an entry's age all the same. 0: no cache.
 CATALOGUE_CACHE_SECONDS = env.int("CATALOGUE_CACHE_SECONDS", default=300)
 AI_HISTORY_MESSAGES = env.int("AI_HISTORY_MESSAGES", default=20)
-# Replies (sends, replies, regenerations) and tokens per student per UTC day;
-# 0 is no limit. Staff can override both for one student in the admin.
 # Requests that ask AI-Core and run Python at once, per process (tutor_platform/cpu_gate.py).
-AI_CPU_SLOTS = env.int("AI_CPU_SLOTS", default=2)
+# One: two in a process never run in parallel (the GIL), and a second one
+# only doubled what a catalogue read waits for in a burst.
+AI_CPU_SLOTS = env.int("AI_CPU_SLOTS", default=1)
 if AI_CPU_SLOTS < 1:
     raise ImproperlyConfigured("AI_CPU_SLOTS must be 1 or more.")
+# Replies (sends, replies, regenerations) and tokens per student per UTC day;
+# 0 is no limit. Staff can override both for one student in the admin.
 AI_DAILY_MESSAGES_PER_USER = env.int("AI_DAILY_MESSAGES_PER_USER", default=0)
 AI_DAILY_TOKENS_PER_USER = env.int("AI_DAILY_TOKENS_PER_USER", default=0)
 if min(AI_DAILY_MESSAGES_PER_USER, AI_DAILY_TOKENS_PER_USER) < 0:

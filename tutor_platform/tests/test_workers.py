@@ -136,7 +136,7 @@ def test_a_send_works_under_a_cpu_slot_and_sets_it_aside_while_ai_core_answers(a
     assert cpu_gate._slots._value == settings.AI_CPU_SLOTS and not cpu_gate.holds_slot()
 
 
-def test_the_slots_bound_the_requests_working_at_once():
+def test_the_slots_bound_the_requests_working_at_once(settings):
     working, most = 0, 0
     lock = threading.Lock()
 
@@ -162,4 +162,4 @@ def test_the_slots_bound_the_requests_working_at_once():
         thread.start()
     for thread in threads:
         thread.join()
-    assert most == cpu_gate._slots._initial_value == 2  # AI_CPU_SLOTS
+    assert most == cpu_gate._slots._initial_value == settings.AI_CPU_SLOTS
