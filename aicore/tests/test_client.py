@@ -29,6 +29,22 @@ def ai_core(settings):
         yield mock
 
 
+def direct_client(breaker: CircuitBreaker | None = None, url: str = AI_URL):
+    """An AICoreClient made directly, not from the settings."""
+    from aicore.client import AICoreClient
+
+    return AICoreClient(
+        base_url=url,
+        timeout=1,
+        stream_timeout=1,
+        connect_timeout=1,
+        max_retries=0,
+        retry_backoff=0,
+        api_key="",
+        breaker=breaker or CircuitBreaker(failure_threshold=5, reset_seconds=30),
+    )
+
+
 def refused() -> requests.ConnectionError:
     """What requests raises when nothing listens: the request never left."""
     cause = NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")
@@ -201,20 +217,11 @@ class TestFailures:
         assert response.json()["assistant_message"]["content"] == "снова работает"
 
     def test_an_unexpected_error_in_the_trial_still_ends_it(self):
-        from aicore.client import AICoreClient, drain
+        from aicore.client import drain
 
         breaker = CircuitBreaker(failure_threshold=1, reset_seconds=0)
         breaker.record_failure()
-        client = AICoreClient(
-            base_url=AI_URL,
-            timeout=1,
-            stream_timeout=1,
-            connect_timeout=1,
-            max_retries=0,
-            retry_backoff=0,
-            api_key="",
-            breaker=breaker,
-        )
+        client = direct_client(breaker)
         client._generate = lambda data, request_id, stream: 1 / 0
         with pytest.raises(ZeroDivisionError):
             drain(client.generate({}, request_id="r"))
@@ -401,19 +408,8 @@ class TestEnvironment:
     """Issue 17: requests scanned the environment for proxies on every call
     (0.2 ms of CPU); the session reads it once, when the client is made."""
 
-    def client(self, url="http://ai-core.test"):
-        from aicore.client import AICoreClient
-
-        return AICoreClient(
-            base_url=url,
-            timeout=5,
-            stream_timeout=10,
-            connect_timeout=1,
-            max_retries=0,
-            retry_backoff=0,
-            api_key="",
-            breaker=CircuitBreaker(failure_threshold=5, reset_seconds=30),
-        )
+    def client(self):
+        return direct_client()
 
     def test_proxy_and_ca_bundle_are_taken_from_the_environment_once(self, monkeypatch):
         monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")

@@ -209,10 +209,12 @@ class TestTheUserIsLoadedWithTheChat:
         assert chat.title == title
         assert Message.objects.filter(chat=chat).count() == 2
 
-    def test_a_deactivated_user_is_401_and_changes_nothing(self, user, client_for, kept):
-        client = client_for(user)
-        user.is_active = False
-        user.save()
+    @pytest.mark.parametrize("owner", [True, False], ids=["own chat", "another user's chat"])
+    def test_a_deactivated_user_is_401_and_changes_nothing(self, user, other_user, client_for, kept, owner):
+        holder = user if owner else other_user
+        client = client_for(holder)
+        holder.is_active = False
+        holder.save()
         assert set(self.refusal(client, kept)) == {(401, "user_inactive")}
         self.assert_untouched(kept)
 
@@ -229,13 +231,6 @@ class TestTheUserIsLoadedWithTheChat:
         client = client_for(doomed)
         doomed.delete()
         assert set(self.refusal(client, chat)) == {(401, "user_not_found")}
-
-    def test_a_deactivated_user_is_401_on_another_users_chat_too(self, other_user, client_for, kept):
-        client = client_for(other_user)
-        other_user.is_active = False
-        other_user.save()
-        assert set(self.refusal(client, kept)) == {(401, "user_inactive")}
-        self.assert_untouched(kept)
 
     def test_an_active_user_gets_404_on_another_users_chat(self, other_client, kept):
         for method, url in self.URLS:
