@@ -37,7 +37,8 @@ PG = "postgres://postgres@127.0.0.1:5432"
 AI_LATENCY = 2.0
 CHUNK_DELAY = 0.1  # the streaming stub: one word every 0.1 s
 STREAMS = 400
-IDLE_PROBE_SECONDS = 1.0
+PROBE_INTERVAL = 0.01
+IDLE_PROBE_SECONDS = 3.0
 SECRET_KEY = "bench-" + secrets.token_urlsafe(64)  # one per run: tokens made in setup must verify
 
 
@@ -202,9 +203,11 @@ def summary(values: list[float]) -> tuple[float, float]:
 
 
 class Probe:
-    """GET /tutors/ over and over, from a process of its own: sharing this
-    process with hundreds of load threads, a probe measured its own wait
-    for this process's GIL as well as the server's answer."""
+    """GET /tutors/ every PROBE_INTERVAL seconds (a student browsing, not a
+    load of its own: unpaced, it sent 1 800 requests during one burst), from
+    a process of its own: sharing this process with hundreds of load
+    threads, a probe measured its own wait for this process's GIL as well
+    as the server's answer."""
 
     def __init__(self, port: int) -> None:
         context = multiprocessing.get_context("fork")  # before the load threads start
@@ -220,9 +223,11 @@ class Probe:
         probe = Client(port)
         latencies(probe, "GET", "/api/v1/tutors/", 5)  # the connection, before the clock starts
         go.wait()
-        times = []
+        times, due = [], time.perf_counter()
         while not halt.is_set():
             times.append(probe.call("GET", "/api/v1/tutors/")[1])
+            due = max(due + PROBE_INTERVAL, time.perf_counter())
+            halt.wait(due - time.perf_counter())
         sender.send(times)
 
     def start(self) -> None:
