@@ -217,6 +217,7 @@ class Probe:
             target=Probe._run, args=(port, self.go, self.halt, sender), daemon=True
         )
         self.process.start()
+        sender.close()  # the child's end: recv() then fails, not hangs, if the child dies
 
     @staticmethod
     def _run(port: int, go, halt, sender) -> None:
