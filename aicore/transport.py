@@ -15,7 +15,6 @@ One thread per process keeps every call's deadline (`_Watchdog`): a
 import contextlib
 import heapq
 import itertools
-import os
 import socket
 import threading
 import time
@@ -145,11 +144,11 @@ class _Adapter(HTTPAdapter):
 def new_session(pool_size: int, url: str) -> requests.Session:
     session = requests.Session()
     # requests reads the proxy and CA-bundle variables of the environment
-    # on every call (0.2 ms of CPU, a scan of os.environ); they are read
-    # here once instead, for `url`. A .netrc is never used: AI-Core's
+    # on every call (0.2 ms of CPU, a scan of os.environ); requests reads
+    # them here once instead, for `url`. A .netrc is never used: AI-Core's
     # credential is AI_CORE_API_KEY.
-    session.proxies = requests.utils.get_environ_proxies(url)
-    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    environment = session.merge_environment_settings(url, {}, None, None, None)
+    session.proxies, session.verify = environment["proxies"], environment["verify"]
     session.trust_env = False
     # Many request threads may wait on AI-Core at once; keep a connection each.
     # No retries here: the client decides what may be retried.
