@@ -241,6 +241,15 @@ class Probe:
         return times
 
 
+def peak_rss_while(threads: list[threading.Thread], server_pid: int) -> float:
+    """The server's largest RSS (MiB) seen until every thread has ended."""
+    peak = 0.0
+    while any(t.is_alive() for t in threads):
+        peak = max(peak, rss_mb(server_pid))
+        time.sleep(0.01)
+    return peak
+
+
 def probed(port: int, seconds: float) -> list[float]:
     """The probe's latencies over `seconds` with nothing else going on."""
     probe = Probe(port)
@@ -468,10 +477,7 @@ def measure_burst(
     probe.start()
     cpu_before = cpu_seconds(server_pid)
     started = time.perf_counter()
-    peak_rss = 0.0
-    while any(t.is_alive() for t in threads):
-        peak_rss = max(peak_rss, rss_mb(server_pid))
-        time.sleep(0.01)
+    peak_rss = peak_rss_while(threads, server_pid)
     burst = time.perf_counter() - started
     busy = probe.stop()
     for t in threads:
@@ -579,10 +585,7 @@ def measure_streams(port: int, data: dict, server_pid: int) -> list[tuple[str, s
     barrier.wait()
     probe.start()
     started = time.perf_counter()
-    peak_rss = 0.0
-    while any(t.is_alive() for t in threads):
-        peak_rss = max(peak_rss, rss_mb(server_pid))
-        time.sleep(0.01)
+    peak_rss = peak_rss_while(threads, server_pid)
     wall = time.perf_counter() - started
     busy = probe.stop()
     whole = [r for r in results if r and r[1] and "".join(text for _, text in r[0]) == r[1]]
