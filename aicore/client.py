@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import requests
 from django.conf import settings
-from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
 from tutor_platform.validators import json_problem
 
@@ -26,8 +26,6 @@ T = TypeVar("T")
 GENERATE_PATH = "/api/v1/generate"
 HEALTH_PATH = "/api/v1/health"
 HEALTH_TIMEOUT = (1.0, 2.0)
-# An answer is a reply text and a little metadata; anything bigger is broken.
-MAX_ANSWER_BYTES = 2 * 1024 * 1024
 MAX_METADATA_DEPTH = 8
 
 
@@ -220,16 +218,44 @@ def _check_status(response: requests.Response) -> None:
         raise AICoreBadResponse(f"AI-Core answered {response.status_code}.")
 
 
+READ_BYTES = 64 * 1024
+
+
 def _chunks(response: requests.Response, watch: Deadline) -> Iterator[bytes]:
-    """The body as it arrives, at most MAX_ANSWER_BYTES; cut short by the deadline."""
+    """The body as it arrives, whatever its framing (chunked, Content-Length,
+    or ended by the closed connection), in pieces of at most READ_BYTES:
+    `read1` returns what one read gave, so a piece is relayed as soon as it
+    came. More than AI_CORE_MAX_ANSWER_BYTES (an answer
+    is a reply text and a little metadata: anything bigger is broken) is refused when Content-Length
+    announces it and cut off as soon as it passes the cap otherwise: at
+    most the cap plus one piece is ever held. Cut short by the deadline."""
+    cap = settings.AI_CORE_MAX_ANSWER_BYTES
+    too_big = AICoreBadResponse(f"AI-Core answered more than {cap} bytes.")
+    announced = response.headers.get("Content-Length", "")
+    if announced.isdigit() and int(announced) > cap:
+        raise too_big
     size = 0
-    for chunk in response.iter_content(None):
+    while chunk := _read1(response):
         size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
-            raise AICoreBadResponse(f"AI-Core answered more than {MAX_ANSWER_BYTES} bytes.")
+        if size > cap:
+            raise too_big
         yield chunk
     if watch.expired:  # the connection was cut: what came is not the whole answer
         raise AICoreTimeout()
+
+
+def _read1(response: requests.Response) -> bytes:
+    """One read of the body, its errors as requests' own (as `iter_content` raises them)."""
+    try:
+        return response.raw.read1(READ_BYTES, decode_content=True)
+    except ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    except ReadTimeoutError as exc:
+        raise requests.ConnectionError(exc) from exc
+    except SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from exc
 
 
 def _read_body(response: requests.Response, watch: Deadline) -> bytes:

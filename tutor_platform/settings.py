@@ -449,6 +449,8 @@ AI_CORE_TIMEOUT = env.float("AI_CORE_TIMEOUT", default=60.0)
 # A streamed reply: AI_CORE_TIMEOUT between pieces, this for the whole reply.
 AI_CORE_STREAM_TIMEOUT = env.float("AI_CORE_STREAM_TIMEOUT", default=300.0)
 AI_CORE_CONNECT_TIMEOUT = env.float("AI_CORE_CONNECT_TIMEOUT", default=3.0)
+# An answer (JSON or a whole SSE stream) larger than this is cut off while it is read: 502.
+AI_CORE_MAX_ANSWER_BYTES = env.int("AI_CORE_MAX_ANSWER_BYTES", default=2 * 1024 * 1024)
 AI_CORE_MAX_RETRIES = env.int("AI_CORE_MAX_RETRIES", default=2)
 AI_CORE_RETRY_BACKOFF = env.float("AI_CORE_RETRY_BACKOFF", default=0.5)
 AI_CORE_API_KEY = env.str("AI_CORE_API_KEY", default="")
