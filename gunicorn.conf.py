@@ -37,3 +37,12 @@ accesslog = None  # the application logs one line per request, with its request 
 errorlog = "-"
 # Only nginx on this host may set X-Forwarded-Proto.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_worker_init(worker) -> None:
+    """Each worker watches the replies being generated from its start
+    (chats.heartbeat), so that one whose process died is ended within
+    seconds even before this worker generates a reply of its own."""
+    from chats import heartbeat
+
+    heartbeat.start()

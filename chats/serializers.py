@@ -247,6 +247,10 @@ class MessagePageQuerySerializer(serializers.Serializer):
     before_id = serializers.IntegerField(min_value=1, max_value=MAX_DB_ID, required=False)
 
 
+class ResumeQuerySerializer(serializers.Serializer):
+    last_event_id = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+
+
 class MessagePageSerializer(serializers.Serializer):
     results = MessageSerializer(many=True, help_text="Oldest first.")
     has_more = serializers.BooleanField(help_text="Older messages exist.")

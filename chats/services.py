@@ -9,7 +9,7 @@ import logging
 import re
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -23,8 +23,8 @@ from aicore.orchestrator import AIReply
 from tutor_platform.exceptions import Conflict, DatabaseUnavailable, is_database_outage
 from tutoring.models import Tutor
 
-from . import live, selectors
-from .models import Chat, Message, ReplyStatus
+from . import heartbeat, live, selectors
+from .models import Chat, IdempotencyKey, Message, ReplyStatus
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,12 @@ class NothingToRegenerate(Conflict):
 class ReplyDiscarded(Conflict):
     default_detail = "The chat was cleared or deleted while the tutor was answering."
     default_code = "reply_discarded"
+
+
+class ReplyInterrupted(APIException):
+    status_code = 503
+    default_detail = "The server writing the reply stopped before it was finished. Please retry."
+    default_code = "reply_interrupted"
 
 
 class ReplyFailed(APIException):
@@ -316,6 +322,13 @@ def reply_events(
     text = ""
     user_message.reply_status = ReplyStatus.PENDING
     progress = live.Progress(chat.pk, user_message.pk)
+    watched = heartbeat.watch(
+        chat_id=chat.pk,
+        user_message_id=user_message.pk,
+        user_id=reservation.user_id,
+        day=reservation.day,
+        variant=variant,
+    )
     try:
         pieces = orchestrator.stream_reply(
             chat=chat, user_message=user_message, request_id=request_id, stream=stream
@@ -347,6 +360,8 @@ def reply_events(
             _record_failure(user_message, failure.detail.code)
         live.finished(chat.pk, user_message.pk, text, event="error", data=failure_body(failure, user_message))
         raise failure from exc
+    finally:
+        heartbeat.unwatch(watched)
     user_message.reply_status = ReplyStatus.ANSWERED
     live.finished(
         chat.pk, user_message.pk, message.content, event="assistant_message", data={"message": message.pk}
@@ -354,9 +369,39 @@ def reply_events(
     return message
 
 
-def failure_body(failure: APIException, user_message: Message) -> dict:
-    """What a client gets when no reply came: the error and the saved user message's id."""
-    return {"detail": str(failure.detail), "code": failure.get_codes(), "user_message": user_message.pk}
+def failure_body(failure: APIException, user_message: Message | int) -> dict:
+    """What a client gets when no reply came: the error, the saved user
+    message's id, and `retry_after` (seconds) when the JSON answer would
+    carry `Retry-After`."""
+    body = {
+        "detail": str(failure.detail),
+        "code": failure.get_codes(),
+        "user_message": getattr(user_message, "pk", user_message),
+    }
+    if getattr(failure, "retry_after", None) is not None:
+        body["retry_after"] = failure.retry_after
+    return body
+
+
+def reply_abandon(*, chat_id: int, user_message_id: int, user_id: int, day: date, variant: bool) -> None:
+    """Ends a reply whose process died mid-way (chats.heartbeat found it):
+    the reservation is given back, a first reply's user message turns
+    failed (`reply_interrupted`; a regeneration leaves the answer it had),
+    the Idempotency-Key bound to it can be retried at once, and followers
+    get `event: error`."""
+    usage.refund(usage.Reservation(user_id=user_id, day=day))
+    if not variant:
+        Message.objects.filter(pk=user_message_id, reply_error="").exclude(
+            pk__in=Message.objects.filter(reply_to_id=user_message_id).values("reply_to_id")
+        ).update(reply_error=ReplyInterrupted.default_code)
+    IdempotencyKey.objects.filter(
+        user_message_id=user_message_id, state=IdempotencyKey.State.IN_PROGRESS
+    ).update(state=IdempotencyKey.State.FAILED)
+    entry = live.get(chat_id)
+    if entry is not None and entry["state"] == "running" and entry["user_message"] == user_message_id:
+        body = failure_body(ReplyInterrupted(), user_message_id)
+        live.finished(chat_id, user_message_id, entry["text"], event="error", data=body)
+    logger.warning("Reply to message %s ended: its server process stopped", user_message_id)
 
 
 def _record_failure(user_message: Message, code: str) -> None:

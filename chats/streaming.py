@@ -8,6 +8,7 @@ comment when nothing came for KEEPALIVE_SECONDS. `follow()` re-attaches a
 client from any process through `live`.
 """
 
+import contextlib
 import json
 import logging
 import queue
@@ -25,14 +26,16 @@ from rest_framework.request import Request
 
 from aicore.orchestrator import release_db_connection
 
-from . import live, selectors
+from . import followers, live, selectors
 from .models import Message
 from .serializers import MessageSerializer
 
 logger = logging.getLogger(__name__)
 
 KEEPALIVE_SECONDS = 15
-FOLLOW_POLL_SECONDS = 0.1
+# The text so far is published at most every live.PUBLISH_SECONDS: polling
+# faster only costs cache reads.
+FOLLOW_POLL_SECONDS = live.PUBLISH_SECONDS
 EVENT_STREAM = "text/event-stream"
 
 
@@ -54,14 +57,52 @@ def event(name: str, data: Any) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
+def delta(content: str, sent: int) -> bytes:
+    """A piece of the reply; its id is the number of characters (code points)
+    sent so far including this piece, which a client resumes after with
+    `Last-Event-ID` (`follow`)."""
+    data = json.dumps({"content": content}, ensure_ascii=False)
+    return f"id: {sent}\nevent: delta\ndata: {data}\n\n".encode()
+
+
 KEEPALIVE = b": keep-alive\n\n"
+# How long a browser's EventSource (and fetch-event-source) waits before it reconnects.
+RETRY_MILLISECONDS = 3000
+RETRY = f"retry: {RETRY_MILLISECONDS}\n\n".encode()
+
+
+class EventStream(StreamingHttpResponse):
+    """`events` as an SSE response, starting with the reconnection delay
+    (`retry:`). `on_close` runs when the server is done with the response,
+    whether or not the events were ever read (a client gone at once)."""
+
+    def __init__(self, events: Iterator[bytes], on_close: Callable[[], None] | None = None) -> None:
+        super().__init__(_after_retry(events), content_type=f"{EVENT_STREAM}; charset=utf-8")
+        self["Cache-Control"] = "no-cache"
+        self["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+        self.on_close = on_close
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.on_close is not None:
+                with contextlib.suppress(Exception):  # the cache is down: a lease lapses by itself
+                    self.on_close()
+
+
+def _after_retry(events: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield RETRY
+        yield from events
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
 
 
 def event_stream(events: Iterator[bytes]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(events, content_type=f"{EVENT_STREAM}; charset=utf-8")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
-    return response
+    return EventStream(events)
 
 
 def error_data(body: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +110,7 @@ def error_data(body: dict[str, Any]) -> dict[str, Any]:
     user_message = Message.objects.filter(pk=body["user_message"]).first()
     if user_message is not None:
         selectors.annotate_messages([user_message], chat_id=user_message.chat_id)
-    return _error(body["detail"], body["code"], user_message)
+    return _error(body["detail"], body["code"], user_message, body.get("retry_after"))
 
 
 def reply_stream(
@@ -94,7 +135,8 @@ def reply_stream(
                 reply = stop.value
                 end = ("assistant_message", MessageSerializer(reply).data)
             except APIException as failure:  # ReplyFailed, or a conflict (reply_discarded, ...)
-                end = ("error", _error(str(failure.detail), failure.get_codes(), user_message))
+                retry_after = getattr(failure, "retry_after", None)
+                end = ("error", _error(str(failure.detail), failure.get_codes(), user_message, retry_after))
             except Exception:
                 logger.exception("Streamed reply failed")
                 end = ("error", _error("Internal server error.", "server_error", user_message))
@@ -114,42 +156,48 @@ def reply_stream(
     def relay() -> Iterator[bytes]:
         if announce:
             yield event("user_message", MessageSerializer(user_message).data)
+        sent = 0
         while True:
             try:
                 name, data = relayed.get(timeout=KEEPALIVE_SECONDS)
             except queue.Empty:
                 yield KEEPALIVE
                 continue
+            if name == "delta":
+                sent += len(data["content"])
+                yield delta(data["content"], sent)
+                continue
             yield event(name, data)
-            if name != "delta":
-                return
+            return
 
     return event_stream(relay())
 
 
-def _error(detail: str, code: str, user_message: Message | None) -> dict[str, Any]:
+def _error(
+    detail: str, code: str, user_message: Message | None, retry_after: int | None = None
+) -> dict[str, Any]:
     message = MessageSerializer(user_message).data if user_message is not None else None
-    return {"detail": detail, "code": code, "user_message": message}
+    body = {"detail": detail, "code": code, "user_message": message}
+    if retry_after is not None:
+        body["retry_after"] = retry_after
+    return body
 
 
 def replay(body: dict[str, Any]) -> StreamingHttpResponse:
-    """A stored send's outcome as a stream: the user message, the whole reply as one delta, the reply."""
+    """A stored outcome as a stream: the user message (a send's), the whole
+    reply as one delta, the reply."""
     assistant = body["assistant_message"]
-    return event_stream(
-        iter(
-            [
-                event("user_message", body["user_message"]),
-                event("delta", {"content": assistant["content"]}),
-                event("assistant_message", assistant),
-            ]
-        )
-    )
+    events = [event("user_message", body["user_message"])] if "user_message" in body else []
+    events += [delta(assistant["content"], len(assistant["content"])), event("assistant_message", assistant)]
+    return event_stream(iter(events))
 
 
-def follow(chat_id: int) -> Iterator[bytes]:
-    """Re-attaches to the chat's running reply: what was written so far as
-    one delta, then the live pieces and the end, polling `live`."""
-    sent = ""
+def follow(chat_id: int, *, after: int = 0, lease: followers.Lease | None = None) -> Iterator[bytes]:
+    """Re-attaches to the chat's running reply: what was written after
+    character `after` so far as one delta, then the live pieces and the end,
+    polling `live`. `lease` (followers) is renewed while it runs; the
+    response releases it (EventStream's `on_close`)."""
+    sent = after
     quiet_since = time.monotonic()
     give_up_at = time.monotonic() + settings.AI_CORE_STREAM_TIMEOUT + 60
     while time.monotonic() < give_up_at:
@@ -157,9 +205,9 @@ def follow(chat_id: int) -> Iterator[bytes]:
         if entry is None:
             return
         text = entry["text"]
-        if text.startswith(sent) and len(text) > len(sent):
-            yield event("delta", {"content": text[len(sent) :]})
-            sent, quiet_since = text, time.monotonic()
+        if len(text) > sent:
+            yield delta(text[sent:], len(text))
+            sent, quiet_since = len(text), time.monotonic()
         if entry["state"] == "done":
             if entry["event"] == "assistant_message":
                 reply = Message.objects.filter(pk=entry["data"]["message"]).first()
@@ -174,4 +222,6 @@ def follow(chat_id: int) -> Iterator[bytes]:
         if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
             yield KEEPALIVE
             quiet_since = time.monotonic()
+        if lease is not None:
+            lease.renew()
         time.sleep(FOLLOW_POLL_SECONDS)

@@ -31,7 +31,7 @@ from tutor_platform.schema import (
     error,
 )
 
-from . import idempotency, live, selectors, services, streaming
+from . import followers, idempotency, live, selectors, services, streaming
 from .models import Chat, Message
 from .serializers import (
     AICoreErrorSerializer,
@@ -44,6 +44,7 @@ from .serializers import (
     MessageSerializer,
     ReplyRequestSerializer,
     ReplyResultSerializer,
+    ResumeQuerySerializer,
     SendMessageSerializer,
     SendResultSerializer,
 )
@@ -136,7 +137,7 @@ class ChatViewSet(
 
     serializer_class = ChatSerializer
     filter_backends: list = []
-    extra_query_params = {"list": {"tutor"}, "messages": {"limit", "before_id"}}
+    extra_query_params = {"list": {"tutor"}, "messages": {"limit", "before_id"}, "stream": {"last_event_id"}}
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     content_negotiation_class = streaming.StreamOrJSON
 
@@ -419,25 +420,57 @@ class ChatViewSet(
 
     @extend_schema(
         tags=["messages"],
+        parameters=[
+            OpenApiParameter(
+                "last_event_id",
+                OpenApiTypes.INT,
+                description="Resume after this many characters of the reply (the last `delta`'s `id`).",
+            ),
+            OpenApiParameter(
+                "Last-Event-ID",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="As `last_event_id`, for clients that resume with the SSE header.",
+            ),
+        ],
         responses={
             (200, streaming.EVENT_STREAM): OpenApiResponse(
                 OpenApiTypes.STR,
                 description=(
-                    "The reply being generated, re-attached: one `delta` with everything so far, then "
-                    "the live `delta`s and `assistant_message` or `error` (see the send's stream)."
+                    "The reply being generated, re-attached: one `delta` with everything so far (after "
+                    "`Last-Event-ID` characters when given), then the live `delta`s and "
+                    "`assistant_message` or `error` (see the send's stream)."
                 ),
             ),
             204: OpenApiResponse(description="No reply is being generated in this chat."),
+            400: VALIDATION_ERROR,
             **_ERRORS,
+            429: error(
+                "At most 2 re-attached streams per chat and 5 per student are open at once, or the "
+                "request budget is spent.",
+                "too_many_streams",
+                "throttled",
+            ),
         },
+        description=(
+            "Re-attaches to the reply being generated in the chat (after a closed tab, a refresh or a "
+            "dropped connection)."
+        ),
     )
     @action(detail=True, methods=["get"], url_path="stream")
     def stream(self, request: Request, pk: str) -> HttpResponseBase:
         chat = self.get_object()
+        resume = request.query_params.get("last_event_id", request.headers.get("Last-Event-ID"))
+        query = ResumeQuerySerializer(data={} if resume is None else {"last_event_id": resume})
+        query.is_valid(raise_exception=True)
         if not live.in_progress(chat.pk):
             return Response(status=status.HTTP_204_NO_CONTENT)
+        lease = followers.take(chat_id=chat.pk, user_id=request.user.pk)
         release_db_connection()  # following holds no connection while it polls
-        return streaming.event_stream(streaming.follow(chat.pk))
+        return streaming.EventStream(
+            streaming.follow(chat.pk, after=query.validated_data["last_event_id"], lease=lease),
+            on_close=lease.release,
+        )
 
 
 def _failure_response(failure: services.ReplyFailed) -> idempotency.StoredResponse:

@@ -34,3 +34,18 @@ class RedisCache(django_redis.RedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = RedisCacheClient
+
+
+def redis_for(key: str) -> tuple[Any, str] | None:
+    """The default cache's Redis client and `key` as the cache names it, for
+    what Django's cache API cannot do in one round trip (scripts, sorted
+    sets); None when the cache is not Redis (the local-memory cache of one
+    process)."""
+    from django.core.cache import caches  # `cache` is a proxy, never a RedisCache itself
+
+    backend = caches["default"]
+    if not isinstance(backend, django_redis.RedisCache):
+        return None
+    full_key = backend.make_and_validate_key(key)
+    # Django has no public handle on the redis client.
+    return backend._cache.get_client(full_key, write=True), full_key

@@ -17,15 +17,31 @@ _AI_PATHS = re.compile(rf"^/api/v1/chats/{ID_PATTERN}/(messages|reply|regenerate
 # They hold no database connection while they wait, so the database does
 # not bound them; memory does, and a waiting thread costs little of it.
 DEFAULT_AI_THREADS = 128
+# Threads per process for re-attached streams (GUNICORN_STREAM_THREADS): a
+# pool of their own, so that followers never take a thread a send needs.
+# chats.followers caps them at 2 per chat and 5 per student.
+DEFAULT_STREAM_THREADS = 32
 
 
 def ai_threads() -> int:
     return int(os.environ.get("GUNICORN_AI_THREADS") or DEFAULT_AI_THREADS)
 
 
-def asks_ai_core(method: str, path: str) -> bool:
-    """POST /api/v1/chats/<id>/{messages,reply,regenerate}/ and GET .../stream/."""
+def stream_threads() -> int:
+    return int(os.environ.get("GUNICORN_STREAM_THREADS") or DEFAULT_STREAM_THREADS)
+
+
+def pool_for(method: str, path: str) -> str | None:
+    """`ai` for POST /api/v1/chats/<id>/{messages,reply,regenerate}/, `stream`
+    for GET .../stream/ (a follower), None for everything else."""
     found = _AI_PATHS.match(path)
     if found is None:
-        return False
-    return method == ("GET" if found[1] == "stream" else "POST")
+        return None
+    if found[1] == "stream":
+        return "stream" if method == "GET" else None
+    return "ai" if method == "POST" else None
+
+
+def asks_ai_core(method: str, path: str) -> bool:
+    """A send, a reply, a regeneration or a follower (they wait on AI-Core)."""
+    return pool_for(method, path) is not None

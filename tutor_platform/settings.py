@@ -14,7 +14,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from tutor_platform.serving import ai_threads
+from tutor_platform.serving import ai_threads, stream_threads
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -178,8 +178,9 @@ if DB_PREPARED_STATEMENTS:
 # psql and the superuser.
 SERVER_WORKERS = env.int("GUNICORN_WORKERS", default=os.cpu_count() or 1)
 # Threads per process: GUNICORN_THREADS for most requests, plus a pool of
-# GUNICORN_AI_THREADS for those that wait on AI-Core (tutor_platform/workers.py).
-SERVER_THREADS = env.int("GUNICORN_THREADS", default=32) + ai_threads()
+# GUNICORN_AI_THREADS for those that wait on AI-Core and GUNICORN_STREAM_THREADS
+# for re-attached streams (tutor_platform/workers.py).
+SERVER_THREADS = env.int("GUNICORN_THREADS", default=32) + ai_threads() + stream_threads()
 DB_CONNECTION_BUDGET = env.int("DB_MAX_CONNECTIONS", default=100) - env.int(
     "DB_RESERVED_CONNECTIONS", default=10
 )

@@ -18,9 +18,10 @@ import math
 import time
 from typing import Any
 
-from django.core.cache import cache, caches
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache import cache
 from rest_framework import throttling
+
+from .cache import redis_for
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +47,9 @@ _hit_script: Any = None  # registered once per process; run with whichever clien
 def hit(key: str, window_seconds: int) -> tuple[int, float]:
     """Counts one more request in `key`'s window: the count so far, and the
     seconds until the window closes."""
-    backend = caches["default"]  # `cache` is a proxy to it, never a RedisCache itself
-    if isinstance(backend, RedisCache):
-        full_key = backend.make_and_validate_key(key)
-        # Django has no public handle on the redis client.
-        client = backend._cache.get_client(full_key, write=True)
+    found = redis_for(key)
+    if found is not None:
+        client, full_key = found
         global _hit_script
         if _hit_script is None:  # two threads may both register it: the same script
             _hit_script = client.register_script(_HIT_SCRIPT)

@@ -1,4 +1,4 @@
-"""gunicorn's gthread worker with a second thread pool for requests that wait on AI-Core.
+"""gunicorn's gthread worker with thread pools of their own for requests that wait on AI-Core.
 
 A send (or `/reply/`, `/regenerate/`, a re-attached stream) holds its thread
 for as long as AI-Core takes: seconds, up to a minute. In one pool, a burst
@@ -7,7 +7,9 @@ message pages) queues behind students who are only waiting. Here those
 requests run in a pool of their own (GUNICORN_AI_THREADS per process), so
 the other pool (GUNICORN_THREADS) stays free for requests that need CPU
 whatever AI-Core does; when the AI pool is full, further sends queue in it,
-in order, and are answered as threads free up.
+in order, and are answered as threads free up. Re-attached streams
+(`GET .../stream/`) have a third pool (GUNICORN_STREAM_THREADS), so
+followers never take a thread a send needs.
 
 The request line is read with MSG_PEEK, without consuming it, when the
 connection is handed to a pool; a new connection whose request has not
@@ -22,7 +24,7 @@ from concurrent import futures
 
 from gunicorn.workers.gthread import ThreadWorker
 
-from .serving import ai_threads, asks_ai_core
+from .serving import ai_threads, pool_for, stream_threads
 
 PEEK_BYTES = 64
 
@@ -38,15 +40,22 @@ def peek(sock: socket.socket) -> bytes | None:
         return b""
 
 
-def waits_on_ai_core(start: bytes) -> bool:
-    """Whether a request starting with `start` (its request line) asks AI-Core."""
+def pool_of(start: bytes) -> str | None:
+    """The pool (serving.pool_for) of a request starting with `start` (its request line)."""
     method, _, rest = start.decode("latin-1").partition(" ")
-    return asks_ai_core(method, rest.split(" ", 1)[0].split("?", 1)[0])
+    return pool_for(method, rest.split(" ", 1)[0].split("?", 1)[0])
+
+
+def waits_on_ai_core(start: bytes) -> bool:
+    return pool_of(start) is not None
 
 
 class TwoPoolWorker(ThreadWorker):
     def init_process(self) -> None:
         self.ai_pool = futures.ThreadPoolExecutor(max_workers=ai_threads(), thread_name_prefix="ai")
+        self.stream_pool = futures.ThreadPoolExecutor(
+            max_workers=stream_threads(), thread_name_prefix="stream"
+        )
         super().init_process()
 
     def enqueue_req(self, conn) -> None:
@@ -56,7 +65,8 @@ class TwoPoolWorker(ThreadWorker):
             # the poller, so that it is sorted into its pool once it has.
             self._wait_for_request(conn)
             return
-        pool = self.ai_pool if start and waits_on_ai_core(start) else self.tpool
+        kind = pool_of(start) if start else None
+        pool = {"ai": self.ai_pool, "stream": self.stream_pool}.get(kind, self.tpool)
         done = pool.submit(self.handle, conn)
         done.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
 
@@ -70,11 +80,15 @@ class TwoPoolWorker(ThreadWorker):
         )
 
     def handle_quit(self, sig, frame) -> None:
-        self.ai_pool.shutdown(wait=False)
+        self._shut_pools()
         super().handle_quit(sig, frame)
 
     def run(self) -> None:
         try:
             super().run()
         finally:
-            self.ai_pool.shutdown(wait=False)
+            self._shut_pools()
+
+    def _shut_pools(self) -> None:
+        self.ai_pool.shutdown(wait=False)
+        self.stream_pool.shutdown(wait=False)

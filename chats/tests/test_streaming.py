@@ -27,8 +27,8 @@ def parse(raw: bytes) -> list[tuple[str, object]]:
     events = []
     for block in raw.decode().split("\n\n"):
         lines = [line for line in block.splitlines() if not line.startswith(":")]
-        if not lines:
-            continue
+        if not any(line.startswith("event: ") for line in lines):
+            continue  # a comment, or the stream's `retry:`
         name = next(line[7:] for line in lines if line.startswith("event: "))
         data = json.loads(next(line[6:] for line in lines if line.startswith("data: ")))
         events.append((name, data))

@@ -233,7 +233,9 @@ class TestReplyStatus:
             f"/api/v1/chats/{chat.id}/messages/", {"content": "Вопрос"}, format="json",
             HTTP_ACCEPT="text/event-stream",
         )  # fmt: skip
-        first_event = next(iter(response.streaming_content)).decode()
+        chunks = iter(response.streaming_content)
+        assert next(chunks) == b"retry: 3000\n\n"
+        first_event = next(chunks).decode()
         assert '"reply_status":"pending"' in first_event.replace(" ", "")
         response.close()  # the student closed the tab
         wait_for(lambda: Message.objects.filter(role="assistant").exists())  # the reply goes on in its thread

@@ -15,7 +15,7 @@ import responses
 from aicore.tests.test_stub_server import serve_stub
 from conftest import PASSWORD, free_port, serve_with_gunicorn, wait_until_serving
 from tutor_platform import cpu_gate
-from tutor_platform.workers import PEEK_BYTES, peek, waits_on_ai_core
+from tutor_platform.workers import PEEK_BYTES, peek, pool_of, waits_on_ai_core
 
 AI_DELAY = 6  # seconds AI-Core takes: far longer than a catalogue read
 
@@ -43,6 +43,21 @@ def test_which_requests_go_to_the_ai_pool_and_the_request_stays_unread(request_l
         assert bool(start and waits_on_ai_core(start)) is to_ai_pool
         if request_line:
             assert server.recv(len(request_line)) == request_line
+
+
+@pytest.mark.parametrize(
+    ("request_line", "pool"),
+    [
+        (b"POST /api/v1/chats/12/messages/ HTTP/1.1\r\n", "ai"),
+        (b"POST /api/v1/chats/12/regenerate/ HTTP/1.1\r\n", "ai"),
+        (b"GET /api/v1/chats/12/stream/?last_event_id=40 HTTP/1.1\r\n", "stream"),
+        (b"POST /api/v1/chats/12/stream/ HTTP/1.1\r\n", None),
+        (b"GET /api/v1/chats/12/messages/ HTTP/1.1\r\n", None),
+    ],
+)
+def test_followers_have_a_pool_of_their_own(request_line, pool):
+    """Issue 24, item 1: a re-attached stream never takes a thread a send needs."""
+    assert pool_of(request_line) == pool
 
 
 def test_a_client_that_hung_up_is_told_from_one_that_sent_nothing_yet():
