@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -78,6 +79,7 @@ def _reply_responses(conflict: OpenApiResponse) -> dict:
         **_ERRORS,
         429: QUOTA_OR_THROTTLED,
         409: conflict,
+        422: error("The Idempotency-Key was used with another request.", "idempotency_key_reused"),
         **_AI_ERRORS,
     }
 
@@ -254,11 +256,7 @@ class ChatViewSet(
         serializer = SendMessageSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not 0 < len(key) <= idempotency.KEY_MAX_LENGTH:
-            raise ValidationError(
-                {"Idempotency-Key": [f"Must be 1 to {idempotency.KEY_MAX_LENGTH} characters."]}
-            )
+        key = _idempotency_key(request)
         digest = idempotency.fingerprint(chat=chat.pk, **data)
         if streaming.wants_stream(request):
             return self._send_stream(request, chat, data, key, digest)
@@ -320,13 +318,16 @@ class ChatViewSet(
     @extend_schema(
         tags=["messages"],
         request=ReplyRequestSerializer,
+        parameters=[_IDEMPOTENCY_KEY],
         responses=_reply_responses(
             error(
                 "The message already has its reply (or is not a user message), the tutor was "
-                "deactivated, or the chat was cleared while the tutor answered.",
+                "deactivated, the chat was cleared while the tutor answered, or the same "
+                "Idempotency-Key is still running.",
                 "nothing_to_reply",
                 "tutor_unavailable",
                 "reply_discarded",
+                "idempotency_key_in_use",
             )
         ),
         description=(
@@ -339,21 +340,28 @@ class ChatViewSet(
         chat = self.get_object()
         body = ReplyRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        user_message = services.message_awaiting_reply(
-            chat=chat, message_id=body.validated_data.get("message")
+        message_id = body.validated_data.get("message")
+        return self._answer(
+            request,
+            chat,
+            lambda: services.message_awaiting_reply(chat=chat, message_id=message_id),
+            digest=idempotency.fingerprint(chat=chat.pk, action="reply", message=message_id),
+            variant=False,
         )
-        return self._answer(request, chat, user_message, variant=False)
 
     @extend_schema(
         tags=["messages"],
         request=None,
+        parameters=[_IDEMPOTENCY_KEY],
         responses=_reply_responses(
             error(
                 "The chat's last user message has no reply yet (use /reply/), the tutor was "
-                "deactivated, or the chat was cleared while the tutor answered.",
+                "deactivated, the chat was cleared while the tutor answered, or the same "
+                "Idempotency-Key is still running.",
                 "nothing_to_regenerate",
                 "tutor_unavailable",
                 "reply_discarded",
+                "idempotency_key_in_use",
             )
         ),
         description=(
@@ -364,33 +372,71 @@ class ChatViewSet(
     @action(detail=True, methods=["post"])
     def regenerate(self, request: Request, pk: str) -> HttpResponseBase:
         chat = self.get_object()
-        user_message = services.message_regenerate_target(chat=chat)
-        return self._answer(request, chat, user_message, variant=True)
+        return self._answer(
+            request,
+            chat,
+            lambda: services.message_regenerate_target(chat=chat),
+            digest=idempotency.fingerprint(chat=chat.pk, action="regenerate"),
+            variant=True,
+        )
 
     def _answer(
-        self, request: Request, chat: Chat, user_message: Message, *, variant: bool
+        self,
+        request: Request,
+        chat: Chat,
+        target: Callable[[], Message],
+        *,
+        digest: str,
+        variant: bool,
     ) -> HttpResponseBase:
-        """The reply to `user_message`, as a stream or as JSON (/reply/ and /regenerate/)."""
+        """The reply to the user message `target()` names, as a stream or as
+        JSON (/reply/ and /regenerate/), once per Idempotency-Key: a repeat
+        replays the stored reply, even once `target()` would refuse."""
         stream = streaming.wants_stream(request)
+        claim = idempotency.claim(user=request.user, key=_idempotency_key(request), digest=digest)
+        if isinstance(claim, idempotency.StoredResponse):
+            if stream:
+                return streaming.replay(claim.body)
+            return Response(claim.body, status=claim.status, headers=claim.headers)
+        try:
+            user_message = target()
+            claim.bind(user_message)
+            reservation = usage.reserve(request.user)
+        except BaseException:
+            claim.finish(None)
+            raise
         events = services.reply_events(
             chat=chat,
             user_message=user_message,
             request_id=request.request_id,
-            reservation=usage.reserve(request.user),
+            reservation=reservation,
             stream=stream,
             variant=variant,
         )
+
+        def stored(reply: Message) -> idempotency.StoredResponse:
+            body = ReplyResultSerializer({"assistant_message": reply}).data
+            return idempotency.StoredResponse(status.HTTP_201_CREATED, body)
+
         if stream:
-            return streaming.reply_stream(user_message=user_message, events=events, announce=False)
+            return streaming.reply_stream(
+                user_message=user_message,
+                events=events,
+                announce=False,
+                on_end=lambda reply: claim.finish(stored(reply) if reply is not None else None),
+            )
         try:
             assistant_message = drain(events)
         except services.ReplyFailed as failure:
+            claim.finish(None)
             outcome = _failure_response(failure)
             return Response(outcome.body, status=outcome.status, headers=outcome.headers)
-        return Response(
-            ReplyResultSerializer({"assistant_message": assistant_message}).data,
-            status=status.HTTP_201_CREATED,
-        )
+        except BaseException:
+            claim.finish(None)
+            raise
+        outcome = stored(assistant_message)
+        claim.finish(outcome)
+        return Response(outcome.body, status=outcome.status)
 
     @extend_schema(
         tags=["messages"],
@@ -471,6 +517,13 @@ class ChatViewSet(
             streaming.follow(chat.pk, after=query.validated_data["last_event_id"], lease=lease),
             on_close=lease.release,
         )
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 0 < len(key) <= idempotency.KEY_MAX_LENGTH:
+        raise ValidationError({"Idempotency-Key": [f"Must be 1 to {idempotency.KEY_MAX_LENGTH} characters."]})
+    return key
 
 
 def _failure_response(failure: services.ReplyFailed) -> idempotency.StoredResponse:
