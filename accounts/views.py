@@ -5,6 +5,7 @@ from django.views.decorators.cache import never_cache
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -12,12 +13,11 @@ from aicore import usage
 from tutor_platform.api import APIView
 from tutor_platform.schema import THROTTLED, UNAUTHORIZED, VALIDATION_ERROR, error
 from tutor_platform.throttling import (
-    LOGIN_THROTTLES,
     AnonRateThrottle,
     ExportRateThrottle,
+    LoginFailures,
     PasswordCheckThrottle,
     UserRateThrottle,
-    login_wait,
 )
 
 from . import services
@@ -60,7 +60,7 @@ class RegisterView(PublicView):
 
 
 class LoginView(PublicView):
-    throttle_classes = [AnonRateThrottle, *LOGIN_THROTTLES]
+    throttle_classes = [AnonRateThrottle]
 
     @extend_schema(
         tags=["auth"],
@@ -77,11 +77,19 @@ class LoginView(PublicView):
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        tokens = services.auth_login(
-            request=request,
-            identifier=data.get("email") or data["username"],
-            password=data["password"],
-        )
+        failures = LoginFailures(request)
+        wait = failures.wait()
+        if wait is not None:
+            raise Throttled(wait)
+        try:
+            tokens = services.auth_login(
+                request=request,
+                identifier=data.get("email") or data["username"],
+                password=data["password"],
+            )
+        except AuthenticationFailed:
+            failures.record()
+            raise
         return Response(tokens)
 
 
@@ -256,14 +264,19 @@ class PreferencesView(APIView):
 @never_cache
 def admin_login(request: HttpRequest) -> HttpResponse:
     """The admin's login page, with the API login's budget (per address and account)."""
-    if request.method == "POST":
-        wait = login_wait(request)
-        if wait is not None:
-            response = HttpResponse(
-                f"Too many login attempts. Try again in {int(wait)} seconds.",
-                status=429,
-                content_type="text/plain; charset=utf-8",
-            )
-            response["Retry-After"] = str(int(wait))
-            return response
-    return admin.site.login(request)
+    if request.method != "POST":
+        return admin.site.login(request)
+    failures = LoginFailures(request)
+    wait = failures.wait()
+    if wait is not None:
+        response = HttpResponse(
+            f"Too many login attempts. Try again in {int(wait)} seconds.",
+            status=429,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = str(int(wait))
+        return response
+    response = admin.site.login(request)
+    if not request.user.is_authenticated:  # the form came back with an error
+        failures.record()
+    return response

@@ -344,7 +344,9 @@ REST_FRAMEWORK = {
         "user": env.str("THROTTLE_USER_RATE", default="600/min"),
         "ai_send": env.str("THROTTLE_AI_RATE", default="30/min"),
         # API and admin logins, per client address and per account.
+        # Failed logins per address and account, and per address (a class behind one NAT).
         "login": env.str("THROTTLE_LOGIN_RATE", default="10/min"),
+        "login_address": env.str("THROTTLE_LOGIN_ADDRESS_RATE", default="30/min"),
         "export": env.str("THROTTLE_EXPORT_RATE", default="10/hour"),
         # The admin's try-it panel, per editor (each try asks AI-Core twice).
         "try_it": env.str("THROTTLE_TRY_IT_RATE", default="30/hour"),

@@ -66,6 +66,19 @@ def hit(key: str, window_seconds: int) -> tuple[int, float]:
     return count, cache.get(f"{key}:closes", now + window_seconds) - now
 
 
+def peek(key: str) -> tuple[int, float]:
+    """What `hit` has counted in `key`'s window, and the seconds until it
+    closes, counting nothing: (0, 0) when no window is open."""
+    found = redis_for(key)
+    if found is not None:
+        client, full_key = found
+        count, ttl = client.pipeline(transaction=False).get(full_key).ttl(full_key).execute()
+        return int(count or 0), float(max(ttl, 0))
+    count = cache.get(key, 0)
+    closes = cache.get(f"{key}:closes")
+    return count, (closes - time.time()) if closes is not None else 0.0
+
+
 class AtomicRateThrottle(throttling.SimpleRateThrottle):
     """`SimpleRateThrottle` counted with `hit()`."""
 
@@ -108,26 +121,53 @@ class UserRateThrottle(AtomicRateThrottle, throttling.UserRateThrottle):
         return super().get_cache_key(request, view)
 
 
-class LoginRateThrottle(AtomicRateThrottle):
-    """Login attempts (API and admin), per client address and per account.
-
-    Counted per address so one client cannot try many accounts, and per
-    account so many addresses cannot try one. The account's key is a hash
-    of the identifier, so no email address is written to the cache.
+class LoginFailures:
+    """Failed logins (API and admin alike), counted per client address
+    (THROTTLE_LOGIN_ADDRESS_RATE) and per address and account
+    (THROTTLE_LOGIN_RATE). Only failures count, and only this address's:
+    nobody can lock a student or an admin out from elsewhere, and a correct
+    password from an address within its budget always gets in, however
+    many other addresses failed for the account. The account's key is a
+    hash of the identifier, so no email address is written to the cache.
     """
 
-    scope = "login"
-    part = "address"
+    def __init__(self, request: Any) -> None:
+        address = AnonRateThrottle().get_ident(request)
+        self.budgets = [(f"throttle_login_address_{address}", "login_address")]
+        identifier = login_identifier(request).strip().lower()
+        if identifier:
+            account = hashlib.sha256(identifier.encode()).hexdigest()[:32]
+            self.budgets.append((f"throttle_login_{address}_{account}", "login"))
 
-    def get_cache_key(self, request: Any, view: Any) -> str | None:
-        if self.part == "address":
-            ident = self.get_ident(request)
-        else:
-            identifier = login_identifier(request)
-            if not identifier:
-                return None
-            ident = hashlib.sha256(identifier.strip().lower().encode()).hexdigest()[:32]
-        return self.cache_format % {"scope": f"{self.scope}_{self.part}", "ident": ident}
+    def _limits(self) -> list[tuple[str, int, int]]:
+        rates = throttling.SimpleRateThrottle.THROTTLE_RATES
+        limits = []
+        for key, scope in self.budgets:
+            allowed, seconds = throttling.SimpleRateThrottle.parse_rate(None, rates.get(scope))
+            if allowed is not None:
+                limits.append((key, allowed, seconds))
+        return limits
+
+    def wait(self) -> float | None:
+        """Seconds this address must wait before it may try this account again, else None."""
+        waits = []
+        try:
+            for key, allowed, _seconds in self._limits():
+                count, closes_in = peek(key)
+                if count >= allowed:
+                    waits.append(closes_in)
+        except Exception as exc:  # the cache is down: fail open, as every throttle does
+            logger.warning("Login throttle failing open: cache unavailable (%s)", type(exc).__name__)
+            return None
+        return max(1, math.ceil(max(waits))) if waits else None
+
+    def record(self) -> None:
+        """Counts one failed attempt against this address and this account from it."""
+        try:
+            for key, _allowed, seconds in self._limits():
+                hit(key, seconds)
+        except Exception as exc:
+            logger.warning("Login failure not counted: cache unavailable (%s)", type(exc).__name__)
 
 
 def login_identifier(request: Any) -> str:
@@ -139,13 +179,6 @@ def login_identifier(request: Any) -> str:
         return ""
     value = data.get("email") or data.get("username") or ""
     return value if isinstance(value, str) else ""
-
-
-class LoginAccountThrottle(LoginRateThrottle):
-    part = "account"
-
-
-LOGIN_THROTTLES = (LoginRateThrottle, LoginAccountThrottle)
 
 
 class PasswordCheckThrottle(AtomicRateThrottle):
@@ -174,10 +207,3 @@ class ExportRateThrottle(AtomicRateThrottle):
 
     def get_cache_key(self, request: Any, view: Any) -> str | None:
         return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
-
-
-def login_wait(request: Any) -> float | None:
-    """Seconds to wait when a login attempt is over budget, else None."""
-    throttles = [throttle_class() for throttle_class in LOGIN_THROTTLES]
-    waits = [t.wait() for t in throttles if not t.allow_request(request, None)]
-    return max(waits) if waits else None

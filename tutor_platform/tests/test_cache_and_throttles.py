@@ -213,3 +213,19 @@ def test_a_counter_that_lost_its_expiry_gets_it_back():
     assert count == 6
     assert 0 < closes_in <= 60
     assert 0 < stored.ttl(full_key) <= 60
+
+
+@pytest.mark.parametrize("backend", ["redis", "locmem"])
+def test_peek_reads_the_window_hit_counts_without_counting(backend):
+    """Issue 24, item 6: failed logins are counted with `hit` and checked with `peek`."""
+    caches = redis_cache(backend="tutor_platform.cache.RedisCache") if backend == "redis" else None
+    with override_settings(**({"CACHES": caches} if caches else {})):
+        from django.core.cache import cache
+
+        cache.delete_many(["peeked", "peeked:closes"])
+        assert throttling.peek("peeked") == (0, 0)
+        throttling.hit("peeked", 60)
+        throttling.hit("peeked", 60)
+        count, closes_in = throttling.peek("peeked")
+        assert count == 2 and 55 < closes_in <= 60
+        assert throttling.peek("peeked")[0] == 2  # peeking counted nothing
