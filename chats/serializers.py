@@ -55,7 +55,8 @@ class ChatCreateSerializer(serializers.Serializer):
             )
         },
     )
-    title = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
+    # No default: a default makes the field required in generated request types.
+    title = StrictCharField(max_length=255, required=False, allow_blank=True)
 
 
 class ChatUpdateSerializer(serializers.Serializer):

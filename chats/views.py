@@ -443,7 +443,12 @@ class ChatViewSet(
         responses={200: MessageSerializer(many=True), 400: VALIDATION_ERROR, **_ERRORS},
         description="Every reply answering the same user message as this one, oldest first.",
     )
-    @action(detail=True, methods=["get"], url_path=rf"messages/(?P<message_id>{ID_PATTERN})/variants")
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=rf"messages/(?P<message_id>{ID_PATTERN})/variants",
+        pagination_class=None,  # every variant, a plain array
+    )
     def variants(self, request: Request, pk: str, message_id: str) -> Response:
         replies = selectors.variants_of(chat=self.get_object(), message_id=int(message_id))
         return Response(MessageSerializer(replies, many=True).data)

@@ -151,12 +151,34 @@ SUMMARIES = {
 }
 
 
+# Request bodies of DELETE operations, which drf-spectacular never renders
+# (OpenAPI 3.0 leaves a DELETE body's meaning open), though these need one.
+# tests/test_schema_and_throttling checks each against its serializer.
+DELETE_BODIES = {
+    "auth_me_destroy": {
+        "type": "object",
+        "properties": {
+            "password": {"type": "string", "writeOnly": True, "minLength": 1, "maxLength": 128,
+                         "description": "Your current password."},
+        },
+        "required": ["password"],
+    },
+}  # fmt: skip
+
+
+# Enums whose fields allow an empty value: detailed feedback has no reaction.
+ENUMS_WITH_BLANK = ("QuickReactionEnum",)
+
+
 def add_common_error_responses(result: dict, generator, request, public: bool) -> dict:
     """drf-spectacular postprocessing hook: what holds for every operation.
 
     - Every operation may fail with 406 (an `Accept` header that excludes
-      JSON), 500 and 503 (database), every throttled one (all but health)
-      with 429, one with a body also with 413 (too large) and 415 (not JSON).
+      JSON), 414 (a request line over nginx's limit), 500 and 503
+      (database), every throttled one (all but health) with 429, one with a
+      body also with 413 (too large) and 415 (not JSON).
+    - DELETE operations that need a body have it (DELETE_BODIES).
+    - An enum with an empty value lists it (ENUMS_WITH_BLANK).
     - Each error `code` has its component.
     - Path ids are integers, as the routes accept them.
     - Response fields are always present: every property of a response
@@ -169,6 +191,7 @@ def add_common_error_responses(result: dict, generator, request, public: bool) -
             "Request body too large: DATA_UPLOAD_MAX_MEMORY_SIZE, or 16 KiB without a user.",
             "request_too_large",
         ),
+        "414": error("The request line is longer than the server accepts (nginx).", "uri_too_long"),
         "415": error("Body is not `application/json`.", "unsupported_media_type"),
         "429": THROTTLED,
         "500": error("Unexpected server error; no details are disclosed.", "server_error"),
@@ -176,6 +199,12 @@ def add_common_error_responses(result: dict, generator, request, public: bool) -
     }
     for path, path_item in result.get("paths", {}).items():
         for operation in path_item.values():
+            if operation["operationId"] in DELETE_BODIES:
+                body = DELETE_BODIES[operation["operationId"]]
+                operation["requestBody"] = {
+                    "content": {"application/json": {"schema": body}},
+                    "required": True,
+                }
             responses = operation.setdefault("responses", {})
             for status, response in common.items():
                 if status in ("413", "415") and "requestBody" not in operation:
@@ -203,6 +232,8 @@ def add_common_error_responses(result: dict, generator, request, public: bool) -
                 **ERROR_FIELDS.get(code, {}),
             },
         }
+    for name in ENUMS_WITH_BLANK:
+        schemas[name]["enum"] = ["", *schemas[name]["enum"]]
     for component in schemas.values():
         for name, field in component.get("properties", {}).items():
             if name in EXAMPLES and "$ref" not in field and "readOnly" not in field:

@@ -398,6 +398,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # No BlankEnum/NullEnum beside an enum (`QuickReactionEnum | BlankEnum` is two
+    # types to a generated client): nullable says null, and an enum that has
+    # an empty value lists it (tutor_platform.schema.ENUMS_WITH_BLANK).
+    "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,
     # operationIds without the version prefix: `chats_messages_create`.
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
     "POSTPROCESSING_HOOKS": [
