@@ -159,6 +159,7 @@ def tutor_admin_form(tutor: Tutor, **changes) -> dict:
         "knowledge_base_id": tutor.knowledge_base_id,
         "system_prompt": tutor.system_prompt,
         "note": "",
+        "base_version": tutor.current_version.number if tutor.current_version else 0,
         **changes,
     }
 

@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from feedback.selectors import tutor_feedback_summary
@@ -9,7 +10,7 @@ from feedback.selectors import tutor_feedback_summary
 from . import services
 from .admin_versions import history_table, try_it_panel, version_urls
 from .catalogue import catalogue_changed
-from .models import Course, Tutor
+from .models import Course, Tutor, TutorVersion
 from .services import TutorContent, normalize_prompt
 
 
@@ -128,6 +129,9 @@ class TutorForm(forms.ModelForm):
         label="What changed and why",
         help_text="Kept with the new version, for whoever reads the history.",
     )
+    # The version the editor's page showed: a save from a page opened before
+    # another editor's save is refused (clean), never a silent undo.
+    base_version = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0)
 
     class Meta:
         model = Tutor
@@ -135,19 +139,44 @@ class TutorForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        content = TutorContent.of(self.instance.current_version) if self.instance.pk else None
+        version = self.instance.current_version if self.instance.pk else None
+        content = TutorContent.of(version)
         if content is not None:
             for name in ("model_id", "knowledge_base_id", "system_prompt"):
                 self.fields[name].initial = getattr(content, name)
+        self.fields["base_version"].initial = version.number if version else 0
 
     def clean(self) -> dict:
         data = super().clean()
+        if self.instance.pk:
+            self._check_not_stale(data.get("base_version"))
         if data.get("is_active") and not normalize_prompt(data.get("system_prompt", "")):
             self.add_error(
                 "system_prompt",
                 "An active tutor needs a system prompt. Write one, or untick “Is active” to save a draft.",
             )
         return data
+
+    def _check_not_stale(self, base: int | None) -> None:
+        """Locks the tutor's row until the save commits (the admin runs a
+        change in one transaction), then refuses a page older than the
+        current version: two editors saving at once save one after the
+        other, and the second is told to reload."""
+        locked = (
+            Tutor.objects.select_for_update()
+            .filter(pk=self.instance.pk)
+            .values_list("current_version_id", flat=True)
+        )
+        current = TutorVersion.objects.filter(pk=locked.first()).select_related("created_by").first()
+        if current is None or current.number == base:
+            return
+        by = f" by {current.created_by}" if current.created_by else ""
+        when = timezone.localtime(current.created_at).strftime("%Y-%m-%d %H:%M")
+        raise forms.ValidationError(
+            f"Version v{current.number} was saved{by} at {when}, after you opened this page "
+            f"(v{base or 0}). Your changes were not saved: reload the page, then apply them again.",
+            code="stale_version",
+        )
 
     def content(self) -> TutorContent:
         data = self.cleaned_data
@@ -186,7 +215,10 @@ class TutorAdmin(ChangesCatalogue, admin.ModelAdmin):
     )
     fieldsets = (
         (None, {"fields": ("course", "name", "description", "is_active")}),
-        ("AI configuration", {"fields": ("model_id", "knowledge_base_id", "system_prompt", "note")}),
+        (
+            "AI configuration",
+            {"fields": ("model_id", "knowledge_base_id", "system_prompt", "note", "base_version")},
+        ),
         ("Try it before it goes live", {"fields": ("try_it",)}),
         ("Version history", {"fields": ("version_history",)}),
         (
@@ -213,6 +245,7 @@ class TutorAdmin(ChangesCatalogue, admin.ModelAdmin):
         hidden = set()
         if obj is None:
             hidden |= {
+                "base_version",
                 "version_history",
                 "rating",
                 "total_feedbacks",
@@ -221,7 +254,7 @@ class TutorAdmin(ChangesCatalogue, admin.ModelAdmin):
                 "updated_at",
             }
         elif not self.has_change_permission(request, obj):
-            hidden |= {"note", "try_it"}  # the ML team reads history and statistics only
+            hidden |= {"note", "try_it", "base_version"}  # the ML team reads history and statistics only
         trimmed = [
             (name, {**opts, "fields": [f for f in opts["fields"] if f not in hidden]})
             for name, opts in fieldsets
@@ -229,6 +262,8 @@ class TutorAdmin(ChangesCatalogue, admin.ModelAdmin):
         return [(name, opts) for name, opts in trimmed if opts["fields"]]
 
     def save_model(self, request: HttpRequest, obj: Tutor, form: TutorForm, change: bool) -> None:
+        if change:  # the current version as it is under the lock (TutorForm.clean), not as read before it
+            obj.current_version_id = Tutor.objects.values_list("current_version_id", flat=True).get(pk=obj.pk)
         super().save_model(request, obj, form, change)  # the tutor's own fields (and catalogue_changed)
         version = services.tutor_version_save(
             tutor=obj, content=form.content(), note=form.cleaned_data["note"], by=request.user
