@@ -139,8 +139,16 @@ def feedback_revoke_consent(*, user: User) -> int:
 
 def feedback_erase_author(*, user: User) -> None:
     """The feedback part of erasing a user: consented feedback stays for
-    training with every link to the person cut (user, chat, message); the
-    rest is deleted; tutor ratings are recomputed.
+    training with only what the consent covered, the rated exchange (the
+    reply and the message that prompted it): every link to the person
+    (user, chat, message) is cut and the earlier conversation (`history`,
+    messages the student never rated) is dropped. The rest is deleted;
+    tutor ratings are recomputed.
+
+    What the ML team is told is what remains: deleted items they processed
+    are logged `erased`; a kept item they processed with its history is
+    logged `erased` too (purge that copy) and offered again, unprocessed,
+    as it now stands. A kept item without history is unchanged.
 
     Call inside the erasure's transaction, holding the user's row lock
     (FOR UPDATE: every feedback write of the user waits for it, so nothing
@@ -148,12 +156,17 @@ def feedback_erase_author(*, user: User) -> None:
     after it, in id order, as every other feedback write does.
     """
     mine = Feedback.objects.filter(user=user)
-    _log_revocations(mine, ConsentRevocation.Reason.ERASED)  # consented or not: they purge it all
+    dropped = mine.filter(allow_training=False)
+    trimmed = mine.filter(allow_training=True).exclude(history=[])
+    _log_revocations(dropped, ConsentRevocation.Reason.ERASED)
+    _log_revocations(trimmed, ConsentRevocation.Reason.ERASED)
     kinds = set(mine.values_list("tutor_id", "feedback_type"))
     for tutor_id in sorted({tutor_id for tutor_id, _kind in kinds}):
         _lock_tutor(tutor_id)
-    mine.filter(allow_training=False).delete()
-    mine.update(user=None, chat=None, message=None, updated_at=timezone.now())
+    dropped.delete()
+    now = timezone.now()
+    trimmed.update(history=[], processed=False, processed_at=None, processed_by=None, updated_at=now)
+    mine.update(user=None, chat=None, message=None, updated_at=now)
     for tutor_id in sorted({tutor_id for tutor_id, kind in kinds if kind == Feedback.FeedbackType.DETAILED}):
         tutor_rating_recompute(tutor_id=tutor_id)
 

@@ -168,9 +168,11 @@ class TestErasure:
         assert kept.reply_content == "Площадь под графиком"
         tutor.refresh_from_db()
         assert (tutor.rating, tutor.total_feedbacks) == (Decimal("5.00"), 1)
-        # Every processed item, kept or not, goes on the ML team's purge list.
+        # The deleted processed item goes on the ML team's purge list; the kept
+        # one (no history to drop) is unchanged and still theirs to use.
         logged = set(ConsentRevocation.objects.values_list("feedback_id", "reason"))
-        assert logged == {(consented.pk, "erased"), (unconsented.pk, "erased")}
+        assert logged == {(unconsented.pk, "erased")}
+        assert (kept.allow_training, kept.processed) == (True, True)
 
         assert client.get(ME).status_code == 401
         refreshed = api_client.post("/api/v1/auth/refresh/", {"refresh": tokens["refresh"]}, format="json")
@@ -184,12 +186,69 @@ class TestErasure:
         )
         assert again.status_code == 201
 
+    def test_kept_feedback_keeps_only_the_rated_exchange_and_the_admin_log_forgets_the_user(
+        self, user, chat, make_exchange, ml_user
+    ):
+        """Issue 24, item 10: a name and a phone number from messages the student
+        never rated stayed in the kept feedback's history; the admin log kept the email."""
+        from django.contrib.admin.models import CHANGE, LogEntry
+        from django.contrib.contenttypes.models import ContentType
+
+        make_exchange(
+            chat, question="Меня зовут Аня Смирнова, телефон +7 900 123-45-67", answer="Привет, Аня!"
+        )
+        _, rated_reply = make_exchange(chat, question="Что такое дробь?", answer="Часть целого")
+        client = bearer_client(user)
+        submitted = client.post(
+            "/api/v1/feedback/",
+            {"message": rated_reply.pk, "feedback_type": "detailed", "rating": 5, "allow_training": True},
+            format="json",
+        )
+        assert submitted.status_code == 201
+        item = Feedback.objects.get()
+        assert "+7 900 123-45-67" in json.dumps(item.history, ensure_ascii=False)
+        ml = bearer_client(ml_user)
+        assert (
+            ml.post("/api/v1/ml/feedback/mark-processed/", {"ids": [item.pk]}, format="json").status_code
+            == 200
+        )
+        Chat.objects.filter(pk=chat.pk).update(title="Аня Смирнова, +7 900 123-45-67")
+        for model, pk, name in (
+            (User, user.pk, user.email),
+            (Chat, chat.pk, "Аня Смирнова, +7 900 123-45-67"),
+        ):
+            LogEntry.objects.create(
+                user=ml_user, content_type=ContentType.objects.get_for_model(model), object_id=str(pk),
+                object_repr=name, action_flag=CHANGE, change_message='[{"changed": {"fields": ["Title"]}}]',
+            )  # fmt: skip
+
+        assert erase(client).status_code == 204
+
+        item.refresh_from_db()
+        assert item.history == []  # only what the consent covered: the rated exchange
+        assert (item.prompt_content, item.reply_content) == ("Что такое дробь?", "Часть целого")
+        assert (item.allow_training, item.processed) == (True, False)
+        # One truth: the copy the ML team processed is to be purged, and the item,
+        # as it now stands, is offered again.
+        assert list(ConsentRevocation.objects.values_list("feedback_id", "reason")) == [(item.pk, "erased")]
+        listed = ml.get("/api/v1/ml/feedback/", {"allow_training": "true"}).json()["results"]
+        assert [entry["id"] for entry in listed] == [item.pk]
+        everything = json.dumps(listed, ensure_ascii=False) + json.dumps(
+            list(LogEntry.objects.values()), ensure_ascii=False, default=str
+        )
+        for trace in ("+7 900 123-45-67", "Смирнова", user.email):
+            assert trace not in everything
+        assert set(LogEntry.objects.values_list("object_repr", flat=True)) == {"(erased)"}
+
     def test_a_superuser_deleting_the_user_in_the_admin_erases_the_same_way(self, admin_client, user, rated):
         consented, _ = rated
         response = admin_client.post(f"/admin/accounts/user/{user.pk}/delete/", {"post": "yes"})
         assert response.status_code == 302
         assert not User.objects.filter(pk=user.pk).exists()
         assert list(Feedback.objects.values_list("pk", "user_id")) == [(consented.pk, None)]
+        from django.contrib.admin.models import LogEntry
+
+        assert not LogEntry.objects.filter(object_repr__icontains=user.email).exists()
 
     def test_a_plain_cascade_is_refused(self, user, rated):
         from django.db.models import ProtectedError
