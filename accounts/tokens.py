@@ -19,6 +19,8 @@ one query instead of two on every send and message page, with simplejwt's
 checks of the user applied all the same before the view uses the chat.
 """
 
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.models import TokenUser
 from rest_framework_simplejwt.settings import api_settings
@@ -38,7 +40,15 @@ def token_pair(user: User) -> dict[str, str]:
 
 
 class CatalogueAuthentication(JWTAuthentication):
-    """JWT authentication that believes a token's `"is_staff": false` (see above)."""
+    """JWT authentication that believes a token's `"is_staff": false` (see
+    above). The catalogue is public: a bad or expired token reads it as
+    anonymous (the public fields) instead of a 401."""
+
+    def authenticate(self, request: Request) -> tuple[User | TokenUser, Token] | None:
+        try:
+            return super().authenticate(request)
+        except AuthenticationFailed:  # InvalidToken too: an expired token, a deleted user
+            return None
 
     def get_user(self, validated_token: Token) -> User | TokenUser:
         if validated_token.get(STAFF_CLAIM) is False and api_settings.USER_ID_CLAIM in validated_token:

@@ -10,7 +10,7 @@ from rest_framework.serializers import BaseSerializer
 from accounts.tokens import CatalogueAuthentication
 from tutor_platform.api import ReadOnlyModelViewSet
 from tutor_platform.filters import OrderingFilter
-from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR
+from tutor_platform.schema import NOT_FOUND, THROTTLED, VALIDATION_ERROR
 
 from . import selectors
 from .catalogue import cached_response
@@ -18,7 +18,8 @@ from .filters import TutorFilter
 from .models import Course, Tutor
 from .serializers import CourseSerializer, StaffTutorSerializer, TutorSerializer
 
-_LIST_ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
+# No 401: a bad or expired token reads the catalogue as anonymous.
+_LIST_ERRORS = {404: NOT_FOUND, 429: THROTTLED}
 
 
 class CachedCatalogueMixin:
