@@ -5,14 +5,14 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from feedback.pseudonyms import student_key
+from feedback.pseudonyms import NoLookupsByStudent, student_key
 
 from .models import Chat, Message
 
 CONVERSATION_PREVIEW = 20
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(NoLookupsByStudent, admin.ModelAdmin):
     """Conversations are the students' own words: looked at, never edited here."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:

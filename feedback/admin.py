@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from . import services
 from .models import Feedback
 from .pairs import PairFilter, dpo_lines
-from .pseudonyms import student_key
+from .pseudonyms import NoLookupsByStudent, student_key
 from .selectors import tutors_feedback_overview
 from .training import training_export_claim, training_lines
 
@@ -25,7 +25,7 @@ def snippet(text: str) -> str:
 
 
 @admin.register(Feedback)
-class FeedbackAdmin(admin.ModelAdmin):
+class FeedbackAdmin(NoLookupsByStudent, admin.ModelAdmin):
     """The ML team's triage screen. Only `processed` is editable; the rest is the student's."""
 
     # Narrow columns and two short snippets: the list fits a 1366-px screen.

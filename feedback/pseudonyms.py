@@ -17,3 +17,15 @@ def student_key(user_id: int | None) -> str | None:
         return None
     digest = salted_hmac(KEY_SALT, str(user_id), secret=settings.STUDENT_KEY_SECRET, algorithm="sha256")
     return "s_" + digest.hexdigest()[:24]
+
+
+class NoLookupsByStudent:
+    """A ModelAdmin mixin for the screens the ML team reads: no filter in the
+    URL may go through the student (`?user__id__exact=7`,
+    `?chat__user__email=...`), which would map user ids or emails to the
+    pseudonymous keys shown there. Superusers, who manage accounts, may."""
+
+    def lookup_allowed(self, lookup: str, value: str, request=None) -> bool:
+        if "user" in lookup.split("__") and not (request is not None and request.user.is_superuser):
+            return False
+        return super().lookup_allowed(lookup, value, request)
