@@ -139,8 +139,9 @@ class FeedbackAdmin(NoLookupsByStudent, admin.ModelAdmin):
         return f"{obj.rating} ★" if obj.rating else obj.get_quick_reaction_display()
 
     @admin.display(description="What to improve")
-    def improvement_snippet(self, obj: Feedback) -> str:
-        return snippet(obj.improvement_text or obj.positive_text)
+    def improvement_snippet(self, obj: Feedback) -> str | None:
+        # Praise is not something to improve: none given shows the empty mark.
+        return snippet(obj.improvement_text) if obj.improvement_text.strip() else None
 
     @admin.display(description="Reply")
     def reply_snippet(self, obj: Feedback) -> str:

@@ -244,19 +244,39 @@ def test_the_triage_list_fits_1366_px_and_the_overview_links_the_queue(
     try:
         Feedback.objects.filter(pk=feedback_rows[0].pk).update(
             improvement_text="Хотелось бы больше примеров с дробями и пошаговых объяснений " * 3,
+            reply_content="Чтобы сложить дроби с разными знаменателями, приведите их к общему знаменателю "
+            * 3,
             processed=True,
         )
+        Feedback.objects.filter(pk=feedback_rows[2].pk).update(
+            feedback_type="quick", rating=None, quick_reaction="need_more_examples"
+        )
+        type(tutor).objects.filter(pk=tutor.pk).update(name="Мария Ивановна, алгебра и геометрия")
         log_in(page, live_server, staff_member("ML team"))
         page.goto(f"{live_server.url}/admin/feedback/feedback/")
         assert "AI-репетитор" in page.locator("#site-name").inner_text()
+        screenshot(page, "admin-feedback-triage-1366.png")
         # Every column visible: neither the page nor the list scrolls sideways.
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         assert page.evaluate(
             "(() => { const r = document.querySelector('#changelist .results'); return r.scrollWidth <= r.clientWidth })()"
         )
         assert page.locator("#result_list th.column-processed").is_visible()
+        # Issue 24, item 14: the last column was cut at the screen's edge.
+        edges = page.evaluate(
+            """(() => {
+                const box = document.querySelector('#changelist .results').getBoundingClientRect();
+                const cells = [...document.querySelectorAll('#result_list .column-processed, #result_list td.field-processed')];
+                return {limit: Math.min(window.innerWidth, box.right), right: Math.max(...cells.map(c => c.getBoundingClientRect().right))};
+            })()"""
+        )
+        assert edges["right"] <= edges["limit"], edges
         assert "Хотелось бы больше примеров" in page.locator("#result_list").inner_text()
-        screenshot(page, "admin-feedback-triage-1366.png")
+        # Praise is not listed as the thing to improve.
+        praise_only = page.locator(
+            f"#result_list tr:has(a[href*='/{feedback_rows[1].id}/change/']) td.field-improvement_snippet"
+        )
+        assert praise_only.inner_text() in ("-", "—")
 
         page.click("text=Overview by tutor")
         page.wait_for_selector(".feedback-overview")
