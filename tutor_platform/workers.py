@@ -13,7 +13,10 @@ followers never take a thread a send needs.
 
 The request line is read with MSG_PEEK, without consuming it, when the
 connection is handed to a pool; a new connection whose request has not
-arrived yet waits on the poller (holding no thread) until it has.
+arrived yet waits on the poller (holding no thread) until it has. Requests
+pipelined behind it on the same connection run in the same pool: nginx
+(deploy/nginx.conf) never pipelines to its upstream, and browsers do not
+pipeline, so only a client talking to gunicorn directly can (README).
 """
 
 import functools
