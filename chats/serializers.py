@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tutor_platform.fields import StrictCharField, StrictIntegerField, StrictPrimaryKeyRelatedField
+from tutor_platform.schema import SOMETIMES_ABSENT
 from tutor_platform.serializers import ModelSerializer
 from tutor_platform.validators import validate_json_limits
 from tutoring.selectors import tutor_list
@@ -295,4 +296,33 @@ class AICoreErrorSerializer(serializers.Serializer):
     )
     user_message = MessageSerializer(
         help_text="The user message, saved; retry with POST .../reply/ or the same Idempotency-Key."
+    )
+
+
+class StreamDeltaSerializer(serializers.Serializer):
+    """`event: delta`: the next piece of the reply (its SSE `id:` is the characters so far)."""
+
+    content = serializers.CharField()
+
+
+class StreamErrorSerializer(serializers.Serializer):
+    """`event: error`: no reply was saved; drop the partial text."""
+
+    detail = serializers.CharField()
+    code = serializers.ChoiceField(
+        choices=[
+            "ai_core_timeout",
+            "ai_core_unavailable",
+            "ai_core_bad_response",
+            "database_unavailable",
+            "server_error",
+            "reply_discarded",
+            "reply_interrupted",
+            "nothing_to_reply",
+        ]
+    )
+    user_message = MessageSerializer(allow_null=True, help_text="The user message, saved.")
+    retry_after = serializers.IntegerField(
+        required=False,
+        help_text=f"{SOMETIMES_ABSENT} seconds to wait before a retry (as Retry-After on JSON).",
     )

@@ -8,6 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
+    PolymorphicProxySerializer,
     extend_schema,
     extend_schema_view,
 )
@@ -48,6 +49,8 @@ from .serializers import (
     ResumeQuerySerializer,
     SendMessageSerializer,
     SendResultSerializer,
+    StreamDeltaSerializer,
+    StreamErrorSerializer,
 )
 from .throttles import AISendThrottle
 
@@ -84,18 +87,24 @@ def _reply_responses(conflict: OpenApiResponse) -> dict:
     }
 
 
-_STREAM = OpenApiResponse(
-    OpenApiTypes.STR,
-    description=(
-        "With `Accept: text/event-stream`: server-sent events, each `data:` one line of JSON. "
-        "`event: user_message` (sends only) — the saved user message (`Message`); "
-        '`event: delta` — `{"content": "<next piece of the reply>"}`, zero or more; then '
-        "`event: assistant_message` — the saved reply (`Message`, its content the deltas joined) "
-        'or `event: error` — `{"detail", "code", "user_message"}` with the codes of the JSON flow. '
-        "Comment lines (`: keep-alive`) when nothing else was sent for 15 s. Closing the "
-        "connection does not stop the reply: it is saved, and `GET .../stream/` re-attaches."
-    ),
+# The events of a stream, each a named schema: `user_message` and
+# `assistant_message` carry a Message, `delta` a StreamDelta, `error` a StreamError.
+STREAM_EVENT = PolymorphicProxySerializer(
+    component_name="StreamEvent",
+    serializers=[MessageSerializer, StreamDeltaSerializer, StreamErrorSerializer],
+    resource_type_field_name=None,
 )
+_STREAM_EVENTS = (
+    "With `Accept: text/event-stream`: server-sent events, each `data:` one line of JSON, after "
+    "`retry: 3000`. `event: user_message` (sends only) — the saved user message (`Message`); "
+    "`event: delta` — `StreamDelta` (`id:` the characters sent so far), zero or more; then "
+    "`event: assistant_message` — the saved reply (`Message`, its content the deltas joined) "
+    "or `event: error` — `StreamError`. Comment lines (`: keep-alive`) when nothing else was sent "
+    "for 15 s. Closing the connection does not stop the reply: it is saved, and `GET .../stream/` "
+    "re-attaches."
+)
+_STREAM = OpenApiResponse(STREAM_EVENT, description=_STREAM_EVENTS)
+
 _IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     OpenApiTypes.STR,
@@ -486,7 +495,7 @@ class ChatViewSet(
         ],
         responses={
             (200, streaming.EVENT_STREAM): OpenApiResponse(
-                OpenApiTypes.STR,
+                STREAM_EVENT,
                 description=(
                     "The reply being generated, re-attached: one `delta` with everything so far (after "
                     "`Last-Event-ID` characters when given), then the live `delta`s and "

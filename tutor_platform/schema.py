@@ -75,6 +75,8 @@ QUOTA_OR_THROTTLED = error(
 
 # Fields only staff get: optional in the schema, the rest of a response is required.
 STAFF_ONLY = "Staff only (absent for everyone else)."
+# Other response fields that are sometimes absent start their help text with this.
+SOMETIMES_ABSENT = "Only when it applies:"
 
 # Ids in paths: digits, at most 18 (tutor_platform.serving.ID_PATTERN).
 MAX_PATH_ID = 10**18 - 1
@@ -245,6 +247,6 @@ def add_common_error_responses(result: dict, generator, request, public: bool) -
             component["required"] = sorted(
                 name
                 for name, field in component["properties"].items()
-                if not field.get("description", "").startswith(STAFF_ONLY)
+                if not field.get("description", "").startswith((STAFF_ONLY, SOMETIMES_ABSENT))
             )
     return result

@@ -225,3 +225,20 @@ def test_no_blank_or_null_enum_types_beside_an_enum(openapi):
     assert schemas["QuickReactionEnum"]["enum"][0] == ""
     chat_create = schemas["ChatCreateRequest"]["properties"]["title"]
     assert "default" not in chat_create  # a default made `title` required in generated request types
+
+
+def test_stream_events_are_named_schemas(openapi):
+    """Item 15: the SSE 200 was a bare `string`; its events are named schemas now."""
+    schemas = openapi["components"]["schemas"]
+    refs = [one["$ref"].rsplit("/", 1)[1] for one in schemas["StreamEvent"]["oneOf"]]
+    assert refs == ["Message", "StreamDelta", "StreamError"]
+    assert "retry_after" not in schemas["StreamError"]["required"]  # only when it applies
+    for path in (
+        "/api/v1/chats/{id}/messages/",
+        "/api/v1/chats/{id}/regenerate/",
+        "/api/v1/chats/{id}/stream/",
+    ):
+        operation = openapi["paths"][path]["post" if "stream" not in path else "get"]
+        schema = operation["responses"]["200"]["content"]["text/event-stream"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/StreamEvent"}
+        assert "viewset" not in operation.get("description", "").lower()
