@@ -11,8 +11,10 @@ message turns failed with `reply_interrupted`, the quota reservation is
 given back, re-attached streams get `event: error`, and the
 Idempotency-Key bound to the message can be retried at once.
 
-A reply costs two round trips of its own (into the index when it starts,
-out when it ends); the beats are one per process and second.
+A reply costs no round trip of its own: it enters the index in the same
+pipeline as its first live write (chats.live.started) and leaves it with
+its last (live.finished); the beats are one round trip per process and
+second, whatever the number of replies.
 """
 
 import contextlib
@@ -65,26 +67,54 @@ _watching_pid: int | None = None
 
 
 def watch(*, chat_id: int, user_message_id: int, user_id: int, day: date, variant: bool) -> Watched:
-    """Marks a reply as being generated here until `unwatch`: in the index
-    at once (a process may die in its first second), then every beat."""
+    """Marks a reply as being generated here until `unwatch`. It enters the
+    index with the reply's first live write (live.started, one round trip
+    for both), then is beaten every BEAT_SECONDS."""
     watched = Watched(chat_id, user_message_id, user_id, day, variant, uuid.uuid4().hex[:12])
     with _lock:
         _mine[watched.member] = watched
     start()
-    with contextlib.suppress(Exception):  # the cache is down: the next beat indexes it
-        _add([watched.member], time.time())
-        with _lock:
-            if watched.member in _mine:
-                _indexed.add(watched.member)
     return watched
 
 
+def index_in(pipe, watched: Watched, *, add: bool) -> None:
+    """Queues putting `watched` into the index (or taking it out) on a Redis pipeline."""
+    key = redis_for(INDEX_KEY)[1]
+    if add:
+        pipe.zadd(key, {watched.member: time.time()})
+    else:
+        pipe.zrem(key, watched.member)
+
+
+def indexed(watched: Watched, *, add: bool) -> None:
+    """Records that the pipeline of `index_in` ran."""
+    with _lock:
+        if add and watched.member in _mine:
+            _indexed.add(watched.member)
+        elif not add:
+            _indexed.discard(watched.member)
+    if add and watched.member not in _mine:  # unwatched while it was being indexed
+        _remove(watched.member)
+
+
+def index_locally(watched: Watched, *, add: bool) -> None:
+    """`index_in` and `indexed` for the local-memory cache (one process)."""
+    if add:
+        _add([watched.member], time.time())
+        indexed(watched, add=True)
+    else:
+        _remove(watched.member)
+        indexed(watched, add=False)
+
+
 def unwatch(watched: Watched) -> None:
+    """The reply ended here. Still indexed (it ended without live.finished
+    taking it out, as when its generator was dropped): taken out now."""
     with _lock:
         _mine.pop(watched.member, None)
-        indexed = watched.member in _indexed
+        still = watched.member in _indexed
         _indexed.discard(watched.member)
-    if indexed:
+    if still:
         _remove(watched.member)
 
 

@@ -15,11 +15,16 @@ is always written).
 """
 
 import contextlib
+import math
 import time
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+
+from tutor_platform.cache import redis_for, redis_value
+
+from . import heartbeat
 
 FINISHED_SECONDS = 60
 PUBLISH_SECONDS = 0.25
@@ -29,13 +34,38 @@ def _key(chat_id: int) -> str:
     return f"live:chat:{chat_id}"
 
 
-def _set(chat_id: int, entry: dict[str, Any], seconds: float) -> None:
+def _set(
+    chat_id: int, entry: dict[str, Any], seconds: float, *, index: str = "", watched: Any = None
+) -> None:
+    """Writes the chat's entry; with `index` ("add" or "remove"), also puts
+    `watched` (a heartbeat.Watched) into the heartbeat's index or takes it
+    out, in the same Redis round trip: a reply costs no round trip more
+    for being watched."""
     with contextlib.suppress(Exception):  # the cache is down: nobody can re-attach
-        cache.set(_key(chat_id), entry, seconds)
+        found = redis_for(_key(chat_id)) if index else None
+        if found is None:
+            cache.set(_key(chat_id), entry, seconds)
+            if index:
+                heartbeat.index_locally(watched, add=index == "add")
+            return
+        client, key = found
+        with client.pipeline(transaction=False) as pipe:
+            pipe.set(key, redis_value(entry), ex=math.ceil(seconds))
+            heartbeat.index_in(pipe, watched, add=index == "add")
+            pipe.execute()
+        heartbeat.indexed(watched, add=index == "add")
 
 
-def started(chat_id: int, user_message_id: int) -> None:
-    grew(chat_id, user_message_id, "")
+def started(chat_id: int, user_message_id: int, watched: Any = None) -> None:
+    """The reply began: its entry, and its place in the heartbeat's index."""
+    running = {"state": "running", "user_message": user_message_id, "text": ""}
+    _set(
+        chat_id,
+        running,
+        settings.AI_CORE_STREAM_TIMEOUT + 60,
+        index="add" if watched else "",
+        watched=watched,
+    )
 
 
 def grew(chat_id: int, user_message_id: int, text: str) -> None:
@@ -47,9 +77,9 @@ class Progress:
     """One reply being generated: `started` at once, then its text as it
     grows, written at most every PUBLISH_SECONDS."""
 
-    def __init__(self, chat_id: int, user_message_id: int) -> None:
+    def __init__(self, chat_id: int, user_message_id: int, watched: Any = None) -> None:
         self.chat_id, self.user_message_id = chat_id, user_message_id
-        started(chat_id, user_message_id)
+        started(chat_id, user_message_id, watched)
         self.written_at = time.monotonic() - PUBLISH_SECONDS  # the first piece is written at once
 
     def grew(self, text: str) -> None:
@@ -59,10 +89,13 @@ class Progress:
             self.written_at = now
 
 
-def finished(chat_id: int, user_message_id: int, text: str, *, event: str, data: dict[str, Any]) -> None:
-    """`event` is `assistant_message` or `error`, `data` its JSON."""
+def finished(
+    chat_id: int, user_message_id: int, text: str, *, event: str, data: dict[str, Any], watched: Any = None
+) -> None:
+    """`event` is `assistant_message` or `error`, `data` its JSON; `watched`
+    leaves the heartbeat's index in the same round trip."""
     done = {"state": "done", "user_message": user_message_id, "text": text, "event": event, "data": data}
-    _set(chat_id, done, FINISHED_SECONDS)
+    _set(chat_id, done, FINISHED_SECONDS, index="remove" if watched else "", watched=watched)
 
 
 def get(chat_id: int) -> dict[str, Any] | None:

@@ -321,7 +321,6 @@ def reply_events(
     """
     text = ""
     user_message.reply_status = ReplyStatus.PENDING
-    progress = live.Progress(chat.pk, user_message.pk)
     watched = heartbeat.watch(
         chat_id=chat.pk,
         user_message_id=user_message.pk,
@@ -329,6 +328,7 @@ def reply_events(
         day=reservation.day,
         variant=variant,
     )
+    progress = live.Progress(chat.pk, user_message.pk, watched)
     try:
         pieces = orchestrator.stream_reply(
             chat=chat, user_message=user_message, request_id=request_id, stream=stream
@@ -347,9 +347,8 @@ def reply_events(
         )
     except (ReplyDiscarded, NothingToReply) as conflict:
         _record_no_reply(chat, reservation, conflict)
-        live.finished(
-            chat.pk, user_message.pk, text, event="error", data=failure_body(conflict, user_message)
-        )
+        body = failure_body(conflict, user_message)
+        live.finished(chat.pk, user_message.pk, text, event="error", data=body, watched=watched)
         raise
     except Exception as exc:
         failure = ReplyFailed.after(exc, user_message)
@@ -358,14 +357,17 @@ def reply_events(
             user_message.reply_status = ReplyStatus.ANSWERED  # it keeps the answer it had
         else:
             _record_failure(user_message, failure.detail.code)
-        live.finished(chat.pk, user_message.pk, text, event="error", data=failure_body(failure, user_message))
+        body = failure_body(failure, user_message)
+        live.finished(chat.pk, user_message.pk, text, event="error", data=body, watched=watched)
         raise failure from exc
+    else:
+        user_message.reply_status = ReplyStatus.ANSWERED
+        body = {"message": message.pk}
+        live.finished(
+            chat.pk, user_message.pk, message.content, event="assistant_message", data=body, watched=watched
+        )
     finally:
-        heartbeat.unwatch(watched)
-    user_message.reply_status = ReplyStatus.ANSWERED
-    live.finished(
-        chat.pk, user_message.pk, message.content, event="assistant_message", data={"message": message.pk}
-    )
+        heartbeat.unwatch(watched)  # a network call only if nothing above took it out of the index
     return message
 
 

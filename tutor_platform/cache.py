@@ -49,3 +49,11 @@ def redis_for(key: str) -> tuple[Any, str] | None:
     full_key = backend.make_and_validate_key(key)
     # Django has no public handle on the redis client.
     return backend._cache.get_client(full_key, write=True), full_key
+
+
+def redis_value(value: Any) -> Any:
+    """`value` as the default (Redis) cache stores it, so that a raw write
+    (a pipeline with `redis_for`'s client) is read back by `cache.get`."""
+    from django.core.cache import caches
+
+    return caches["default"]._cache._serializer.dumps(value)  # Django's RedisSerializer

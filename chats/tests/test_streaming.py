@@ -346,7 +346,7 @@ def test_the_text_so_far_is_written_at_most_every_publish_seconds(monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(live.time, "monotonic", lambda: clock[0])
     writes = []
-    monkeypatch.setattr(live, "_set", lambda chat_id, entry, seconds: writes.append(entry["text"]))
+    monkeypatch.setattr(live, "_set", lambda chat_id, entry, seconds, **index: writes.append(entry["text"]))
     progress = live.Progress(7, 70)
     for word in ["Раз", "Раз два", "Раз два три"]:
         progress.grew(word)

@@ -229,3 +229,21 @@ def test_peek_reads_the_window_hit_counts_without_counting(backend):
         count, closes_in = throttling.peek("peeked")
         assert count == 2 and 55 < closes_in <= 60
         assert throttling.peek("peeked")[0] == 2  # peeking counted nothing
+
+
+def test_a_raw_redis_write_is_read_back_by_the_cache():
+    """redis_value relies on Django's private RedisSerializer (tutor_platform.cache):
+    this fails when Django changes it. chats.live writes its entries that way, in
+    one pipeline with the heartbeat's index."""
+    from tutor_platform.cache import redis_for, redis_value
+
+    with override_settings(CACHES=redis_cache(backend="tutor_platform.cache.RedisCache")):
+        from django.core.cache import cache
+
+        entry = {"state": "running", "user_message": 7, "text": "Привет"}
+        client, key = redis_for("raw-entry")
+        client.set(key, redis_value(entry), ex=60)
+        assert cache.get("raw-entry") == entry
+        client.set(key, redis_value(12), ex=60)
+        assert cache.get("raw-entry") == 12
+        cache.delete("raw-entry")
