@@ -6,6 +6,7 @@ scripted student session (client_session.py) is type-checked against it with
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,42 @@ def test_the_student_session_type_checks_against_the_generated_client(generated_
         env={**os.environ, "MYPYPATH": str(generated_client)}, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.fixture(scope="module")
+def ts_client(generated_client) -> Path:
+    """The TypeScript client: openapi-typescript's types for the same schema,
+    openapi-fetch for the calls (pinned in ts_client/package-lock.json)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed: the TypeScript client check needs Node.js 20+ and npm")
+    work = generated_client / "ts"
+    shutil.copytree(HERE / "ts_client", work, ignore=shutil.ignore_patterns("node_modules", "build"))
+    for command in (
+        [npm, "ci", "--no-audit", "--no-fund"],
+        [npm, "exec", "--", "openapi-typescript", "../schema.yaml", "-o", "schema.d.ts"],
+    ):
+        done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    return work
+
+
+def test_the_typescript_session_type_checks_and_runs(ts_client, live_server, tutor, django_db_blocker):
+    """Issue 24: generated with openapi-typescript, called with openapi-fetch,
+    checked with tsc --strict (exactOptionalPropertyTypes, noUncheckedIndexedAccess)."""
+    compiled = subprocess.run(
+        [shutil.which("npm"), "exec", "--", "tsc", "-p", "."], cwd=ts_client, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    ran = subprocess.run(
+        [shutil.which("node"), "build/session.js", live_server.url, "typescript@example.com", PASSWORD],
+        cwd=ts_client, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "session ok: " in ran.stdout and "Что такое дробь?" in ran.stdout
+    with django_db_blocker.unblock():
+        assert not User.objects.filter(email="typescript@example.com").exists()  # erased at the end
 
 
 def test_the_session_calls_every_operation_of_the_schema(generated_client):
