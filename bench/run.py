@@ -623,7 +623,7 @@ def render(rows: list[tuple[str, str, str, str]], args) -> str:
             ", ".join(f"{name}={value}" for name, value in chosen_serving(args).items())
             or "the shipped defaults"
         )
-        + f" (gunicorn.conf.py: workers = cores, 32 + 128 AI threads each), {os.cpu_count()} cores.",
+        + f" (gunicorn.conf.py: workers = cores, 32 + 128 AI + 32 stream threads), {os.cpu_count()} cores.",
     ]
     return "\n".join(lines) + "\n"
 
