@@ -42,18 +42,19 @@ def _set(
     out, in the same Redis round trip: a reply costs no round trip more
     for being watched."""
     with contextlib.suppress(Exception):  # the cache is down: nobody can re-attach
+        add = index == "add"
         found = redis_for(_key(chat_id)) if index else None
         if found is None:
             cache.set(_key(chat_id), entry, seconds)
             if index:
-                heartbeat.index_locally(watched, add=index == "add")
+                heartbeat.index_locally(watched, add=add)
             return
         client, key = found
         with client.pipeline(transaction=False) as pipe:
             pipe.set(key, redis_value(entry), ex=math.ceil(seconds))
-            heartbeat.index_in(pipe, watched, add=index == "add")
+            heartbeat.index_in(pipe, watched, add=add)
             pipe.execute()
-        heartbeat.indexed(watched, add=index == "add")
+        heartbeat.indexed(watched, add=add)
 
 
 def started(chat_id: int, user_message_id: int, watched: Any = None) -> None:

@@ -283,17 +283,19 @@ class ReplyResultSerializer(serializers.Serializer):
     assistant_message = MessageSerializer()
 
 
+# Why a reply failed, in the JSON answer and in a stream's `event: error`.
+REPLY_FAILURE_CODES = [
+    "ai_core_timeout",
+    "ai_core_unavailable",
+    "ai_core_bad_response",
+    "database_unavailable",
+    "server_error",
+]
+
+
 class AICoreErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
-    code = serializers.ChoiceField(
-        choices=[
-            "ai_core_timeout",
-            "ai_core_unavailable",
-            "ai_core_bad_response",
-            "database_unavailable",
-            "server_error",
-        ]
-    )
+    code = serializers.ChoiceField(choices=REPLY_FAILURE_CODES)
     user_message = MessageSerializer(
         help_text="The user message, saved; retry with POST .../reply/ or the same Idempotency-Key."
     )
@@ -309,17 +311,9 @@ class StreamErrorSerializer(serializers.Serializer):
     """`event: error`: no reply was saved; drop the partial text."""
 
     detail = serializers.CharField()
+    # A stream also ends in the conflicts found once it began, and in a dead server.
     code = serializers.ChoiceField(
-        choices=[
-            "ai_core_timeout",
-            "ai_core_unavailable",
-            "ai_core_bad_response",
-            "database_unavailable",
-            "server_error",
-            "reply_discarded",
-            "reply_interrupted",
-            "nothing_to_reply",
-        ]
+        choices=[*REPLY_FAILURE_CODES, "reply_discarded", "reply_interrupted", "nothing_to_reply"]
     )
     user_message = MessageSerializer(allow_null=True, help_text="The user message, saved.")
     retry_after = serializers.IntegerField(

@@ -55,7 +55,7 @@ class ReplyDiscarded(Conflict):
 class ReplyInterrupted(APIException):
     status_code = 503
     default_detail = "The server writing the reply stopped before it was finished. Please retry."
-    default_code = "reply_interrupted"
+    default_code = selectors.INTERRUPTED
 
 
 class ReplyFailed(APIException):

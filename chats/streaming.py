@@ -101,10 +101,6 @@ def _after_retry(events: Iterator[bytes]) -> Iterator[bytes]:
             close()
 
 
-def event_stream(events: Iterator[bytes]) -> StreamingHttpResponse:
-    return EventStream(events)
-
-
 def error_data(body: dict[str, Any]) -> dict[str, Any]:
     """`services.failure_body` with the user message in full, as the JSON flow gives it."""
     user_message = Message.objects.filter(pk=body["user_message"]).first()
@@ -170,7 +166,7 @@ def reply_stream(
             yield event(name, data)
             return
 
-    return event_stream(relay())
+    return EventStream(relay())
 
 
 def _error(
@@ -189,7 +185,7 @@ def replay(body: dict[str, Any]) -> StreamingHttpResponse:
     assistant = body["assistant_message"]
     events = [event("user_message", body["user_message"])] if "user_message" in body else []
     events += [delta(assistant["content"], len(assistant["content"])), event("assistant_message", assistant)]
-    return event_stream(iter(events))
+    return EventStream(iter(events))
 
 
 def follow(chat_id: int, *, after: int = 0, lease: followers.Lease | None = None) -> Iterator[bytes]:
