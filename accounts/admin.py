@@ -7,6 +7,8 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.utils.html import format_html
 
+from privacy import services as erasure
+
 from . import services
 from .models import User
 from .roles import CONTENT_EDITORS, ML_TEAM, Role
@@ -94,11 +96,11 @@ class UserAdmin(DjangoUserAdmin):
 
     def delete_model(self, request, obj: User) -> None:
         # The erasure of the privacy rules, never a plain cascade.
-        services.user_erase(user=obj)
+        erasure.user_erase(user=obj)
 
     def delete_queryset(self, request, queryset) -> None:
         for user in queryset:
-            services.user_erase(user=user)
+            erasure.user_erase(user=user)
 
     def save_model(self, request, obj: User, form, change: bool) -> None:
         super().save_model(request, obj, form, change)

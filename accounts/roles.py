@@ -21,10 +21,10 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
     CONTENT_EDITORS: {
         "tutoring.course": ["add", "change", "view"],
         "tutoring.tutor": ["add", "change", "view"],
-        "aicore.usagedashboard": ["view"],
+        "usage.usagedashboard": ["view"],
     },
     ML_TEAM: {
-        "aicore.usagedashboard": ["view"],
+        "usage.usagedashboard": ["view"],
         # In the admin only `processed` is editable (FeedbackAdmin).
         "feedback.feedback": ["view", "change"],
         "tutoring.tutor": ["view"],

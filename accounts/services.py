@@ -1,11 +1,11 @@
-"""Writes for accounts: registration, profile, passwords, tokens, preferences."""
+"""Writes for accounts: registration, profile, passwords, tokens, preferences.
+
+Erasing an account reads every app: privacy.services.user_erase."""
 
 from typing import Any
 
-from django.contrib.admin.models import LogEntry
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import Group, update_last_login
-from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -172,45 +172,3 @@ def user_set_role(*, user: User, role: str) -> None:
         user.save(update_fields=["is_staff", "is_superuser", "updated_at"])
         group_name = ROLE_GROUPS.get(Role(role))
         user.groups.set([Group.objects.get(name=group_name)] if group_name else [])
-
-
-def _scrub_admin_log(user: User) -> None:
-    """The admin's history of the user's account, chats and progress keeps
-    what was done and when (the changed fields' names), not who it was
-    about: their `object_repr` (an email, a chat title taken from a
-    message) becomes "(erased)"."""
-    from chats.models import Chat  # chats and progress depend on accounts
-    from progress.models import Progress
-
-    owned = {
-        User: [user.pk],
-        Chat: list(Chat.objects.filter(user=user).values_list("pk", flat=True)),
-        Progress: list(Progress.objects.filter(user=user).values_list("pk", flat=True)),
-    }
-    for model, ids in owned.items():
-        if ids:
-            LogEntry.objects.filter(
-                content_type=ContentType.objects.get_for_model(model), object_id__in=[str(pk) for pk in ids]
-            ).update(object_repr="(erased)")
-
-
-def user_erase(*, user: User) -> None:
-    """Erases the account, in one transaction: chats and their messages,
-    progress, preferences, idempotency keys and every token go; feedback
-    the student allowed for training stays with no link to them, the rest
-    goes (feedback.services.feedback_erase_author), and tutor ratings are
-    recomputed, and the admin log is scrubbed of them. The email can be
-    registered again at once.
-
-    The user's row is locked FOR UPDATE first: a refresh, a password change
-    or a feedback write of this user waits, then finds no user.
-    """
-    from feedback.services import feedback_erase_author  # feedback depends on accounts
-
-    with transaction.atomic():
-        if User.objects.select_for_update().filter(pk=user.pk).values_list("pk").first() is None:
-            return
-        feedback_erase_author(user=user)
-        _scrub_admin_log(user)
-        OutstandingToken.objects.filter(user=user).delete()  # and, by cascade, the blacklist
-        user.delete()

@@ -33,10 +33,10 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext
 
     from accounts.models import User
-    from aicore.models import TutorDailyUsage
-    from aicore.usage import today
     from tutoring.models import Course
     from tutoring.services import TutorContent, tutor_create
+    from usage.models import TutorDailyUsage
+    from usage.services import today
 
     course = Course.objects.create(name="Математика", slug="math", is_active=True)
     for n in range(TUTORS):
@@ -100,8 +100,8 @@ def main() -> None:
         return statistics.median(times), len(queries.captured_queries)
 
     index, index_queries = timed("/admin/")
-    board, board_queries = timed("/admin/aicore/usagedashboard/")
-    one, one_queries = timed("/admin/aicore/usagedashboard/?tutor=1")
+    board, board_queries = timed("/admin/usage/usagedashboard/")
+    one, one_queries = timed("/admin/usage/usagedashboard/?tutor=1")
     rows = TutorDailyUsage.objects.count()
     print(
         f"{MESSAGES:,} messages loaded in {loaded:.0f} s; rebuild_usage over {DAYS + 2} days: {rebuilt:.1f} s"

@@ -5,7 +5,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from feedback.pseudonyms import NoLookupsByStudent, student_key
+from tutor_platform.pseudonyms import NoLookupsByStudent, student_key
 
 from .models import Chat, Message
 

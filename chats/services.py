@@ -16,12 +16,13 @@ from django.utils import timezone
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 
 from accounts.models import User
-from aicore import orchestrator, usage
+from aicore import orchestrator
 from aicore.client import drain
 from aicore.exceptions import AICoreError
 from aicore.orchestrator import AIReply
 from tutor_platform.exceptions import Conflict, DatabaseUnavailable, is_database_outage
 from tutoring.models import Tutor
+from usage import services as usage
 
 from . import heartbeat, live, selectors
 from .models import Chat, IdempotencyKey, Message, ReplyStatus

@@ -20,7 +20,6 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 
 from accounts.tokens import BearerAuthentication
-from aicore import usage
 from aicore.client import drain
 from aicore.orchestrator import release_db_connection
 from tutor_platform.api import ID_PATTERN, GenericViewSet
@@ -32,6 +31,7 @@ from tutor_platform.schema import (
     VALIDATION_ERROR,
     error,
 )
+from usage import services as usage
 
 from . import followers, idempotency, live, selectors, services, streaming
 from .models import Chat, Message

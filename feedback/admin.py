@@ -9,10 +9,11 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from tutor_platform.pseudonyms import NoLookupsByStudent, student_key
+
 from . import services
 from .models import Feedback
 from .pairs import PairFilter, dpo_lines
-from .pseudonyms import NoLookupsByStudent, student_key
 from .selectors import tutors_feedback_overview
 from .training import training_export_claim, training_lines
 

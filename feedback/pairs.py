@@ -25,10 +25,10 @@ from django.db import connection
 
 from accounts.models import User
 from chats.models import Chat, Message
+from tutor_platform.pseudonyms import student_key
 from tutoring.models import TutorVersion
 
 from .models import Feedback
-from .pseudonyms import student_key
 
 RATING, SELECTION = "rating", "selection"
 

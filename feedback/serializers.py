@@ -5,10 +5,10 @@ from rest_framework import serializers
 
 from chats.serializers import MAX_DB_ID
 from tutor_platform.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+from tutor_platform.pseudonyms import student_key
 from tutor_platform.serializers import ModelSerializer
 
 from .models import ConsentRevocation, Feedback
-from .pseudonyms import student_key
 
 TEXT_MAX_CHARS = 5000
 

@@ -10,11 +10,11 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 
 from accounts.models import User
-from aicore import usage
 from aicore.orchestrator import build_history
 from chats.models import Message
 from tutoring.catalogue import catalogue_changed
 from tutoring.models import Tutor
+from usage import services as usage
 
 from .models import ConsentRevocation, Feedback
 from .selectors import two_places

@@ -24,9 +24,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from tutor_platform.pseudonyms import student_key
 
 from .models import Feedback
-from .pseudonyms import student_key
 
 CHUNK = 500
 

@@ -91,6 +91,8 @@ INSTALLED_APPS = [
     "feedback",
     "progress",
     "aicore",
+    "usage",
+    "privacy",
 ]
 
 MIDDLEWARE = [
@@ -359,7 +361,7 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
-# The secret behind the ML team's pseudonymous student keys (feedback.pseudonyms).
+# The secret behind the ML team's pseudonymous student keys (tutor_platform.pseudonyms).
 # Changing it changes every key, so the ML team's data no longer groups by student.
 STUDENT_KEY_SECRET = env.str("STUDENT_KEY_SECRET", default=SECRET_KEY)
 

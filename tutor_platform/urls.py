@@ -10,6 +10,8 @@ from .health import HealthView
 
 api_v1 = [
     path("auth/", include("accounts.urls")),
+    path("auth/", include("privacy.urls")),
+    path("auth/", include("usage.urls")),
     path("", include("tutoring.urls")),
     path("", include("chats.urls")),
     path("", include("feedback.urls")),

@@ -3,13 +3,13 @@ from django.db.models import Max, Min
 
 
 def count_existing_replies(apps, schema_editor):
-    """The rollups of every day that has replies already (see aicore.usage.rebuild)."""
-    from aicore.usage import rebuild, utc_day
+    """The rollups of every day that has replies already (see usage.services.rebuild)."""
+    from usage.services import rebuild, utc_day
 
     Message = apps.get_model("chats", "Message")
     span = Message.objects.filter(role="assistant").aggregate(first=Min("created_at"), last=Max("created_at"))
     if span["first"] is not None:
-        rebuild(utc_day(span["first"]), utc_day(span["last"]), apps)
+        rebuild(utc_day(span["first"]), utc_day(span["last"]), apps, app_label="aicore")
 
 
 class Migration(migrations.Migration):

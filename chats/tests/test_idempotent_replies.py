@@ -3,11 +3,11 @@
 import pytest
 import responses
 
-from aicore.models import UserDailyUsage
 from chats.models import Message
 from chats.tests import test_variants
 from chats.tests.test_streaming import parse
 from chats.tests.test_variants import GENERATE, answers, regenerate, send
+from usage.models import UserDailyUsage
 
 pytestmark = pytest.mark.django_db
 

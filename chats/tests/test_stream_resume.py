@@ -6,7 +6,6 @@ import time
 import pytest
 import responses
 
-from aicore.models import UserDailyUsage
 from aicore.tests.test_stub_server import serve_stub
 from chats import heartbeat, idempotency, live
 from chats.models import IdempotencyKey, Message
@@ -20,6 +19,7 @@ from chats.tests.test_streaming import (
     wait_for,
 )
 from conftest import bearer_client
+from usage.models import UserDailyUsage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -140,7 +140,7 @@ class TestAReplyWhoseProcessDied:
     as it would have left it."""
 
     def die_mid_reply(self, chat, user, key: str | None = None) -> Message:
-        from aicore import usage
+        from usage import services as usage
 
         reservation = usage.reserve(user)
         asked = running_reply(chat, "Половина отв")

@@ -12,8 +12,8 @@ from accounts.roles import CONTENT_EDITORS
 from chats.models import Message
 from conftest import feedback_on, requires_postgresql, run_in_threads
 from feedback.models import Feedback
-from feedback.pseudonyms import student_key
 from feedback.training import training_export_claim, training_lines
+from tutor_platform.pseudonyms import student_key
 
 pytestmark = pytest.mark.django_db
 

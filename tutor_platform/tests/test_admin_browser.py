@@ -317,7 +317,7 @@ def test_the_usage_dashboard_fits_1366_px_and_its_csv_has_the_numbers(
     from datetime import UTC, datetime, timedelta
     from decimal import Decimal
 
-    from aicore.models import DailyStudents, TutorDailyUsage
+    from usage.models import DailyStudents, TutorDailyUsage
 
     physics = make_tutor(name="Пётр Физик")
     today = datetime.now(UTC).date()
@@ -336,7 +336,7 @@ def test_the_usage_dashboard_fits_1366_px_and_its_csv_has_the_numbers(
     page.set_default_timeout(15_000)
     try:
         log_in(page, live_server, staff_member("Content editors"))
-        page.click("a[href$='/admin/aicore/usagedashboard/']")
+        page.click("a[href$='/admin/usage/usagedashboard/']")
         page.wait_for_selector("figure.chart svg")
         assert page.locator("figure.chart").count() == 6
         assert page.locator("figure.chart svg rect").count() == 3 * 30  # the three bar charts

@@ -16,9 +16,9 @@ from accounts.roles import CONTENT_EDITORS
 from chats.models import Chat, Message
 from conftest import PASSWORD, bearer_client, feedback_on, requires_postgresql, run_in_threads
 from feedback.models import ConsentRevocation, Feedback
-from feedback.pseudonyms import student_key
 from feedback.services import tutor_rating_recompute
 from progress.models import Progress
+from tutor_platform.pseudonyms import student_key
 
 ME = "/api/v1/auth/me/"
 EXPORT = "/api/v1/auth/me/export/"

@@ -12,10 +12,10 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.forms.models import model_to_dict
 
-from aicore.models import LATENCY_BUCKETS, DailyStudents, TutorDailyStudent, TutorDailyUsage, UserDailyUsage
 from chats.models import Chat, Message
 from chats.tests.test_streaming import SSE, parse
 from conftest import PASSWORD, bearer_client, requires_postgresql, run_in_threads
+from usage.models import LATENCY_BUCKETS, DailyStudents, TutorDailyStudent, TutorDailyUsage, UserDailyUsage
 
 pytestmark = pytest.mark.django_db
 

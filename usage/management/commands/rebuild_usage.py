@@ -2,7 +2,7 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from aicore.usage import rebuild, today
+from usage.services import rebuild, today
 
 
 class Command(BaseCommand):

@@ -16,6 +16,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from accounts.models import User
+from accounts.serializers import ProfileSerializer
 from chats.models import Chat, Message
 from chats.selectors import with_version_number
 from chats.serializers import ChatSerializer, MessageSerializer
@@ -23,9 +25,6 @@ from feedback.models import Feedback
 from feedback.serializers import FeedbackSerializer
 from progress.models import Progress
 from progress.serializers import ProgressSerializer
-
-from .models import User
-from .serializers import ProfileSerializer
 
 CHUNK = 500
 

@@ -9,12 +9,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from aicore.dashboard import percentile
-from aicore.models import LATENCY_BUCKETS, DailyStudents, TutorDailyUsage, UserDailyUsage
+from usage.dashboard import percentile
+from usage.models import LATENCY_BUCKETS, DailyStudents, TutorDailyUsage, UserDailyUsage
 
 pytestmark = pytest.mark.django_db
 
-DASHBOARD = "/admin/aicore/usagedashboard/"
+DASHBOARD = "/admin/usage/usagedashboard/"
 
 
 def today():

@@ -1,7 +1,7 @@
 """Usage accounting and the daily quotas, as the send flow uses them.
 
 Every reply is asked for in the same three steps, each a statement or a
-few on the rollup rows of aicore.models, never a scan of the messages:
+few on the rollup rows of usage.models, never a scan of the messages:
 
 - `reserve(user)` before anything is saved or AI-Core is called: takes one
   of the student's replies for the day (one atomic upsert), or raises
@@ -215,19 +215,20 @@ def usage_today(user: Any) -> dict[str, Any]:
     }
 
 
-def rebuild(since: date, until: date, apps: Any = global_apps) -> int:
+def rebuild(since: date, until: date, apps: Any = global_apps, app_label: str = "usage") -> int:
     """Recomputes the rollups' reply counts for the days `since`..`until`
     (UTC, inclusive) from the messages that exist: replies, tokens, latency
     and students. AI-Core failures, reservations and rating notes are not in
     the messages and are kept. Returns the number of replies counted.
 
-    Takes `apps` so a migration can pass its historical models.
+    Takes `apps` (and the models' `app_label` then) so a migration can pass
+    its historical models.
     """
     message_model = apps.get_model("chats", "Message")
-    user_usage = apps.get_model("aicore", "UserDailyUsage")
-    tutor_usage = apps.get_model("aicore", "TutorDailyUsage")
-    tutor_student = apps.get_model("aicore", "TutorDailyStudent")
-    daily_students = apps.get_model("aicore", "DailyStudents")
+    user_usage = apps.get_model(app_label, "UserDailyUsage")
+    tutor_usage = apps.get_model(app_label, "TutorDailyUsage")
+    tutor_student = apps.get_model(app_label, "TutorDailyStudent")
+    daily_students = apps.get_model(app_label, "DailyStudents")
     start = datetime.combine(since, time(0), tzinfo=UTC)
     end = datetime.combine(until + timedelta(days=1), time(0), tzinfo=UTC)
     replies = message_model.objects.filter(

@@ -8,8 +8,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from feedback.pseudonyms import student_key
 from tutor_platform.api import ID_PATTERN
+from tutor_platform.pseudonyms import student_key
 
 from . import charts
 from .dashboard import Dashboard, dashboard
@@ -77,7 +77,7 @@ class UsageDashboardAdmin(admin.ModelAdmin):
                 for row in data.nearest_quota
             ],
         }
-        return TemplateResponse(request, "admin/aicore/usage_dashboard.html", context)
+        return TemplateResponse(request, "admin/usage/usage_dashboard.html", context)
 
 
 def _tutor_id(raw: str | None) -> int | None:

@@ -1,4 +1,4 @@
-"""What the tutors' replies cost, rolled up per UTC day (kept by aicore.usage).
+"""What the tutors' replies cost, rolled up per UTC day (kept by usage.services).
 
 The rows are counters, changed only by atomic increments in the transaction
 that saves a reply (or when a reply fails), so they are exact under
@@ -123,7 +123,7 @@ class TutorDailyStudent(models.Model):
 
 
 class UsageDashboard(TutorDailyUsage):
-    """The admin's usage dashboard (aicore.admin); its view permission opens it."""
+    """The admin's usage dashboard (usage.admin); its view permission opens it."""
 
     class Meta:
         proxy = True

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.utils.crypto import salted_hmac
 
-KEY_SALT = "feedback.pseudonyms.student_key"
+KEY_SALT = "tutor_platform.pseudonyms.student_key"
 
 
 def student_key(user_id: int | None) -> str | None:

@@ -17,7 +17,7 @@ from django.db.models.functions import Cast, Coalesce, Greatest
 from tutoring.models import Tutor
 
 from .models import LATENCY_BOUNDS_MS, LATENCY_BUCKETS, DailyStudents, TutorDailyUsage, UserDailyUsage
-from .usage import limits_of, today
+from .services import limits_of, today
 
 DAYS = 30
 RATING_LINES = 6  # tutors on the rating chart when all are shown: the busiest

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class PrivacyConfig(AppConfig):
+    """A student's data as a whole: the export, the erasure and the daily
+    purge. The top layer: it reads every app, and no app imports it."""
+
+    name = "privacy"
+    verbose_name = "Privacy"
