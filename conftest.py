@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from accounts.roles import ML_TEAM, sync_roles
 from accounts.tokens import token_pair
-from aicore.client import reset_clients
+from aicore import client as aicore_client
 from chats.models import Chat, Message
 from feedback.models import Feedback
 from tutoring.models import Course, Tutor
@@ -35,6 +35,12 @@ _seq = itertools.count(1)
 @pytest.fixture(autouse=True)
 def _fast_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def reset_clients() -> None:
+    """Forget every AI-Core client (and its breaker state)."""
+    with aicore_client._clients_lock:
+        aicore_client._clients.clear()
 
 
 @pytest.fixture(autouse=True)

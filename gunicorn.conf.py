@@ -41,8 +41,8 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 def post_worker_init(worker) -> None:
     """Each worker watches the replies being generated from its start
-    (chats.heartbeat), so that one whose process died is ended within
+    (chats.replies.heartbeat), so that one whose process died is ended within
     seconds even before this worker generates a reply of its own."""
-    from chats import heartbeat
+    from chats.replies import heartbeat
 
     heartbeat.start()

@@ -1,5 +1,6 @@
 """HTTP client for AI-Core. Knows HTTP and JSON, nothing about chats."""
 
+import contextlib
 import json
 import logging
 import threading
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 
 import requests
 from django.conf import settings
+from django.core.cache import cache
 from urllib3.exceptions import ConnectTimeoutError, DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
 from tutor_platform.validators import json_problem
@@ -26,6 +28,7 @@ T = TypeVar("T")
 GENERATE_PATH = "/api/v1/generate"
 HEALTH_PATH = "/api/v1/health"
 HEALTH_TIMEOUT = (1.0, 2.0)
+HEALTH_CACHE_KEY = "aicore:health"
 MAX_METADATA_DEPTH = 8
 
 
@@ -46,6 +49,31 @@ def parse_generation(body: Any) -> Generation:
         raise AICoreBadResponse(f"AI-Core answered JSON that cannot be stored: {problem}.")
     extra = {key: value for key, value in body.items() if key != "content"}
     return Generation(content=body["content"], extra=extra)
+
+
+def request_body(
+    *,
+    chat_id: int | None,
+    tutor_id: int | None,
+    version_number: int | None,
+    content: Any,
+    message: str,
+    history: list[dict[str, str]],
+    attachments: list[dict],
+) -> dict[str, Any]:
+    """The contract's generate body. `content` has the tutor's system_prompt,
+    model_id and knowledge_base_id (a tutor version, or an unsaved draft)."""
+    return {
+        "chat_id": chat_id,
+        "tutor_id": tutor_id,
+        "tutor_version": version_number,
+        "model_id": content.model_id,
+        "knowledge_base_id": content.knowledge_base_id,
+        "system_prompt": content.system_prompt,
+        "message": message,
+        "history": history,
+        "attachments": attachments,
+    }
 
 
 def drain(generator: Generator[Any, None, T]) -> T:
@@ -306,6 +334,21 @@ class StubClient:
         return True
 
 
+def status() -> str:
+    """`stub`, `ok` or `unavailable`; a real check is cached for a few seconds."""
+    if settings.AI_CORE_URL == "stub":
+        return "stub"
+    try:
+        known = cache.get(HEALTH_CACHE_KEY)
+    except Exception:  # the cache is down: check AI-Core itself
+        return "ok" if get_client().health() else "unavailable"
+    if known is None:
+        known = "ok" if get_client().health() else "unavailable"
+        with contextlib.suppress(Exception):
+            cache.set(HEALTH_CACHE_KEY, known, settings.AI_CORE_HEALTH_CACHE_SECONDS)
+    return known
+
+
 _clients: dict[tuple, AICoreClient | StubClient] = {}
 _clients_lock = threading.Lock()
 
@@ -343,9 +386,3 @@ def _build_client() -> AICoreClient | StubClient:
         api_key=settings.AI_CORE_API_KEY,
         breaker=CircuitBreaker(settings.AI_CORE_CIRCUIT_FAILURES, settings.AI_CORE_CIRCUIT_RESET_SECONDS),
     )
-
-
-def reset_clients() -> None:
-    """Forget every client (and its breaker state). For tests."""
-    with _clients_lock:
-        _clients.clear()

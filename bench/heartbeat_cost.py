@@ -1,4 +1,4 @@
-"""What watching a reply (chats.heartbeat) adds to a send's CPU, in-process.
+"""What watching a reply (chats.replies.heartbeat) adds to a send's CPU, in-process.
 
     .venv/bin/python bench/heartbeat_cost.py      # needs Redis on 127.0.0.1; seconds
 

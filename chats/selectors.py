@@ -9,12 +9,9 @@ from rest_framework.exceptions import NotFound
 
 from accounts.models import User
 
-from . import live
 from .models import Chat, Message, ReplyStatus
-
-# The code a user message's reply_error shows when its reply was never finished.
-INTERRUPTED = "reply_interrupted"
-
+from .replies import live
+from .replies.errors import INTERRUPTED
 
 # What chat JSON and the reply flow read of a chat's tutor and course: not
 # their descriptions and timestamps, whose fetching and conversion was 5 %
@@ -129,3 +126,21 @@ def variants_of(*, chat: Chat, message_id: int) -> list[Message]:
     for index, reply in enumerate(replies, start=1):
         reply.variant = {"index": index, "count": len(replies)}
     return replies
+
+
+def history_for(user_message: Message) -> list[dict[str, str]]:
+    """The last AI_HISTORY_MESSAGES current messages before `user_message`
+    (one variant per reply, the one the student kept), oldest first.
+
+    One LIMIT query on the (chat, id) index: its cost does not grow with
+    the length of the chat.
+    """
+    limit = settings.AI_HISTORY_MESSAGES
+    if limit <= 0:
+        return []
+    rows = (
+        Message.objects.filter(chat_id=user_message.chat_id, id__lt=user_message.id, is_current=True)
+        .order_by("-id")
+        .values_list("role", "content")[:limit]
+    )
+    return [{"role": role, "content": content} for role, content in reversed(rows)]

@@ -10,8 +10,8 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 
 from accounts.models import User
-from aicore.orchestrator import build_history
 from chats.models import Message
+from chats.selectors import history_for
 from tutoring.catalogue import catalogue_changed
 from tutoring.models import Tutor
 from usage import services as usage
@@ -94,7 +94,7 @@ def feedback_submit(
                 reply_metadata=message.metadata,
                 prompt_content=message.reply_to.content if message.reply_to else "",
                 prompt_message_id=message.reply_to_id,
-                history=build_history(message.reply_to) if message.reply_to else [],
+                history=history_for(message.reply_to) if message.reply_to else [],
                 **fields,
             )
         else:

@@ -5,7 +5,7 @@ read the history; save the reply, count it, serialize) around a long wait.
 Two hundred of them finishing together would each get a sliver of the
 process's GIL, and a catalogue read arriving then would queue behind all of
 them. Here such a request holds a slot while it works and sets it aside
-while it waits on AI-Core (aicore.orchestrator), so everything else competes
+while it waits on AI-Core (chats.replies.generation), so everything else competes
 with a few of them only; the others wait for a slot without using the CPU.
 The wait for a slot costs nothing to the sends in total: on a saturated CPU
 they were taking turns anyway.

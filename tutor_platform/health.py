@@ -7,7 +7,7 @@ from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from aicore.orchestrator import ai_core_status
+from aicore import client as aicore
 from tutor_platform.api import APIView
 
 HealthSerializer = inline_serializer(
@@ -59,7 +59,7 @@ class HealthView(APIView):
         body = {
             "status": "ok" if database == "ok" else "error",
             "database": database,
-            "ai_core": ai_core_status(),
+            "ai_core": aicore.status(),
             "cache": cache_status(),
         }
         return Response(

@@ -19,7 +19,7 @@ _AI_PATHS = re.compile(rf"^/api/v1/chats/{ID_PATTERN}/(messages|reply|regenerate
 DEFAULT_AI_THREADS = 128
 # Threads per process for re-attached streams (GUNICORN_STREAM_THREADS): a
 # pool of their own, so that followers never take a thread a send needs.
-# chats.followers caps them at 2 per chat and 5 per student.
+# chats.replies.followers caps them at 2 per chat and 5 per student.
 DEFAULT_STREAM_THREADS = 32
 
 

@@ -23,12 +23,12 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from aicore.exceptions import AICoreError
-from aicore.orchestrator import preview_reply
 from feedback.selectors import VersionStats, tutor_version_stats
 from tutor_platform.throttling import TryItThrottle
 
 from . import services
 from .models import Tutor, TutorVersion
+from .preview import preview_reply
 from .services import TutorContent
 
 if TYPE_CHECKING:

@@ -116,8 +116,6 @@ class ActivationResult:
 def tutors_set_active(*, tutor_ids: list[int], active: bool) -> ActivationResult:
     """Publishes or hides tutors. A tutor without a system prompt is never
     made active (students would get an assistant with no instructions)."""
-    from chats.models import Chat  # chats depends on tutoring
-
     tutors = Tutor.objects.filter(pk__in=tutor_ids)
     without_prompt: list[str] = []
     with transaction.atomic():
@@ -129,7 +127,13 @@ def tutors_set_active(*, tutor_ids: list[int], active: bool) -> ActivationResult
         catalogue_changed()
     students = 0
     if not active:
-        students = Chat.objects.filter(tutor_id__in=tutor_ids).values("user_id").distinct().count()
+        # Through the relation, not chats' model: chats depends on tutoring.
+        students = (
+            Tutor.objects.filter(pk__in=tutor_ids, chats__isnull=False)
+            .values("chats__user_id")
+            .distinct()
+            .count()
+        )
     return ActivationResult(changed=changed, without_prompt=without_prompt, students_with_chats=students)
 
 

@@ -6,7 +6,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.tokens import BearerAuthentication, token_pair
 from chats.models import Chat, Message
-from chats.services import derive_title
+from chats.replies.saving import derive_title
 from conftest import feedback_on
 from feedback.models import Feedback
 

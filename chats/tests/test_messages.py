@@ -327,7 +327,7 @@ class TestIdempotency:
     def test_key_while_the_first_request_runs_is_409(self, auth_client, user, chat):
         from django.utils import timezone
 
-        from chats import idempotency
+        from chats.replies import idempotency
 
         digest = idempotency.fingerprint(chat=chat.pk, content="Как решить x² − 5x + 6 = 0?", attachments=[])
         IdempotencyKey.objects.create(user=user, key="busy", fingerprint=digest, created_at=timezone.now())
@@ -433,14 +433,14 @@ class TestAIThrottle:
 
 
 class TestTouchChat:
-    """The written-out UPDATE behind every send (services._touch_chat)."""
+    """The written-out UPDATE behind every send (chats.replies.saving._touch_chat)."""
 
     def test_moves_forward_never_back_and_fills_only_an_empty_title(self, chat, other_chat):
         from datetime import timedelta
 
         from django.utils import timezone
 
-        from chats.services import _touch_chat
+        from chats.replies.saving import _touch_chat
 
         Chat.objects.filter(pk=chat.pk).update(title="")
         later, earlier = timezone.now(), timezone.now() - timedelta(seconds=90)

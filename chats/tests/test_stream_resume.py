@@ -7,8 +7,8 @@ import pytest
 import responses
 
 from aicore.tests.test_stub_server import serve_stub
-from chats import heartbeat, idempotency, live
 from chats.models import IdempotencyKey, Message
+from chats.replies import heartbeat, idempotency, live
 from chats.tests.test_streaming import (
     GENERATE,
     SSE,

@@ -10,8 +10,8 @@ import responses
 from django.db import OperationalError
 
 from aicore.tests.test_stub_server import serve_stub
-from chats import live
 from chats.models import Chat, IdempotencyKey, Message
+from chats.replies import live
 from conftest import bearer_client, raw_ai_core, requires_postgresql, run_in_threads
 
 AI_URL = "http://ai-core.test"
@@ -285,7 +285,7 @@ def test_an_open_stream_holds_no_database_connection(auth_client, chat):
 
 def test_keep_alive_comments_while_the_tutor_is_quiet(slow_words, settings, auth_client, chat, monkeypatch):
     """A comment whenever nothing was sent for KEEPALIVE_SECONDS (15 s; here 10 ms against 50 ms words)."""
-    from chats import streaming
+    from chats.replies import streaming
 
     monkeypatch.setattr(streaming, "KEEPALIVE_SECONDS", 0.01)
     settings.AI_CORE_URL = slow_words
@@ -347,7 +347,7 @@ def test_the_text_so_far_is_written_at_most_every_publish_seconds(monkeypatch):
     monkeypatch.setattr(live.time, "monotonic", lambda: clock[0])
     writes = []
     monkeypatch.setattr(live, "_set", lambda chat_id, entry, seconds, **index: writes.append(entry["text"]))
-    progress = live.Progress(7, 70)
+    progress = live.Publisher(7, 70)
     for word in ["Раз", "Раз два", "Раз два три"]:
         progress.grew(word)
         clock[0] += live.PUBLISH_SECONDS / 3

@@ -108,7 +108,7 @@ def test_any_worker_re_attaches_to_the_reply(server, student):
     )
     assert followed.status_code == 200
     events = parse(followed.content)
-    # The first delta is the text written so far (chats.live writes it at
+    # The first delta is the text written so far (chats.replies.live writes it at
     # most every PUBLISH_SECONDS), then the rest arrives live.
     assert events[0][0] == "delta" and events[0][1]["content"]
     assert events[-1][0] == "assistant_message"

@@ -233,7 +233,7 @@ def test_peek_reads_the_window_hit_counts_without_counting(backend):
 
 def test_a_raw_redis_write_is_read_back_by_the_cache():
     """redis_value relies on Django's private RedisSerializer (tutor_platform.cache):
-    this fails when Django changes it. chats.live writes its entries that way, in
+    this fails when Django changes it. chats.replies.live writes its entries that way, in
     one pipeline with the heartbeat's index."""
     from tutor_platform.cache import redis_for, redis_value
 

@@ -12,8 +12,8 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
-from chats.idempotency import KEY_TTL
 from chats.models import IdempotencyKey
+from chats.replies.idempotency import KEY_TTL
 
 
 class Command(BaseCommand):

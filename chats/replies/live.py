@@ -7,7 +7,7 @@ One entry per chat: the user message being answered, the text so far, and,
 for a minute after the end, how it ended. Losing the cache loses only this.
 
 The text so far is written at most every PUBLISH_SECONDS while a reply
-streams (`Progress`): a write costs 0.13-0.24 ms of CPU, 70 % of what
+streams (`Publisher`): a write costs 0.13-0.24 ms of CPU, 70 % of what
 relaying a streamed word costs when made for every word, and what it is
 for is rare (a client re-attaching after a disconnect, which then gets
 text at most that much older than the stream's, never less of it: the end
@@ -74,7 +74,7 @@ def grew(chat_id: int, user_message_id: int, text: str) -> None:
     _set(chat_id, running, settings.AI_CORE_STREAM_TIMEOUT + 60)
 
 
-class Progress:
+class Publisher:
     """One reply being generated: `started` at once, then its text as it
     grows, written at most every PUBLISH_SECONDS."""
 

@@ -13,7 +13,6 @@ would, and never saves a second copy.
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -21,27 +20,14 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework import status
-from rest_framework.exceptions import APIException
 
 from accounts.models import User
-from tutor_platform.exceptions import Conflict
+from chats.models import IdempotencyKey, Message
 
-from .models import IdempotencyKey, Message
+from .errors import KeyInUse, KeyReused
 
 KEY_MAX_LENGTH = 255
 KEY_TTL = timedelta(hours=24)
-
-
-class KeyInUse(Conflict):
-    default_detail = "A request with this Idempotency-Key is still being processed."
-    default_code = "idempotency_key_in_use"
-
-
-class KeyReused(APIException):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_detail = "This Idempotency-Key was used with a different request."
-    default_code = "idempotency_key_reused"
 
 
 @dataclass(frozen=True)
@@ -115,6 +101,8 @@ class Claim:
         self.user_message: Message | None = record.user_message if record is not None else None
 
     def bind(self, user_message: Message) -> None:
+        if self.user_message is not None and self.user_message.pk == user_message.pk:
+            return  # a retry answering the message the key is bound to already
         self.user_message = user_message
         if self._rows is not None:
             self._rows.update(user_message=user_message)
@@ -148,23 +136,3 @@ def claim(*, user: User, key: str | None, digest: str) -> Claim | StoredResponse
     if isinstance(claimed, StoredResponse):
         return claimed
     return Claim(claimed)
-
-
-def run_once(
-    *, user: User, key: str | None, digest: str, call: Callable[[Claim], StoredResponse]
-) -> StoredResponse:
-    """Runs `call` once per (user, key); repeats get the stored success.
-
-    `call(claim)`: `claim.user_message` is the message an earlier attempt
-    saved (None on the first); call `claim.bind()` as soon as one is saved.
-    """
-    claimed = claim(user=user, key=key, digest=digest)
-    if isinstance(claimed, StoredResponse):
-        return claimed
-    try:
-        response = call(claimed)
-    except BaseException:
-        claimed.finish(None)
-        raise
-    claimed.finish(response)
-    return response

@@ -6,13 +6,13 @@ sorted set, member -> last beat; with the local-memory cache of a single
 process, a dict in it). A reply whose last beat is older than DEAD_SECONDS belongs
 to a process that died (a crash, `kill -9`, a deploy cut short). The same
 thread, in every process, takes such replies out of the index (ZREM: one
-process wins each) and ends them (`services.reply_abandon`): the user
+process wins each) and ends them (`saving.reply_abandon`): the user
 message turns failed with `reply_interrupted`, the quota reservation is
 given back, re-attached streams get `event: error`, and the
 Idempotency-Key bound to the message can be retried at once.
 
 A reply costs no round trip of its own: it enters the index in the same
-pipeline as its first live write (chats.live.started) and leaves it with
+pipeline as its first live write (chats.replies.live.started) and leaves it with
 its last (live.finished); the beats are one round trip per process and
 second, whatever the number of replies.
 """
@@ -169,7 +169,7 @@ def _add(members: list[str], now: float) -> None:
 
 def reap(now: float | None = None) -> list[Watched]:
     """Ends every reply whose process stopped beating; returns those this process ended."""
-    from .services import reply_abandon  # services imports this module
+    from .saving import reply_abandon  # saving imports live, which imports this module
 
     dead_before = (time.time() if now is None else now) - DEAD_SECONDS
     ended = []

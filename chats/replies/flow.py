@@ -1,0 +1,221 @@
+"""Asking the tutor: one flow for a send, a reply and a regeneration.
+
+`answer()` reads top to bottom:
+
+1. idempotency claim: a repeat of a finished request gets its first
+   success again, even where the checks below would now refuse;
+2. checks: which user message is answered, and whether it may be;
+3. quota: one reply reserved (given back when none is saved);
+4. the user message: saved (a send) and bound to the claim;
+5. the call, the reply saved and counted, the live state (`_reply`);
+6. delivery: JSON or server-sent events, the same outcome either way; a
+   failure has one shape (errors.failure_body).
+
+Every stage is one call here; a new stage (a safety check, attachments,
+learner context) is one more line in `answer` or `_reply`. No transaction
+is open while AI-Core works: the user message is committed before the
+call and the reply saved in a transaction of its own after it.
+"""
+
+import enum
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+
+from django.http.response import HttpResponseBase
+from rest_framework import status
+from rest_framework.response import Response
+
+from chats.models import Chat, Message, ReplyStatus
+from chats.serializers import MessageSerializer, ReplyResultSerializer, SendResultSerializer
+from usage import services as usage
+
+from . import checks, heartbeat, idempotency, live, saving, streaming
+from .errors import NothingToReply, ReplyDiscarded, ReplyFailed, failure_body
+from .generation import generate
+
+
+class Kind(enum.Enum):
+    SEND = "send"  # a new user message, then its reply
+    REPLY = "reply"  # the missing reply to a saved user message
+    REGENERATE = "regenerate"  # another reply to the last user message, the new current variant
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the student asked for, validated by the view."""
+
+    kind: Kind
+    chat: Chat
+    request_id: str
+    idempotency_key: str | None = None
+    content: str = ""  # a send's
+    attachments: list[dict] = field(default_factory=list)  # a send's
+    message_id: int | None = None  # /reply/'s, when it names one
+
+    @property
+    def fingerprint(self) -> str:
+        """What a repeated Idempotency-Key must match."""
+        if self.kind is Kind.SEND:
+            return idempotency.fingerprint(
+                chat=self.chat.pk, content=self.content, attachments=self.attachments
+            )
+        if self.kind is Kind.REPLY:
+            return idempotency.fingerprint(chat=self.chat.pk, action="reply", message=self.message_id)
+        return idempotency.fingerprint(chat=self.chat.pk, action="regenerate")
+
+
+def answer(question: Question, *, stream: bool) -> HttpResponseBase:
+    """The tutor's reply to `question`, as JSON or as server-sent events."""
+    chat = question.chat
+    claim = idempotency.claim(user=chat.user, key=question.idempotency_key, digest=question.fingerprint)
+    if isinstance(claim, idempotency.StoredResponse):
+        return _stored(claim, stream=stream)
+    try:
+        user_message, earlier = _target(question, claim.user_message)
+        if earlier is not None:  # a retried send, answered meanwhile
+            outcome = _success(question, user_message, earlier)
+            claim.finish(outcome)
+            return _stored(outcome, stream=stream)
+        reservation = usage.reserve(chat.user)
+        try:
+            if user_message is None:
+                user_message = saving.user_message_save(
+                    chat=chat, content=question.content, attachments=question.attachments
+                )
+            claim.bind(user_message)
+        except BaseException:
+            usage.refund(reservation)
+            raise
+    except BaseException:
+        claim.finish(None)
+        raise
+    events = _reply(question, user_message, reservation, stream=stream)
+
+    def on_end(reply: Message | None) -> idempotency.StoredResponse | None:
+        outcome = _success(question, user_message, reply) if reply is not None else None
+        claim.finish(outcome)
+        return outcome
+
+    if stream:
+        return streaming.reply_stream(
+            user_message=user_message, events=events, announce=question.kind is Kind.SEND, on_end=on_end
+        )
+    return _json(events, on_end)
+
+
+def _target(question: Question, bound: Message | None) -> tuple[Message | None, Message | None]:
+    """The user message to answer (None: a send's, not saved yet) and, for
+    a retried send, the reply it already has."""
+    chat = question.chat
+    if question.kind is Kind.REPLY:
+        return checks.awaiting_reply(chat=chat, message_id=question.message_id), None
+    if question.kind is Kind.REGENERATE:
+        return checks.to_regenerate(chat=chat), None
+    if bound is not None:  # the key's earlier attempt saved the message
+        return bound, checks.answered(chat=chat, user_message=bound)
+    checks.tutor_available(chat)
+    return None, None
+
+
+def _reply(
+    question: Question, user_message: Message, reservation: usage.Reservation, *, stream: bool
+) -> Generator[str, None, Message]:
+    """Asks AI-Core and saves its reply; with `stream`, yields its pieces as
+    they come. Returns the saved reply. Any failure but a conflict is a
+    ReplyFailed carrying the saved user message, whose `reply_error` then
+    records the failure's code (a failed regeneration leaves the message's
+    answer as it was). While it runs, `live` tells other requests (and
+    processes) what has been written so far, and `heartbeat` ends it if
+    this process dies."""
+    chat, variant = question.chat, question.kind is Kind.REGENERATE
+    text = ""
+    user_message.reply_status = ReplyStatus.PENDING
+    watched = heartbeat.watch(
+        chat_id=chat.pk,
+        user_message_id=user_message.pk,
+        user_id=reservation.user_id,
+        day=reservation.day,
+        variant=variant,
+    )
+    publisher = live.Publisher(chat.pk, user_message.pk, watched)
+    try:
+        pieces = generate(chat=chat, user_message=user_message, request_id=question.request_id, stream=stream)
+        while True:
+            try:
+                piece = next(pieces)
+            except StopIteration as stop:
+                reply = stop.value
+                break
+            text += piece
+            publisher.grew(text)
+            yield piece
+        message = saving.reply_save(
+            chat=chat, user_message=user_message, reply=reply, variant=variant, reservation=reservation
+        )
+    except (ReplyDiscarded, NothingToReply) as conflict:
+        saving.no_reply_record(chat, reservation, conflict)
+        body = failure_body(conflict, user_message.pk)
+        live.finished(chat.pk, user_message.pk, text, event="error", data=body, watched=watched)
+        raise
+    except Exception as exc:
+        failure = ReplyFailed.after(exc, user_message)
+        saving.no_reply_record(chat, reservation, exc)
+        if variant:
+            user_message.reply_status = ReplyStatus.ANSWERED  # it keeps the answer it had
+        else:
+            saving.reply_failure_record(user_message, failure.detail.code)
+        body = failure_body(failure, user_message.pk)
+        live.finished(chat.pk, user_message.pk, text, event="error", data=body, watched=watched)
+        raise failure from exc
+    else:
+        user_message.reply_status = ReplyStatus.ANSWERED
+        live.finished(
+            chat.pk,
+            user_message.pk,
+            message.content,
+            event="assistant_message",
+            data={"message": message.pk},
+            watched=watched,
+        )
+    finally:
+        heartbeat.unwatch(watched)  # a network call only if nothing above took it out of the index
+    return message
+
+
+def _success(question: Question, user_message: Message, reply: Message) -> idempotency.StoredResponse:
+    """The 201 a success answers (and a repeated Idempotency-Key replays)."""
+    if question.kind is Kind.SEND:
+        body = SendResultSerializer({"user_message": user_message, "assistant_message": reply}).data
+    else:
+        body = ReplyResultSerializer({"assistant_message": reply}).data
+    return idempotency.StoredResponse(status.HTTP_201_CREATED, body)
+
+
+def _stored(outcome: idempotency.StoredResponse, *, stream: bool) -> HttpResponseBase:
+    if stream:
+        return streaming.replay(outcome.body)
+    return Response(outcome.body, status=outcome.status, headers=outcome.headers)
+
+
+def _json(
+    events: Generator[str, None, Message],
+    on_end: Callable[[Message | None], idempotency.StoredResponse | None],
+) -> Response:
+    """The whole reply at once; a failure after the user message was saved
+    is its status with the one failure body (`Retry-After` as a header)."""
+    try:
+        while True:
+            next(events)
+    except StopIteration as stop:
+        reply = stop.value
+    except ReplyFailed as failure:
+        on_end(None)
+        headers = {} if failure.retry_after is None else {"Retry-After": str(failure.retry_after)}
+        body = failure_body(failure, MessageSerializer(failure.user_message).data)
+        body.pop("retry_after", None)  # JSON carries it as the header
+        return Response(body, status=failure.status_code, headers=headers)
+    except BaseException:
+        on_end(None)
+        raise
+    outcome = on_end(reply)
+    return Response(outcome.body, status=outcome.status)

@@ -1,0 +1,65 @@
+"""The call: what the tutor is asked (its current version, the history,
+the message) and what came back (`AIReply`).
+
+No transaction may be open around `generate`: it hands the database
+connection back before it waits on AI-Core.
+"""
+
+import logging
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+from aicore.client import get_client, request_body
+from chats.models import Chat, Message
+from chats.selectors import history_for
+from tutor_platform import cpu_gate
+from tutor_platform.connections import release_db_connection
+from tutoring.models import TutorVersion
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AIReply:
+    content: str
+    metadata: dict[str, Any]
+    tutor_version: TutorVersion | None
+    tokens_used: int | None  # as AI-Core reported it, when it did
+    latency_ms: int
+
+
+def counted(value: Any) -> int | None:
+    """A count as AI-Core reports one (`tokens_used`), or None when it is not one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31 else None
+
+
+def generate(
+    *, chat: Chat, user_message: Message, request_id: str, stream: bool
+) -> Generator[str, None, AIReply]:
+    """Asks AI-Core for the reply to `user_message`; with `stream`, yields
+    its pieces as AI-Core writes them. Raises `AICoreError`."""
+    version = chat.tutor.current_version  # read once: what is sent is what the reply records
+    payload = request_body(
+        chat_id=chat.pk,
+        tutor_id=chat.tutor_id,
+        version_number=version.number,
+        content=version,
+        message=user_message.content,
+        history=history_for(user_message),
+        attachments=user_message.attachments,
+    )
+    release_db_connection()
+    started = time.monotonic()
+    with cpu_gate.set_aside():  # waiting needs no CPU: others may work meanwhile
+        generation = yield from get_client().generate(payload, request_id=request_id, stream=stream)
+    latency_ms = round((time.monotonic() - started) * 1000)
+    logger.info("AI-Core replied for chat=%s in %dms", chat.pk, latency_ms)
+    return AIReply(
+        content=generation.content,
+        metadata={**generation.extra, "model_id": version.model_id, "latency_ms": latency_ms},
+        tutor_version=version,
+        tokens_used=counted(generation.extra.get("tokens_used")),
+        latency_ms=latency_ms,
+    )
