@@ -192,7 +192,7 @@ def make_tutor(course) -> Callable[..., Tutor]:
             *(fields.pop(name) for name in ("system_prompt", "model_id", "knowledge_base_id"))
         )
         own = {name: fields.pop(name) for name in ("course", "name", "description", "is_active")}
-        tutor = tutor_create(content=content, **own)
+        tutor = tutor_create(tutor=Tutor(**own), content=content)
         if fields:  # rating, total_feedbacks: set directly, as tests need them
             Tutor.objects.filter(pk=tutor.pk).update(**fields)
             tutor.refresh_from_db()

@@ -21,7 +21,7 @@ workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 # re-attached streams) in a pool of their own, GUNICORN_AI_THREADS (128)
 # threads per process: a burst of waiting students cannot take the threads
 # everyone else needs (tutor_platform/workers.py).
-worker_class = "tutor_platform.workers.TwoPoolWorker"
+worker_class = "tutor_platform.serving.worker.TwoPoolWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", 32))
 # A send may wait AI_CORE_TIMEOUT (60 s) plus retries; leave room for it.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 200))

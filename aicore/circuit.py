@@ -55,8 +55,3 @@ class CircuitBreaker:
             if self._trial_in_flight or self._failures >= self.failure_threshold:
                 self._opened_at = self._clock()
             self._trial_in_flight = False
-
-    @property
-    def is_open(self) -> bool:
-        with self._lock:
-            return self._opened_at is not None

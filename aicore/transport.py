@@ -77,10 +77,6 @@ class _Watchdog:
             elif self._due[0][2] is watch:  # due before all the others: the thread must wake sooner
                 self._changed.notify()
 
-    def pending(self) -> int:
-        with self._changed:
-            return sum(not watch.finished for _, _, watch in self._due)
-
     def _run(self) -> None:
         while True:
             with self._changed:

@@ -33,7 +33,7 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext
 
     from accounts.models import User
-    from tutoring.models import Course
+    from tutoring.models import Course, Tutor
     from tutoring.services import TutorContent, tutor_create
     from usage.models import TutorDailyUsage
     from usage.services import today
@@ -41,7 +41,7 @@ def main() -> None:
     course = Course.objects.create(name="Математика", slug="math", is_active=True)
     for n in range(TUTORS):
         content = TutorContent("Ты — репетитор.", "math-v1", "kb")
-        tutor_create(course=course, name=f"Репетитор {n}", is_active=True, content=content)
+        tutor_create(tutor=Tutor(course=course, name=f"Репетитор {n}", is_active=True), content=content)
     User.objects.bulk_create(
         User(email=f"s{n}@bench.example.com", username=f"s{n}", password="!") for n in range(STUDENTS)
     )

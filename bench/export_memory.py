@@ -26,12 +26,13 @@ def main() -> None:
     from chats.models import Chat, Message
     from feedback.models import Feedback
     from progress.models import Progress
-    from tutoring.models import Course
+    from tutoring.models import Course, Tutor
     from tutoring.services import TutorContent, tutor_create
 
     course = Course.objects.create(name="Математика", slug="math", is_active=True)
     tutor = tutor_create(
-        course=course, name="Анна", is_active=True, content=TutorContent("Ты — репетитор.", "math-v1", "kb")
+        tutor=Tutor(course=course, name="Анна", is_active=True),
+        content=TutorContent("Ты — репетитор.", "math-v1", "kb"),
     )
     student = User.objects.create_user(email="bench@example.com", username="bench", password="x")
     Progress.objects.create(user=student, tutor=tutor, total_minutes=100)

@@ -97,7 +97,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "tutor_platform.middleware.RequestIDMiddleware",
-    "tutor_platform.cpu_gate.AICoreRequestGateMiddleware",
+    "tutor_platform.serving.cpu_gate.AICoreRequestGateMiddleware",
     "tutor_platform.middleware.BodySizeLimitMiddleware",
     "tutor_platform.middleware.APIErrorPagesMiddleware",
     "django.middleware.security.SecurityMiddleware",

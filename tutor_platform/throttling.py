@@ -8,8 +8,7 @@ in a window that opens with a client's first request and lasts the rate's
 period, so a budget of N lets exactly N through per window.
 
 Losing the cache must not take the API down with it: when the cache cannot
-be reached the request is allowed, a warning is logged and
-`FAIL_OPEN_COUNT` grows.
+be reached the request is allowed and a warning is logged.
 """
 
 import hashlib
@@ -26,7 +25,6 @@ from .cache import redis_for
 logger = logging.getLogger(__name__)
 
 # Requests let through because the cache was unreachable, per process.
-FAIL_OPEN_COUNT = 0
 
 
 # INCR, the window's expiry set by its first hit (or put back on a key that
@@ -91,14 +89,7 @@ class AtomicRateThrottle(throttling.SimpleRateThrottle):
         try:
             count, self.closes_in = hit(self.key, self.duration)
         except Exception as exc:  # any cache failure degrades the same way
-            global FAIL_OPEN_COUNT
-            FAIL_OPEN_COUNT += 1
-            logger.warning(
-                "Throttle %s failing open: cache unavailable (%s); fail-open count %d",
-                self.scope,
-                type(exc).__name__,
-                FAIL_OPEN_COUNT,
-            )
+            logger.warning("Throttle %s failing open: cache unavailable (%s)", self.scope, type(exc).__name__)
             return True
         return count <= self.num_requests
 

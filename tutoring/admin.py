@@ -262,13 +262,15 @@ class TutorAdmin(ChangesCatalogue, admin.ModelAdmin):
         return [(name, opts) for name, opts in trimmed if opts["fields"]]
 
     def save_model(self, request: HttpRequest, obj: Tutor, form: TutorForm, change: bool) -> None:
-        if change:  # the current version as it is under the lock (TutorForm.clean), not as read before it
-            obj.current_version_id = Tutor.objects.values_list("current_version_id", flat=True).get(pk=obj.pk)
+        content, note = form.content(), form.cleaned_data["note"]
+        if not change:
+            services.tutor_create(tutor=obj, content=content, note=note, by=request.user)
+            return
+        # The current version as it is under the lock (TutorForm.clean), not as read before it.
+        obj.current_version_id = Tutor.objects.values_list("current_version_id", flat=True).get(pk=obj.pk)
         super().save_model(request, obj, form, change)  # the tutor's own fields (and catalogue_changed)
-        version = services.tutor_version_save(
-            tutor=obj, content=form.content(), note=form.cleaned_data["note"], by=request.user
-        )
-        if version is not None and change:
+        version = services.tutor_version_save(tutor=obj, content=content, note=note, by=request.user)
+        if version is not None:
             self.message_user(request, f"Saved as version v{version.number}.", messages.INFO)
 
     @admin.display(description="Model", ordering="current_version__model_id")

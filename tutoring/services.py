@@ -87,20 +87,13 @@ def tutor_version_restore(*, tutor: Tutor, number: int, by: User | None = None) 
     )
 
 
-def tutor_create(
-    *,
-    course: Course,
-    name: str,
-    content: TutorContent,
-    description: str = "",
-    is_active: bool = False,
-    note: str = "",
-    by: User | None = None,
-) -> Tutor:
-    """A tutor with its version 1."""
+def tutor_create(*, tutor: Tutor, content: TutorContent, note: str = "", by: User | None = None) -> Tutor:
+    """Saves a new tutor (an unsaved instance, as the admin's form builds it)
+    with its version 1, in one transaction."""
     with transaction.atomic():
-        tutor = Tutor.objects.create(course=course, name=name, description=description, is_active=is_active)
+        tutor.save()
         tutor_version_save(tutor=tutor, content=content, note=note, by=by)
+        catalogue_changed()
     return tutor
 
 

@@ -285,7 +285,7 @@ class TestCircuitBreaker:
         assert breaker.allow()  # the one trial call
         assert not breaker.allow()  # others wait for its outcome
         breaker.record_success()
-        assert breaker.allow() and not breaker.is_open
+        assert breaker.allow() and breaker._opened_at is None
 
     def test_failed_trial_opens_it_again(self):
         now = [0.0]

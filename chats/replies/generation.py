@@ -14,8 +14,8 @@ from typing import Any
 from aicore.client import get_client, request_body
 from chats.models import Chat, Message
 from chats.selectors import history_for
-from tutor_platform import cpu_gate
 from tutor_platform.connections import release_db_connection
+from tutor_platform.serving import cpu_gate
 from tutoring.models import TutorVersion
 
 logger = logging.getLogger(__name__)

@@ -110,7 +110,6 @@ def test_without_redis_the_api_degrades_instead_of_failing(
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    before = throttling.FAIL_OPEN_COUNT
     with (
         override_settings(CACHES=redis_cache(url, retry=Retry(NoBackoff(), 0))),
         caplog.at_level(logging.WARNING),
@@ -124,8 +123,7 @@ def test_without_redis_the_api_degrades_instead_of_failing(
     assert health.status_code == 200
     assert health.json() == {"status": "ok", "database": "ok", "ai_core": "stub", "cache": "unavailable"}
     # Every throttle on those requests failed open, and said so.
-    assert throttling.FAIL_OPEN_COUNT - before >= 3
-    assert "failing open" in caplog.text
+    assert sum("failing open" in record.getMessage() for record in caplog.records) >= 3
     # Short socket timeouts: three requests, a handful of 0.25 s waits, not 5 s each.
     assert elapsed < 5
 

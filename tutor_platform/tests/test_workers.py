@@ -14,8 +14,8 @@ import responses
 
 from aicore.tests.test_stub_server import serve_stub
 from conftest import PASSWORD, free_port, serve_with_gunicorn, wait_until_serving
-from tutor_platform import cpu_gate
-from tutor_platform.workers import PEEK_BYTES, peek, pool_of, waits_on_ai_core
+from tutor_platform.serving import cpu_gate
+from tutor_platform.serving.worker import PEEK_BYTES, peek, pool_of, waits_on_ai_core
 
 AI_DELAY = 6  # seconds AI-Core takes: far longer than a catalogue read
 

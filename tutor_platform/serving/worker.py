@@ -27,7 +27,7 @@ from concurrent import futures
 
 from gunicorn.workers.gthread import ThreadWorker
 
-from .serving import ai_threads, pool_for, stream_threads
+from . import ai_threads, pool_for, stream_threads
 
 PEEK_BYTES = 64
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from .serving import asks_ai_core
+from . import asks_ai_core
 
 _slots = threading.BoundedSemaphore(settings.AI_CPU_SLOTS)
 _held = threading.local()
