@@ -11,6 +11,8 @@ import requests
 from chats.models import Message
 from conftest import free_port, wait_until_serving
 
+pytestmark = pytest.mark.system  # starts servers or processes: not in `-m "not system"`
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 

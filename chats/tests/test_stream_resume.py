@@ -21,7 +21,7 @@ from chats.tests.test_streaming import (
 from conftest import bearer_client
 from usage.models import UserDailyUsage
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from aicore.tests.test_stub_server import serve_stub
 from chats.tests.test_streaming import QUESTION, parse
 from conftest import PASSWORD, free_port, serve_with_gunicorn, wait_until_serving
 
+pytestmark = pytest.mark.system  # starts servers or processes: not in `-m "not system"`
+
 REDIS_URL = "redis://127.0.0.1:6379/12"
 
 

@@ -18,6 +18,8 @@ from django.core.management import call_command
 from accounts.models import User
 from conftest import PASSWORD
 
+pytestmark = pytest.mark.system  # starts servers or processes: not in `-m "not system"`
+
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 

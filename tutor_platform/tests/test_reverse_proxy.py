@@ -14,6 +14,8 @@ import requests
 
 from conftest import free_port, serve_with_gunicorn, wait_until_serving
 
+pytestmark = pytest.mark.system  # starts servers or processes: not in `-m "not system"`
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 HALF_OPEN = 200

@@ -21,6 +21,8 @@ from feedback.models import Feedback
 from progress.models import Progress
 from tutor_platform.wsgi import application
 
+pytestmark = pytest.mark.system  # starts servers or processes: not in `-m "not system"`
+
 # Loaded at collection time; the schema view needs no database.
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 

@@ -9,6 +9,8 @@ import pytest
 
 from conftest import requires_postgresql
 
+pytestmark = pytest.mark.system  # starts servers or processes: not in `-m "not system"`
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 STRONG_KEY = "k7#Qp2!vX9zR4mL8wT1yB6nH3cF5jD0sG_aE-uI*oP@lK&hM^Zx8Wq4Tn"
 

@@ -9,6 +9,8 @@ import requests
 
 from conftest import PASSWORD, free_port, serve_with_gunicorn, wait_until_serving
 
+pytestmark = pytest.mark.system  # starts servers or processes: not in `-m "not system"`
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/15"
 

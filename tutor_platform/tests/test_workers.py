@@ -17,6 +17,8 @@ from conftest import PASSWORD, free_port, serve_with_gunicorn, wait_until_servin
 from tutor_platform.serving import cpu_gate
 from tutor_platform.serving.worker import PEEK_BYTES, peek, pool_of, waits_on_ai_core
 
+pytestmark = pytest.mark.system  # starts servers or processes: not in `-m "not system"`
+
 AI_DELAY = 6  # seconds AI-Core takes: far longer than a catalogue read
 
 
