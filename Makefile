@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 PORT ?= 8000
 
-.PHONY: run test install install-dev migrate lint system-deps
+.PHONY: run test install install-dev migrate lint typecheck system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,3 +47,7 @@ test: install-dev system-deps
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+## mypy with django-stubs: strict on the AI-Core client, the reply flow and every service module
+typecheck: install-dev
+	ENV_FILE=/dev/null DEBUG=True $(BIN)/mypy aicore chats/replies */services.py

@@ -40,9 +40,13 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 def post_worker_init(worker) -> None:
-    """Each worker watches the replies being generated from its start
-    (chats.replies.heartbeat), so that one whose process died is ended within
-    seconds even before this worker generates a reply of its own."""
+    """Each worker opens its Redis pool before any request (django-redis
+    creates it on first use without a lock, so a first burst of threads
+    could each make one), and watches the replies being generated from its
+    start (chats.replies.heartbeat), so that one whose process died is ended
+    within seconds even before this worker generates a reply of its own."""
     from chats.replies import heartbeat
+    from tutor_platform.cache import redis_for
 
+    redis_for("warm-up")
     heartbeat.start()

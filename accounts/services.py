@@ -74,13 +74,13 @@ def auth_login(*, request: HttpRequest, identifier: str, password: str) -> dict[
         raise AuthenticationFailed(
             "No active account found with the given credentials.", code="invalid_credentials"
         )
-    update_last_login(None, user)
+    update_last_login(User, user)
     return token_pair(user)
 
 
 def _refresh_token_from(raw: str) -> RefreshToken:
     try:
-        return RefreshToken(raw)
+        return RefreshToken(raw)  # type: ignore[arg-type]  # simplejwt's stubs say Token; it parses a string
     except TokenError as exc:
         raise InvalidToken(str(exc)) from exc
 

@@ -59,7 +59,7 @@ def request_body(
     content: Any,
     message: str,
     history: list[dict[str, str]],
-    attachments: list[dict],
+    attachments: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """The contract's generate body. `content` has the tutor's system_prompt,
     model_id and knowledge_base_id (a tutor version, or an unsaved draft)."""
@@ -82,7 +82,8 @@ def drain(generator: Generator[Any, None, T]) -> T:
         try:
             next(generator)
         except StopIteration as stop:
-            return stop.value
+            result: T = stop.value
+            return result
 
 
 def decode_answer(raw: bytes) -> Any:
@@ -339,7 +340,7 @@ def status() -> str:
     if settings.AI_CORE_URL == "stub":
         return "stub"
     try:
-        known = cache.get(HEALTH_CACHE_KEY)
+        known: str | None = cache.get(HEALTH_CACHE_KEY)
     except Exception:  # the cache is down: check AI-Core itself
         return "ok" if get_client().health() else "unavailable"
     if known is None:
@@ -349,7 +350,7 @@ def status() -> str:
     return known
 
 
-_clients: dict[tuple, AICoreClient | StubClient] = {}
+_clients: dict[tuple[Any, ...], AICoreClient | StubClient] = {}
 _clients_lock = threading.Lock()
 
 

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -108,10 +109,10 @@ def deadline(seconds: float) -> Iterator[Deadline]:
 
 
 class _AttachMixin:
-    def request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def request(self, *args: Any, **kwargs: Any) -> Any:
         watch = getattr(_current, "deadline", None)
         if watch is not None:
-            watch.attach(self)  # type: ignore[arg-type]
+            watch.attach(self)
         return super().request(*args, **kwargs)  # type: ignore[misc]
 
 

@@ -92,6 +92,10 @@ class Message(models.Model):
             ),
         ]
 
+    # Not columns: set by the selectors (annotate_messages) and the reply flow.
+    reply_status: str  # a user message's: answered, pending or failed
+    variant: dict[str, int] | None  # a reply's place among its siblings
+
     def __str__(self) -> str:
         return f"{self.role} message {self.pk}"
 

@@ -80,9 +80,9 @@ def feedback_submit(
         if not _lock_author(user):
             raise NotFound("No such message.")  # erased meanwhile
         _lock_tutor(tutor_id)  # orders every upsert of this (user, message, type)
-        feedback = Feedback.objects.filter(user=user, message=message, feedback_type=feedback_type).first()
-        created = feedback is None
-        if created:
+        existing = Feedback.objects.filter(user=user, message=message, feedback_type=feedback_type).first()
+        created = existing is None
+        if existing is None:
             feedback = Feedback.objects.create(
                 user=user,
                 message=message,
@@ -98,6 +98,7 @@ def feedback_submit(
                 **fields,
             )
         else:
+            feedback = existing
             changed = [name for name, value in fields.items() if getattr(feedback, name) != value]
             if "allow_training" in changed and not fields["allow_training"]:  # consent was on until now
                 _log_revocations(Feedback.objects.filter(pk=feedback.pk), ConsentRevocation.Reason.REVOKED)

@@ -1,6 +1,6 @@
 """Study minutes per (user, tutor). Every change is one atomic UPDATE."""
 
-from django.db.models import F, Value
+from django.db.models import Expression, F, Value
 from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
@@ -29,7 +29,7 @@ def progress_get(*, user: User, tutor_id: int) -> Progress:
     return row
 
 
-def _update(row: Progress, total) -> Progress:
+def _update(row: Progress, total: Expression) -> Progress:
     Progress.objects.filter(pk=row.pk).update(total_minutes=total, updated_at=timezone.now())
     row.refresh_from_db(fields=["total_minutes", "updated_at"])
     return row

@@ -181,7 +181,7 @@ if DB_PREPARED_STATEMENTS:
 SERVER_WORKERS = env.int("GUNICORN_WORKERS", default=os.cpu_count() or 1)
 # Threads per process: GUNICORN_THREADS for most requests, plus a pool of
 # GUNICORN_AI_THREADS for those that wait on AI-Core and GUNICORN_STREAM_THREADS
-# for re-attached streams (tutor_platform/workers.py).
+# for re-attached streams (tutor_platform/serving/worker.py).
 SERVER_THREADS = env.int("GUNICORN_THREADS", default=32) + ai_threads() + stream_threads()
 DB_CONNECTION_BUDGET = env.int("DB_MAX_CONNECTIONS", default=100) - env.int(
     "DB_RESERVED_CONNECTIONS", default=10
@@ -236,23 +236,28 @@ if DATABASES["default"]["ENGINE"] == "tutor_platform.sqlite":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
-if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+if CACHES["default"]["BACKEND"] in (
+    "django.core.cache.backends.redis.RedisCache",
+    "django_redis.cache.RedisCache",
+):
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    # Django's backend, with one Redis client per process (tutor_platform/cache.py).
-    CACHES["default"]["BACKEND"] = "tutor_platform.cache.RedisCache"
-
+    # django-redis: one connection pool per server per process, shared by
+    # every request thread (tutor_platform/cache.py uses its public client).
+    CACHES["default"]["BACKEND"] = "django_redis.cache.RedisCache"
     # A Redis that is down or hanging must cost a request milliseconds, not
     # seconds: short socket timeouts and no retries. Throttles then fail
     # open and health reports the cache as unavailable.
-    CACHES["default"].setdefault("OPTIONS", {}).update(
-        {
-            "socket_connect_timeout": env.float("CACHE_TIMEOUT", default=0.25),
-            "socket_timeout": env.float("CACHE_TIMEOUT", default=0.25),
-            "retry": Retry(NoBackoff(), 0),
-        }
-    )
+    CACHE_TIMEOUT = env.float("CACHE_TIMEOUT", default=0.25)
+    CACHES["default"]["OPTIONS"] = {
+        **CACHES["default"].get("OPTIONS", {}),
+        "SOCKET_CONNECT_TIMEOUT": CACHE_TIMEOUT,
+        "SOCKET_TIMEOUT": CACHE_TIMEOUT,
+        # Every thread of a process may use Redis at once (and the heartbeat's
+        # thread): redis-py's default of 100 would refuse the rest.
+        "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 0), "max_connections": SERVER_THREADS + 8},
+    }
 
 # ---------------------------------------------------------------------------
 # Auth
@@ -426,7 +431,7 @@ MESSAGE_MAX_CHARS = env.int("MESSAGE_MAX_CHARS", default=8000)
 # (tutoring/catalogue.py); this bounds an entry's age all the same. 0: no cache.
 CATALOGUE_CACHE_SECONDS = env.int("CATALOGUE_CACHE_SECONDS", default=300)
 AI_HISTORY_MESSAGES = env.int("AI_HISTORY_MESSAGES", default=20)
-# Requests that ask AI-Core and run Python at once, per process (tutor_platform/cpu_gate.py).
+# Requests that ask AI-Core and run Python at once, per process (tutor_platform/serving/cpu_gate.py).
 # One: two in a process never run in parallel (the GIL), and a second one
 # only doubled what a catalogue read waits for in a burst.
 AI_CPU_SLOTS = env.int("AI_CPU_SLOTS", default=1)

@@ -61,7 +61,7 @@ def tutor_version_save(
         # Lock first, then read the current version in its own query: a join
         # in the locking query would return the version seen before the wait.
         locked = Tutor.objects.select_for_update().get(pk=tutor.pk)
-        current = TutorVersion.objects.filter(pk=locked.current_version_id).first()
+        current = locked.current_version
         if TutorContent.of(current) == content:
             return None
         version = TutorVersion.objects.create(
@@ -82,9 +82,8 @@ def tutor_version_save(
 def tutor_version_restore(*, tutor: Tutor, number: int, by: User | None = None) -> TutorVersion | None:
     """A new version with the content of version `number` (history is never rewritten)."""
     old = TutorVersion.objects.get(tutor=tutor, number=number)
-    return tutor_version_save(
-        tutor=tutor, content=TutorContent.of(old), note=f"Restored version {number}", by=by
-    )
+    content = TutorContent(old.system_prompt, old.model_id, old.knowledge_base_id)
+    return tutor_version_save(tutor=tutor, content=content, note=f"Restored version {number}", by=by)
 
 
 def tutor_create(*, tutor: Tutor, content: TutorContent, note: str = "", by: User | None = None) -> Tutor:

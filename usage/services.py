@@ -104,7 +104,7 @@ def _table(model: Any) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _execute(sql: str, params: list[Any]) -> tuple | None:
+def _execute(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
     """Runs one statement; its RETURNING row, if any. Only table and column
     names from this module are ever formatted into `sql`; values are parameters."""
     with connection.cursor() as cursor:
@@ -167,7 +167,9 @@ def record_reply(reservation: Reservation, *, tutor_id: int, reply: Any) -> None
         f"reserved = CASE WHEN {t}.reserved >= %s THEN {t}.reserved - %s ELSE 0 END "
         "RETURNING messages"
     )
-    (replies_today,) = _execute(sql, [reservation.user_id, day, tokens, held, held])
+    returned = _execute(sql, [reservation.user_id, day, tokens, held, held])
+    assert returned is not None  # an upsert RETURNING its row
+    (replies_today,) = returned
     if not held:
         refund(reservation)
     if replies_today == 1:  # the student's first reply today (once per student and day)
@@ -234,7 +236,8 @@ def rebuild(since: date, until: date, apps: Any = global_apps, app_label: str = 
     replies = message_model.objects.filter(
         role="assistant", created_at__gte=start, created_at__lt=end
     ).annotate(on=TruncDate("created_at", tzinfo=UTC))
-    buckets, low = {}, -1
+    buckets: dict[str, Count] = {}
+    low: int | None = -1
     for bound, column in zip([*LATENCY_BOUNDS_MS, None], LATENCY_BUCKETS, strict=True):
         window = Q(latency_ms__gt=low) if bound is None else Q(latency_ms__gt=low, latency_ms__lte=bound)
         buckets[column], low = Count("id", filter=window), bound
@@ -285,4 +288,5 @@ def rebuild(since: date, until: date, apps: Any = global_apps, app_label: str = 
         daily_students.objects.bulk_create(
             [daily_students(day=row["on"], students=row["students"]) for row in per_day.order_by()]
         )
-    return tutor_usage.objects.filter(in_range).aggregate(n=Coalesce(Sum("messages"), 0))["n"]
+    counted: int = tutor_usage.objects.filter(in_range).aggregate(n=Coalesce(Sum("messages"), 0))["n"]
+    return counted

@@ -72,8 +72,9 @@ class ReplyFailed(APIException):
     def __init__(self, error: APIException | AICoreError, user_message: Message) -> None:
         self.user_message = user_message
         self.status_code = error.status_code
-        self.retry_after = getattr(error, "retry_after", None)
-        super().__init__(detail=error.detail, code=getattr(error, "code", None) or error.default_code)
+        self.retry_after: int | None = getattr(error, "retry_after", None)
+        self.code: str = error.code if isinstance(error, AICoreError) else str(error.default_code)
+        super().__init__(detail=error.detail, code=self.code)
 
     @classmethod
     def after(cls, exc: Exception, user_message: Message) -> "ReplyFailed":
@@ -91,6 +92,7 @@ def failure_body(failure: APIException, user_message: Any) -> dict[str, Any]:
     message (its JSON, or its id where it is stored for later), and
     `retry_after` (seconds) when there is one."""
     body = {"detail": str(failure.detail), "code": failure.get_codes(), "user_message": user_message}
-    if getattr(failure, "retry_after", None) is not None:
-        body["retry_after"] = failure.retry_after
+    retry_after = getattr(failure, "retry_after", None)
+    if retry_after is not None:
+        body["retry_after"] = retry_after
     return body

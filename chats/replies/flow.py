@@ -20,6 +20,7 @@ call and the reply saved in a transaction of its own after it.
 import enum
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.http.response import HttpResponseBase
 from rest_framework import status
@@ -49,7 +50,7 @@ class Question:
     request_id: str
     idempotency_key: str | None = None
     content: str = ""  # a send's
-    attachments: list[dict] = field(default_factory=list)  # a send's
+    attachments: list[dict[str, Any]] = field(default_factory=list)  # a send's
     message_id: int | None = None  # /reply/'s, when it names one
 
     @property
@@ -72,7 +73,7 @@ def answer(question: Question, *, stream: bool) -> HttpResponseBase:
         return _stored(claim, stream=stream)
     try:
         user_message, earlier = _target(question, claim.user_message)
-        if earlier is not None:  # a retried send, answered meanwhile
+        if earlier is not None and user_message is not None:  # a retried send, answered meanwhile
             outcome = _success(question, user_message, earlier)
             claim.finish(outcome)
             return _stored(outcome, stream=stream)
@@ -163,7 +164,7 @@ def _reply(
         if variant:
             user_message.reply_status = ReplyStatus.ANSWERED  # it keeps the answer it had
         else:
-            saving.reply_failure_record(user_message, failure.detail.code)
+            saving.reply_failure_record(user_message, failure.code)
         body = failure_body(failure, user_message.pk)
         live.finished(chat.pk, user_message.pk, text, event="error", data=body, watched=watched)
         raise failure from exc
@@ -218,4 +219,5 @@ def _json(
         on_end(None)
         raise
     outcome = on_end(reply)
+    assert outcome is not None  # a reply was saved: the 201
     return Response(outcome.body, status=outcome.status)

@@ -66,10 +66,10 @@ class Lease:
         self.keys = _keys(chat_id, user_id)
         self.member = uuid.uuid4().hex
         self.renewed_at = time.monotonic()
-        found = [redis_for(key) for key in self.keys]
-        self.redis = found[0][0] if found[0] is not None else None
-        if self.redis is not None:
-            self.keys = tuple(full_key for _client, full_key in found)
+        chat_found, user_found = (redis_for(key) for key in self.keys)
+        self.redis = chat_found[0] if chat_found is not None else None
+        if chat_found is not None and user_found is not None:
+            self.keys = (chat_found[1], user_found[1])
 
     def take(self) -> bool:
         now = time.time()

@@ -13,6 +13,7 @@ from typing import Any
 
 from aicore.client import get_client, request_body
 from chats.models import Chat, Message
+from chats.replies.errors import TutorUnavailable
 from chats.selectors import history_for
 from tutor_platform.connections import release_db_connection
 from tutor_platform.serving import cpu_gate
@@ -41,6 +42,8 @@ def generate(
     """Asks AI-Core for the reply to `user_message`; with `stream`, yields
     its pieces as AI-Core writes them. Raises `AICoreError`."""
     version = chat.tutor.current_version  # read once: what is sent is what the reply records
+    if version is None:  # checks.tutor_available lets no such tutor through; kept for the type
+        raise TutorUnavailable()
     payload = request_body(
         chat_id=chat.pk,
         tutor_id=chat.tutor_id,

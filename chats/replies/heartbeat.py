@@ -25,6 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
@@ -77,9 +78,12 @@ def watch(*, chat_id: int, user_message_id: int, user_id: int, day: date, varian
     return watched
 
 
-def index_in(pipe, watched: Watched, *, add: bool) -> None:
-    """Queues putting `watched` into the index (or taking it out) on a Redis pipeline."""
-    key = redis_for(INDEX_KEY)[1]
+def index_in(pipe: Any, watched: Watched, *, add: bool) -> None:
+    """Queues putting `watched` into the index (or taking it out) on a Redis
+    pipeline. Call only when the cache is Redis (redis_for found it)."""
+    found = redis_for(INDEX_KEY)
+    assert found is not None
+    key = found[1]
     if add:
         pipe.zadd(key, {watched.member: time.time()})
     else:

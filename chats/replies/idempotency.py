@@ -65,7 +65,7 @@ def _claim(*, user: User, key: str, digest: str) -> IdempotencyKey | StoredRespo
             taken = _take_over(existing, now, fingerprint=digest, user_message=None)
         elif existing.fingerprint != digest:
             raise KeyReused()
-        elif existing.state == IdempotencyKey.State.DONE:
+        elif existing.state == IdempotencyKey.State.DONE and existing.response_status is not None:
             return StoredResponse(existing.response_status, existing.response_body, existing.response_headers)
         elif existing.state == IdempotencyKey.State.FAILED or existing.created_at < now - _stale_after():
             # Failed, or its process died: this request finishes the job.

@@ -101,9 +101,10 @@ def finished(
 
 def get(chat_id: int) -> dict[str, Any] | None:
     try:
-        return cache.get(_key(chat_id))
+        entry: dict[str, Any] | None = cache.get(_key(chat_id))
     except Exception:
         return None
+    return entry
 
 
 def in_progress(chat_id: int) -> bool:

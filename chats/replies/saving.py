@@ -7,6 +7,7 @@ Each write is its own short transaction; none is open while AI-Core works.
 import logging
 import re
 from datetime import date, datetime
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -49,7 +50,7 @@ def _touch_chat(
     moment = connection.ops.adapt_datetimefield_value(at)
     changes = ["last_message_at = CASE WHEN last_message_at IS NULL OR last_message_at < %s THEN %s "
                "ELSE last_message_at END"]  # fmt: skip
-    params: list = [moment, moment]
+    params: list[Any] = [moment, moment]
     if title_from is not None:
         changes.append("title = CASE WHEN title = '' THEN %s ELSE title END")
         params.append(derive_title(title_from))
@@ -60,10 +61,11 @@ def _touch_chat(
         params += [containing.pk, chat.pk]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount > 0
+        touched: bool = cursor.rowcount > 0
+    return touched
 
 
-def user_message_save(*, chat: Chat, content: str, attachments: list[dict]) -> Message:
+def user_message_save(*, chat: Chat, content: str, attachments: list[dict[str, Any]]) -> Message:
     """Saves (and commits) a send's user message; the chat's title comes from it when empty."""
     with transaction.atomic():
         user_message = Message.objects.create(

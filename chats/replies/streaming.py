@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +22,7 @@ from django.db import connection
 from django.http import StreamingHttpResponse
 from rest_framework.exceptions import APIException
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
 from chats import selectors
@@ -49,10 +50,14 @@ class StreamOrJSON(DefaultContentNegotiation):
     """`Accept: text/event-stream` asks a send or a reply for a stream (the
     views answer it); every other answer, refusals included, is JSON."""
 
-    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> tuple:
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderers = list(renderers)
         if wants_stream(request):
             return renderers[0], renderers[0].media_type
-        return super().select_renderer(request, renderers, format_suffix)
+        chosen: tuple[BaseRenderer, str] = super().select_renderer(request, renderers, format_suffix)
+        return chosen
 
 
 def event(name: str, data: Any) -> bytes:
@@ -121,7 +126,7 @@ def reply_stream(
     user_message: Message,
     events: Generator[str, None, Message],
     announce: bool,
-    on_end: Callable[[Message | None], None] = lambda _message: None,
+    on_end: Callable[[Message | None], object] = lambda _message: None,
 ) -> StreamingHttpResponse:
     """Streams a reply: `user_message` first when `announce`, the pieces,
     then the reply or the error. `on_end(reply or None)` runs when the
@@ -136,7 +141,7 @@ def reply_stream(
                     relayed.put(("delta", {"content": next(events)}))
             except StopIteration as stop:
                 reply = stop.value
-                end = ("assistant_message", MessageSerializer(reply).data)
+                end: tuple[str, Any] = ("assistant_message", MessageSerializer(reply).data)
             except APIException as failure:  # ReplyFailed, or a conflict (reply_discarded, ...)
                 end = ("error", failure_body(failure, _message_data(user_message)))
             except Exception:

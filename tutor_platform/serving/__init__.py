@@ -1,8 +1,30 @@
-"""Which requests wait on AI-Core, and how many threads serve them.
+"""How the product is served: processes, thread pools and CPU slots.
 
-Read by the gunicorn worker (tutor_platform/workers.py), the CPU slots
-(tutor_platform/cpu_gate.py) and the settings (the database pool's size);
-kept apart from the worker so that Django's start-up does not import gunicorn.
+gunicorn runs GUNICORN_WORKERS processes (the cores by default). Each
+process has three thread pools (worker.py): GUNICORN_THREADS for ordinary
+requests, GUNICORN_AI_THREADS for those that wait on AI-Core (a send,
+/reply/, /regenerate/) and GUNICORN_STREAM_THREADS for re-attached streams,
+so students waiting on the tutor never take the threads the catalogue, the
+logins and the message pages need. Which pool a request goes to is decided
+here from its request line (`pool_for`). Inside a process, at most
+AI_CPU_SLOTS of the AI requests run Python at once (cpu_gate.py): each
+holds a slot while it works and sets it aside while AI-Core thinks. The
+database pool is sized from the same thread counts (settings).
+
+This module is imported by the settings and must not import gunicorn.
+
+Private names this product relies on (PRIVATE_NAMES below; each is pinned
+by tutor_platform/tests/test_private_names.py, which fails when a library
+renames or drops one, the signal to revisit the code that uses it):
+
+- gunicorn's gthread worker (serving/worker.py): ThreadWorker's
+  `enqueue_req`, `handle`, `finish_request`, `on_pending_socket_readable`,
+  `tpool`, `poller`, `pending_conns`, `method_queue` (and its `defer`), and
+  TConn's `sock`, `initialized`, `data_ready`, `timeout`.
+- Django's PostgreSQL backend (tutor_platform/db/base.py): DatabaseWrapper's
+  `_connection_pools` and `_configure_connection`.
+- The standard library's traceback (tutor_platform/logging.py):
+  TracebackException's `_str`, replaced for database errors.
 """
 
 import os
@@ -45,3 +67,25 @@ def pool_for(method: str, path: str) -> str | None:
 def asks_ai_core(method: str, path: str) -> bool:
     """A send, a reply, a regeneration or a follower (they wait on AI-Core)."""
     return pool_for(method, path) is not None
+
+
+# (module, class, name, how it is found): "attribute" on the class, or
+# "self" for an instance attribute its __init__ sets.
+PRIVATE_NAMES = (
+    ("gunicorn.workers.gthread", "ThreadWorker", "enqueue_req", "attribute"),
+    ("gunicorn.workers.gthread", "ThreadWorker", "handle", "attribute"),
+    ("gunicorn.workers.gthread", "ThreadWorker", "finish_request", "attribute"),
+    ("gunicorn.workers.gthread", "ThreadWorker", "on_pending_socket_readable", "attribute"),
+    ("gunicorn.workers.gthread", "ThreadWorker", "tpool", "self"),
+    ("gunicorn.workers.gthread", "ThreadWorker", "poller", "self"),
+    ("gunicorn.workers.gthread", "ThreadWorker", "pending_conns", "self"),
+    ("gunicorn.workers.gthread", "ThreadWorker", "method_queue", "self"),
+    ("gunicorn.workers.gthread", "PollableMethodQueue", "defer", "attribute"),
+    ("gunicorn.workers.gthread", "TConn", "sock", "self"),
+    ("gunicorn.workers.gthread", "TConn", "initialized", "self"),
+    ("gunicorn.workers.gthread", "TConn", "data_ready", "self"),
+    ("gunicorn.workers.gthread", "TConn", "timeout", "self"),
+    ("django.db.backends.postgresql.base", "DatabaseWrapper", "_connection_pools", "attribute"),
+    ("django.db.backends.postgresql.base", "DatabaseWrapper", "_configure_connection", "attribute"),
+    ("traceback", "TracebackException", "_str", "self"),
+)

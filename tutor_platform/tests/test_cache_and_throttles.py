@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import redis
+from django.conf import settings
 from django.test import override_settings
 
 from chats.throttles import AISendThrottle
@@ -17,14 +18,19 @@ from tutor_platform import throttling
 REDIS_URL = "redis://127.0.0.1:6379/14"
 
 
-def redis_cache(
-    url: str = REDIS_URL, backend: str = "django.core.cache.backends.redis.RedisCache", **options
-) -> dict:
+def redis_cache(url: str = REDIS_URL, **pool_options) -> dict:
+    """django-redis as the settings configure it (short timeouts, a pool for
+    every thread), on `url`."""
+    pool_options.setdefault("max_connections", settings.SERVER_THREADS + 8)
     return {
         "default": {
-            "BACKEND": backend,
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": url,
-            "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25, **options},
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": 0.25,
+                "SOCKET_TIMEOUT": 0.25,
+                "CONNECTION_POOL_KWARGS": pool_options,
+            },
         }
     }
 
@@ -136,29 +142,31 @@ def test_the_settings_give_redis_short_timeouts_and_no_retries(monkeypatch):
     monkeypatch.setenv("CACHE_URL", "redis://127.0.0.1:6379/1")
     reloaded = importlib.reload(settings_module)
     try:
-        assert reloaded.CACHES["default"]["BACKEND"] == "tutor_platform.cache.RedisCache"
+        assert reloaded.CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache"
         options = reloaded.CACHES["default"]["OPTIONS"]
-        assert options["socket_timeout"] == options["socket_connect_timeout"] == 0.25
-        assert options["retry"].get_retries() == 0
+        assert options["SOCKET_TIMEOUT"] == options["SOCKET_CONNECT_TIMEOUT"] == 0.25
+        assert options["CONNECTION_POOL_KWARGS"]["retry"].get_retries() == 0
+        assert options["CONNECTION_POOL_KWARGS"]["max_connections"] == reloaded.SERVER_THREADS + 8
     finally:
         monkeypatch.delenv("CACHE_URL")
         importlib.reload(settings_module)
 
 
-def test_every_thread_shares_one_redis_client_per_process():
-    """Issue 17: Django built a cache object, and a connection pool, per thread and a client per call."""
+def test_every_thread_shares_one_connection_pool_per_process():
+    """Issue 17: Django's own backend built a connection pool per thread."""
     from django.core.cache import caches
-
-    from tutor_platform.cache import RedisCache
+    from django_redis import get_redis_connection
+    from django_redis.cache import RedisCache
 
     seen = []
-    with override_settings(CACHES=redis_cache(backend="tutor_platform.cache.RedisCache")):
+    with override_settings(CACHES=redis_cache()):
+        get_redis_connection("default")  # as gunicorn.conf.py's post_worker_init does
 
         def use_cache() -> None:
             cache = caches["default"]
             assert isinstance(cache, RedisCache)
             cache.set("shared-client", 1, 5)
-            seen.append(cache._cache.get_client(write=True))
+            seen.append(get_redis_connection("default").connection_pool)
 
         threads = [threading.Thread(target=use_cache) for _ in range(4)]
         for thread in threads:
@@ -169,10 +177,7 @@ def test_every_thread_shares_one_redis_client_per_process():
     assert all(client is seen[0] for client in seen)
 
 
-@pytest.mark.parametrize(
-    "backend", ["django.core.cache.backends.redis.RedisCache", "tutor_platform.cache.RedisCache"]
-)
-def test_a_throttle_check_is_one_round_trip_to_redis(backend, monkeypatch):
+def test_a_throttle_check_is_one_round_trip_to_redis(monkeypatch):
     """Issue 17: the check is one atomic script (INCR, the expiry at the first
     hit, TTL). It was five round trips, because `cache` is a proxy that is
     never an instance of RedisCache, so the generic add/add/incr/get path ran."""
@@ -184,7 +189,7 @@ def test_a_throttle_check_is_one_round_trip_to_redis(backend, monkeypatch):
         return real_send(self, command, *args, **kwargs)
 
     redis.Redis.from_url(REDIS_URL).flushdb()
-    with override_settings(CACHES=redis_cache(backend=backend)):
+    with override_settings(CACHES=redis_cache()):
         throttling.hit("warm-up", 60)  # the connection's own handshake is not a throttle's cost
         monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", send_packed_command)
         first = throttling.hit("one-trip", 60)
@@ -202,10 +207,10 @@ def test_a_counter_that_lost_its_expiry_gets_it_back():
     """Otherwise a window would never close and its client stay throttled for good."""
     stored = redis.Redis.from_url(REDIS_URL)
     stored.flushdb()
-    with override_settings(CACHES=redis_cache(backend="tutor_platform.cache.RedisCache")):
+    with override_settings(CACHES=redis_cache()):
         from django.core.cache import caches
 
-        full_key = caches["default"].make_and_validate_key("lost-expiry")
+        full_key = str(caches["default"].make_key("lost-expiry"))
         stored.set(full_key, 5)  # no TTL
         count, closes_in = throttling.hit("lost-expiry", 60)
     assert count == 6
@@ -216,7 +221,7 @@ def test_a_counter_that_lost_its_expiry_gets_it_back():
 @pytest.mark.parametrize("backend", ["redis", "locmem"])
 def test_peek_reads_the_window_hit_counts_without_counting(backend):
     """Issue 24, item 6: failed logins are counted with `hit` and checked with `peek`."""
-    caches = redis_cache(backend="tutor_platform.cache.RedisCache") if backend == "redis" else None
+    caches = redis_cache() if backend == "redis" else None
     with override_settings(**({"CACHES": caches} if caches else {})):
         from django.core.cache import cache
 
@@ -230,12 +235,12 @@ def test_peek_reads_the_window_hit_counts_without_counting(backend):
 
 
 def test_a_raw_redis_write_is_read_back_by_the_cache():
-    """redis_value relies on Django's private RedisSerializer (tutor_platform.cache):
-    this fails when Django changes it. chats.replies.live writes its entries that way, in
-    one pipeline with the heartbeat's index."""
+    """redis_value is django-redis's encoding (tutor_platform.cache): this fails
+    when it changes. chats.replies.live writes its entries that way, in one
+    pipeline with the heartbeat's index."""
     from tutor_platform.cache import redis_for, redis_value
 
-    with override_settings(CACHES=redis_cache(backend="tutor_platform.cache.RedisCache")):
+    with override_settings(CACHES=redis_cache()):
         from django.core.cache import cache
 
         entry = {"state": "running", "user_message": 7, "text": "Привет"}
