@@ -119,8 +119,10 @@ def process(args: list[str], env: dict[str, str], port: int, ready_path: str):
 
 
 def family(pid: int) -> list[int]:
+    """The process and all its descendants (gunicorn's workers; with two
+    services under one shell, both masters and their workers)."""
     children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [pid, *(int(p) for p in children.split())]
+    return [pid, *(p for child in children.split() for p in family(int(child)))]
 
 
 def _cpu_time(pids: list[str | int]) -> float:

@@ -1,0 +1,169 @@
+"""The two-pool gunicorn worker against two plain gunicorn services behind nginx.
+
+    .venv/bin/python bench/serving_topology.py            # ~8 minutes on 2 cores
+
+Both behind deploy/nginx.conf as shipped, on the same machine, in one run:
+
+- `two-pool`: one gunicorn with tutor_platform.serving.worker.TwoPoolWorker
+  (gunicorn.conf.py as shipped), nginx proxying everything to it;
+- `two-services`: two gunicorn services from the same code with the stock
+  gthread worker, one for the requests that wait on AI-Core (sends,
+  /reply/, /regenerate/, re-attached streams) and one for everything else,
+  nginx routing by method and path (the same rule as serving.pool_for).
+
+Figures: the 200-send burst (wall time against AI-Core's 2 s), /tutors/
+p99 during it against idle, 1 000 sends, 400 streams. The result goes to
+docs/decisions (the serving note).
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import run
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+AI_ROUTE = (
+    r"~^(POST:/api/v1/chats/[0-9]{1,18}/(messages|reply|regenerate)/|GET:/api/v1/chats/[0-9]{1,18}/stream/)$"
+)
+
+MAIN_CONF = """
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    include {dir}/site.conf;
+}}
+"""
+
+
+def site(nginx_port: int, app_port: int, ai_port: int | None) -> str:
+    """deploy/nginx.conf as shipped; with `ai_port`, a second upstream that
+    gets the requests waiting on AI-Core."""
+    conf = (run.BASE_DIR / "deploy" / "nginx.conf").read_text()
+    conf = conf.replace("listen 80;", f"listen 127.0.0.1:{nginx_port};")
+    conf = conf.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{app_port};")
+    if ai_port is None:
+        return conf
+    conf = re.sub(
+        r"upstream tutor_platform_app \{",
+        f"upstream tutor_platform_ai {{\n    server 127.0.0.1:{ai_port};\n    keepalive 16;\n}}\n"
+        f'map "$request_method:$uri" $tutor_platform_pool {{\n    {AI_ROUTE} ai;\n    default app;\n}}\n'
+        "upstream tutor_platform_app {",
+        conf,
+        count=1,
+    )
+    return conf.replace(
+        "proxy_pass http://tutor_platform_app;", "proxy_pass http://tutor_platform_$tutor_platform_pool;"
+    )
+
+
+@contextmanager
+def nginx(work: Path, conf: str, port: int):
+    for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (work / name).mkdir(exist_ok=True)
+    (work / "site.conf").write_text(conf)
+    (work / "nginx.conf").write_text(MAIN_CONF.format(dir=work))
+    proc = subprocess.Popen([NGINX, "-p", str(work), "-c", str(work / "nginx.conf"), "-g", "daemon off;"])
+    try:
+        run.wait_for(port, "/api/v1/health/")
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def gunicorn(port: int, *extra: str) -> str:
+    args = [run.GUNICORN, "tutor_platform.wsgi", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", *extra]
+    return " ".join(args)
+
+
+def measure(topology: str, data: dict, stubs: dict[str, int], work: Path) -> list[tuple[str, str, str, str]]:
+    app_port, ai_port, nginx_port = run.free_port(), run.free_port(), run.free_port()
+    rows: list[tuple[str, str, str, str]] = []
+    for stub, figures in (("slow", "burst"), ("words", "streams")):
+        env = run.base_env(AI_CORE_URL=f"http://127.0.0.1:{stubs[stub]}")
+        if topology == "two-pool":
+            command = gunicorn(app_port)
+            ai = None
+        else:
+            # Same cores, same threads: 2 processes each, the AI service with the AI and stream threads.
+            env["GUNICORN_WORKERS"] = "4"  # the database budget counts every process of both services
+            threads = int(os.environ.get("GUNICORN_THREADS", 32))
+            ai_threads = run_threads("GUNICORN_AI_THREADS", 128) + run_threads("GUNICORN_STREAM_THREADS", 32)
+            command = (
+                f"{gunicorn(app_port, '-k', 'gthread', '-w', '2', '--threads', str(threads))} & "
+                f"{gunicorn(ai_port, '-k', 'gthread', '-w', '2', '--threads', str(ai_threads))} & wait"
+            )
+            ai = ai_port
+        with (
+            run.process(["sh", "-c", command], env, app_port, "/api/v1/health/") as server,
+            nginx(work, site(nginx_port, app_port, ai), nginx_port),
+        ):
+            if ai is not None:
+                run.wait_for(ai_port, "/api/v1/health/")
+            time.sleep(1)
+            if figures == "burst":
+                rows += run.measure_burst(nginx_port, data, server.pid, ARGS)
+                rows += run.measure_burst(nginx_port, data, server.pid, ARGS, per_student=5)
+            else:
+                rows += run.measure_streams(nginx_port, data, server.pid)
+    return [(f"{topology}: {a}", b, c, d) for a, b, c, d in rows]
+
+
+def run_threads(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+ARGS = argparse.Namespace(workers=None, threads=None, ai_threads=None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(run.BASE_DIR / "bench" / "results" / "serving_topology.md"))
+    args = parser.parse_args()
+    stubs = {"slow": run.free_port(), "words": run.free_port()}
+    env = run.base_env()
+    with tempfile.TemporaryDirectory() as tmp:
+        print("Loading data...", flush=True)
+        data = run.prepare_database(env, f"{tmp}/data.json")
+        stub = [run.PYTHON, "manage.py", "aicore_stub", "--quiet", "--port"]
+        rows: list[tuple[str, str, str, str]] = []
+        with (
+            run.process([*stub, str(stubs["slow"]), "--delay", str(run.AI_LATENCY)], env, stubs["slow"],
+                        "/api/v1/health"),
+            run.process([*stub, str(stubs["words"]), "--chunk-delay", str(run.CHUNK_DELAY)], env,
+                        stubs["words"], "/api/v1/health"),
+        ):  # fmt: skip
+            for topology in ("two-pool", "two-services", "two-pool", "two-services"):
+                print(f"Measuring {topology}...", flush=True)
+                work = Path(tmp) / f"nginx-{len(rows)}"
+                work.mkdir()
+                rows += measure(topology, data, stubs, work)
+    table = "\n".join(
+        ["| figure | measured | ratio | target |", "|---|---|---|---|"]
+        + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    )
+    print(table)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
