@@ -32,9 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-AI_ROUTE = (
-    r"~^(POST:/api/v1/chats/[0-9]{1,18}/(messages|reply|regenerate)/|GET:/api/v1/chats/[0-9]{1,18}/stream/)$"
-)
+# Quoted: nginx reads an unquoted `{` as the start of a block.
+AI_ROUTE = '"~^(POST:/api/v1/chats/[0-9]+/(messages|reply|regenerate)/|GET:/api/v1/chats/[0-9]+/stream/)$"'
 
 MAIN_CONF = """
 worker_processes 1;
