@@ -38,6 +38,9 @@ class PublicView(APIView):
 
 
 class RegisterView(PublicView):
+    # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+    summaries = {"post": "Register a student"}
+
     @extend_schema(
         tags=["auth"],
         request=RegisterSerializer,
@@ -52,6 +55,9 @@ class RegisterView(PublicView):
 
 
 class LoginView(PublicView):
+    # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+    summaries = {"post": "Log in (get a token pair)"}
+
     throttle_classes = [AnonRateThrottle]
 
     @extend_schema(
@@ -86,6 +92,9 @@ class LoginView(PublicView):
 
 
 class RefreshView(PublicView):
+    # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+    summaries = {"post": "Rotate the refresh token"}
+
     @extend_schema(
         tags=["auth"],
         request=RefreshTokenSerializer,
@@ -110,6 +119,10 @@ class RefreshView(PublicView):
 class LogoutView(PublicView):
     """Blacklists the refresh token. The token itself is the credential."""
 
+    summaries = {
+        "post": "Log out (revoke a refresh token)"
+    }  # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+
     @extend_schema(
         tags=["auth"],
         request=RefreshTokenSerializer,
@@ -129,6 +142,12 @@ class LogoutView(PublicView):
 
 
 class MeView(APIView):
+    # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+    summaries = {
+        "get": "Get my profile",
+        "patch": "Update my profile",
+    }
+
     @extend_schema(tags=["auth"], responses={200: ProfileSerializer, 401: UNAUTHORIZED})
     def get(self, request: Request) -> Response:
         return Response(ProfileSerializer(request.user).data)
@@ -146,6 +165,9 @@ class MeView(APIView):
 
 
 class ChangePasswordView(APIView):
+    # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+    summaries = {"post": "Change my password"}
+
     @extend_schema(
         tags=["auth"],
         request=ChangePasswordSerializer,
@@ -169,6 +191,13 @@ _PREFERENCES_RESPONSES = {200: OpenApiTypes.OBJECT, 400: VALIDATION_ERROR, 401: 
 
 class PreferencesView(APIView):
     """The user's preferences: a free-form JSON object of at most 16 KiB."""
+
+    # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+    summaries = {
+        "get": "Get my preferences",
+        "put": "Replace my preferences",
+        "patch": "Merge into my preferences",
+    }
 
     @extend_schema(tags=["auth"], responses=_PREFERENCES_RESPONSES)
     def get(self, request: Request) -> Response:

@@ -40,6 +40,23 @@ class ChatViewSet(
 ):
     """The user's own chats. Another user's chat answers 404 everywhere."""
 
+    # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+    summaries = {
+        "list": "List my chats",
+        "create": "Start a chat",
+        "retrieve": "Get a chat",
+        "partial_update": "Rename a chat",
+        "destroy": "Delete a chat",
+        "messages:GET": "Page through a chat's messages",
+        "messages:POST": "Send a message and get the tutor's reply",
+        "messages:DELETE": "Clear a chat's history",
+        "reply": "Retry the reply to a user message",
+        "regenerate": "Ask again for the last reply (a new variant)",
+        "variants": "List a reply's variants",
+        "select": "Choose which variant of a reply the chat keeps",
+        "stream": "Re-attach to the reply being generated",
+    }
+
     serializer_class = ChatSerializer
     filter_backends: list = []
     extra_query_params = {"list": {"tutor"}, "messages": {"limit", "before_id"}, "stream": {"last_event_id"}}

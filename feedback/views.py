@@ -63,6 +63,15 @@ class FeedbackViewSet(
 ):
     """The user's own feedback."""
 
+    # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+    summaries = {
+        "list": "List my feedback",
+        "create": "Rate a reply",
+        "retrieve": "Get a feedback item",
+        "destroy": "Delete a feedback item",
+        "revoke_consent": "Withdraw my consent to training",
+    }
+
     serializer_class = FeedbackSerializer
     filter_backends: list = []
 
@@ -119,6 +128,12 @@ _ML_ERRORS = {401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND, 429: THROTTLED}
 class MLFeedbackViewSet(mixins.ListModelMixin, GenericViewSet):
     """The ML team's feedback queue (the `ML team` group and superusers)."""
 
+    # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+    summaries = {
+        "list": "List feedback for training (ML team)",
+        "mark_processed": "Mark feedback processed (ML team)",
+    }
+
     permission_classes = [IsMLTeam]
     serializer_class = MLFeedbackSerializer
     filterset_class = MLFeedbackFilter
@@ -141,6 +156,10 @@ class MLFeedbackViewSet(mixins.ListModelMixin, GenericViewSet):
 
 
 class ConsentRevocationsView(APIView):
+    summaries = {
+        "get": "List withdrawn feedback to purge (ML team)"
+    }  # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+
     permission_classes = [IsMLTeam]
     extra_query_params = {None: {"since"}}
 
@@ -167,6 +186,10 @@ class ConsentRevocationsView(APIView):
 
 class MLTutorViewSet(GenericViewSet):
     """Tutors as the ML team and staff see them: version history with statistics."""
+
+    summaries = {
+        "versions": "A tutor's versions with their statistics (ML team, staff)"
+    }  # OpenAPI summaries (tutor_platform.schema.AutoSchema)
 
     permission_classes = [CanViewTutors]
     pagination_class = None
@@ -218,6 +241,10 @@ class PairList:
     ),
 )
 class PreferencePairViewSet(GenericViewSet):
+    summaries = {
+        "list": "List preference pairs for training (ML team)"
+    }  # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+
     permission_classes = [IsMLTeam]
     serializer_class = PreferencePairSerializer
     filter_backends: list = []

@@ -18,6 +18,8 @@ from .export import ExportDocumentSerializer, export_document
 # `/auth/me/`: the profile (accounts.views.MeView), and erasing the account.
 # (No docstring: the schema would show it as the profile's description.)
 class AccountView(MeView):
+    summaries = {**MeView.summaries, "delete": "Erase my account"}
+
     @extend_schema(
         tags=["auth"],
         request=EraseAccountSerializer,
@@ -47,6 +49,9 @@ class AccountView(MeView):
 
 
 class ExportView(APIView):
+    # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+    summaries = {"get": "Download all my data"}
+
     throttle_classes = [UserRateThrottle, ExportRateThrottle]
 
     @extend_schema(

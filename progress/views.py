@@ -33,6 +33,14 @@ _ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
 class ProgressViewSet(mixins.ListModelMixin, GenericViewSet):
     """The user's study minutes per tutor, addressed by tutor id."""
 
+    # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+    summaries = {
+        "list": "List my study progress",
+        "retrieve": "Get my progress with a tutor",
+        "update": "Set my minutes with a tutor",
+        "add": "Add minutes with a tutor",
+    }
+
     serializer_class = ProgressSerializer
     filter_backends: list = []
     lookup_url_kwarg = "tutor_id"

@@ -49,6 +49,9 @@ class HealthView(APIView):
     """Liveness for load balancers: 503 only when the database is unreachable
     (AI-Core or the cache being down degrades the service, it does not stop it)."""
 
+    # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+    summaries = {"get": "Health check"}
+
     permission_classes = [permissions.AllowAny]
     authentication_classes = []
     throttle_classes = []

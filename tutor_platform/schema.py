@@ -1,5 +1,6 @@
 """Reusable OpenAPI pieces: the error bodies every endpoint may answer."""
 
+from drf_spectacular import openapi
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
@@ -104,53 +105,20 @@ EXAMPLES = {
     "attachments": [{"type": "image", "url": "https://example.com/homework.png"}],
 }
 
-SUMMARIES = {
-    "auth_register_create": "Register a student",
-    "auth_login_create": "Log in (get a token pair)",
-    "auth_refresh_create": "Rotate the refresh token",
-    "auth_logout_create": "Log out (revoke a refresh token)",
-    "auth_me_retrieve": "Get my profile",
-    "auth_me_partial_update": "Update my profile",
-    "auth_me_destroy": "Erase my account",
-    "auth_me_export_retrieve": "Download all my data",
-    "auth_me_usage_retrieve": "Get my usage and quota for today",
-    "auth_change_password_create": "Change my password",
-    "auth_me_preferences_retrieve": "Get my preferences",
-    "auth_me_preferences_update": "Replace my preferences",
-    "auth_me_preferences_partial_update": "Merge into my preferences",
-    "courses_list": "List active courses",
-    "courses_retrieve": "Get a course",
-    "tutors_list": "List active tutors",
-    "tutors_retrieve": "Get a tutor",
-    "chats_list": "List my chats",
-    "chats_create": "Start a chat",
-    "chats_retrieve": "Get a chat",
-    "chats_partial_update": "Rename a chat",
-    "chats_destroy": "Delete a chat",
-    "chats_messages_retrieve": "Page through a chat's messages",
-    "chats_messages_create": "Send a message and get the tutor's reply",
-    "chats_messages_destroy": "Clear a chat's history",
-    "chats_reply_create": "Retry the reply to a user message",
-    "chats_regenerate_create": "Ask again for the last reply (a new variant)",
-    "chats_messages_variants_list": "List a reply's variants",
-    "chats_messages_select_create": "Choose which variant of a reply the chat keeps",
-    "chats_stream_retrieve": "Re-attach to the reply being generated",
-    "feedback_list": "List my feedback",
-    "feedback_create": "Rate a reply",
-    "feedback_retrieve": "Get a feedback item",
-    "feedback_destroy": "Delete a feedback item",
-    "feedback_revoke_consent_create": "Withdraw my consent to training",
-    "ml_consent_revocations_retrieve": "List withdrawn feedback to purge (ML team)",
-    "ml_feedback_list": "List feedback for training (ML team)",
-    "ml_feedback_mark_processed_create": "Mark feedback processed (ML team)",
-    "ml_preference_pairs_list": "List preference pairs for training (ML team)",
-    "ml_tutors_versions_list": "A tutor's versions with their statistics (ML team, staff)",
-    "progress_list": "List my study progress",
-    "progress_retrieve": "Get my progress with a tutor",
-    "progress_update": "Set my minutes with a tutor",
-    "progress_add_create": "Add minutes with a tutor",
-    "health_retrieve": "Health check",
-}
+
+class AutoSchema(openapi.AutoSchema):
+    """drf-spectacular's, with each operation's summary from its view's
+    `summaries`: keyed by the viewset action (`list`, `reply`), by
+    `action:METHOD` for an action with several methods (`messages:POST`), or
+    by the method for a plain view (`get`)."""
+
+    def get_summary(self) -> str | None:
+        summaries = getattr(self.view, "summaries", {})
+        action = getattr(self.view, "action", None)
+        for key in (f"{action}:{self.method}", action, self.method.lower()):
+            if key in summaries:
+                return summaries[key]
+        return super().get_summary()
 
 
 # Request bodies of DELETE operations, which drf-spectacular never renders
@@ -172,21 +140,27 @@ DELETE_BODIES = {
 ENUMS_WITH_BLANK = ("QuickReactionEnum",)
 
 
-def add_common_error_responses(result: dict, generator, request, public: bool) -> dict:
-    """drf-spectacular postprocessing hook: what holds for every operation.
+def _operations(result: dict):
+    for path, path_item in result.get("paths", {}).items():
+        for operation in path_item.values():
+            yield path, operation
 
-    - Every operation may fail with 406 (an `Accept` header that excludes
-      JSON), 414 (a request line over nginx's limit), 500 and 503
-      (database), every throttled one (all but health) with 429, one with a
-      body also with 413 (too large) and 415 (not JSON).
-    - DELETE operations that need a body have it (DELETE_BODIES).
-    - An enum with an empty value lists it (ENUMS_WITH_BLANK).
-    - Each error `code` has its component.
-    - Path ids are integers, as the routes accept them.
-    - Response fields are always present: every property of a response
-      component is required, except the ones marked STAFF_ONLY.
-    - Every operation has a short summary; request fields have realistic examples.
-    """
+
+def delete_bodies(result: dict, generator, request, public: bool) -> dict:
+    """DELETE operations that need a body have it (DELETE_BODIES). Before
+    `common_error_responses`, which gives an operation with a body 413 and 415."""
+    for _path, operation in _operations(result):
+        if operation["operationId"] in DELETE_BODIES:
+            body = DELETE_BODIES[operation["operationId"]]
+            operation["requestBody"] = {"content": {"application/json": {"schema": body}}, "required": True}
+    return result
+
+
+def common_error_responses(result: dict, generator, request, public: bool) -> dict:
+    """Every operation may fail with 406 (an `Accept` header that excludes
+    JSON), 414 (a request line over nginx's limit), 500 and 503 (database),
+    every throttled one (all but health) with 429, one with a body also with
+    413 (too large) and 415 (not JSON)."""
     common = {
         "406": error("The `Accept` header excludes `application/json`.", "not_acceptable"),
         "413": error(
@@ -199,31 +173,34 @@ def add_common_error_responses(result: dict, generator, request, public: bool) -
         "500": error("Unexpected server error; no details are disclosed.", "server_error"),
         "503": error("The database is unreachable or busy; see `Retry-After`.", "database_unavailable"),
     }
-    for path, path_item in result.get("paths", {}).items():
-        for operation in path_item.values():
-            if operation["operationId"] in DELETE_BODIES:
-                body = DELETE_BODIES[operation["operationId"]]
-                operation["requestBody"] = {
-                    "content": {"application/json": {"schema": body}},
-                    "required": True,
-                }
-            responses = operation.setdefault("responses", {})
-            for status, response in common.items():
-                if status in ("413", "415") and "requestBody" not in operation:
-                    continue
-                if status == "429" and path.endswith("/health/"):
-                    continue
-                responses.setdefault(
-                    status,
-                    {
-                        "description": response.description,
-                        "content": {"application/json": {"schema": response.response}},
-                    },
-                )
-            for parameter in operation.get("parameters", []):
-                if parameter.get("in") == "path" and parameter["schema"].get("pattern"):
-                    parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": MAX_PATH_ID}
-            operation["summary"] = SUMMARIES[operation["operationId"]]
+    for path, operation in _operations(result):
+        responses = operation.setdefault("responses", {})
+        for status, response in common.items():
+            if status in ("413", "415") and "requestBody" not in operation:
+                continue
+            if status == "429" and path.endswith("/health/"):
+                continue
+            responses.setdefault(
+                status,
+                {
+                    "description": response.description,
+                    "content": {"application/json": {"schema": response.response}},
+                },
+            )
+    return result
+
+
+def integer_path_ids(result: dict, generator, request, public: bool) -> dict:
+    """Path ids are integers, as the routes accept them."""
+    for _path, operation in _operations(result):
+        for parameter in operation.get("parameters", []):
+            if parameter.get("in") == "path" and parameter["schema"].get("pattern"):
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": MAX_PATH_ID}
+    return result
+
+
+def error_components(result: dict, generator, request, public: bool) -> dict:
+    """Each error `code` the operations name has its component `<Code>Error`."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     for code in sorted(ERROR_CODES):
         schemas[_ref(code)["$ref"].rsplit("/", 1)[1]] = {
@@ -234,19 +211,37 @@ def add_common_error_responses(result: dict, generator, request, public: bool) -
                 **ERROR_FIELDS.get(code, {}),
             },
         }
+    return result
+
+
+def enums_with_blank(result: dict, generator, request, public: bool) -> dict:
+    """An enum with an empty value lists it (ENUMS_WITH_BLANK)."""
+    schemas = result["components"]["schemas"]
     for name in ENUMS_WITH_BLANK:
         schemas[name]["enum"] = ["", *schemas[name]["enum"]]
-    for component in schemas.values():
+    return result
+
+
+def examples(result: dict, generator, request, public: bool) -> dict:
+    """Request fields have realistic examples (EXAMPLES), and big integers a
+    small one (not the maximum, which JavaScript rounds)."""
+    for component in result["components"]["schemas"].values():
         for name, field in component.get("properties", {}).items():
             if name in EXAMPLES and "$ref" not in field and "readOnly" not in field:
                 field.setdefault("example", EXAMPLES[name])
             elif field.get("type") == "integer" and field.get("maximum", 0) > 2**53:
-                field.setdefault("example", 1)  # not the maximum, which JavaScript rounds
-    for name, component in schemas.items():
+                field.setdefault("example", 1)
+    return result
+
+
+def responses_always_present(result: dict, generator, request, public: bool) -> dict:
+    """Every property of a response component is required, except the ones
+    marked STAFF_ONLY or SOMETIMES_ABSENT."""
+    for name, component in result["components"]["schemas"].items():
         if not name.endswith("Request") and component.get("type") == "object" and "properties" in component:
             component["required"] = sorted(
-                name
-                for name, field in component["properties"].items()
+                field_name
+                for field_name, field in component["properties"].items()
                 if not field.get("description", "").startswith((STAFF_ONLY, SOMETIMES_ABSENT))
             )
     return result

@@ -361,7 +361,7 @@ REST_FRAMEWORK = {
     # The client address for throttling is the one the last NUM_PROXIES
     # trusted proxies saw; 0 (no proxy) ignores X-Forwarded-For entirely.
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "tutor_platform.schema.AutoSchema",
     "EXCEPTION_HANDLER": "tutor_platform.exceptions.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -411,9 +411,17 @@ SPECTACULAR_SETTINGS = {
     "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,
     # operationIds without the version prefix: `chats_messages_create`.
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    # One job each (tutor_platform/schema.py); delete_bodies before
+    # common_error_responses, which gives operations with a body 413 and 415.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "tutor_platform.schema.add_common_error_responses",
+        "tutor_platform.schema.delete_bodies",
+        "tutor_platform.schema.common_error_responses",
+        "tutor_platform.schema.integer_path_ids",
+        "tutor_platform.schema.error_components",
+        "tutor_platform.schema.enums_with_blank",
+        "tutor_platform.schema.examples",
+        "tutor_platform.schema.responses_always_present",
     ],
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "chats.models.Message.Role",

@@ -51,6 +51,12 @@ class CachedCatalogueMixin:
 class CourseViewSet(CachedCatalogueMixin, ReadOnlyModelViewSet):
     """Active courses. Readable without a token."""
 
+    # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+    summaries = {
+        "list": "List active courses",
+        "retrieve": "Get a course",
+    }
+
     permission_classes = [permissions.AllowAny]
     serializer_class = CourseSerializer
 
@@ -71,6 +77,12 @@ class CourseViewSet(CachedCatalogueMixin, ReadOnlyModelViewSet):
 class TutorViewSet(CachedCatalogueMixin, ReadOnlyModelViewSet):
     """Active tutors. Readable without a token; staff also see the internal fields
     (`system_prompt`, `model_id`, `knowledge_base_id`)."""
+
+    # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+    summaries = {
+        "list": "List active tutors",
+        "retrieve": "Get a tutor",
+    }
 
     permission_classes = [permissions.AllowAny]
     filter_backends = [

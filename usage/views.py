@@ -10,6 +10,10 @@ from .serializers import UsageSerializer
 
 
 class UsageView(APIView):
+    summaries = {
+        "get": "Get my usage and quota for today"
+    }  # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+
     @extend_schema(tags=["auth"], responses={200: UsageSerializer, 401: UNAUTHORIZED})
     def get(self, request: Request) -> Response:
         return Response(UsageSerializer(usage.usage_today(request.user)).data)
