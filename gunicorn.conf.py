@@ -27,8 +27,8 @@ threads = int(os.environ.get("GUNICORN_THREADS", 32))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 200))
 graceful_timeout = 30
 keepalive = 5
-# No recycling by default: memory stays flat under load (bench/: ~200 MiB
-# per process), and recycling a worker every few thousand requests cut in on
+# No recycling by default: memory stays flat under load (bench/run.py
+# reports gunicorn's RSS after each load), and recycling a worker every few thousand requests cut in on
 # sends still waiting on AI-Core (graceful_timeout is shorter than a send).
 # Set GUNICORN_MAX_REQUESTS to bound a leak, should one appear.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 0))

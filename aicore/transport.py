@@ -8,8 +8,8 @@ read is blocked on it returns at once and the call fails. The session's
 connections tell the deadline which socket that is.
 
 One thread per process keeps every call's deadline (`_Watchdog`): a
-`threading.Timer` per call cost a thread start and stop (0.1 ms of CPU,
-0.3 ms of wall time) on every send, and a thread more per open stream.
+`threading.Timer` per call cost a thread start and stop on every send, and
+a thread more per open stream (docs/decisions/2026-12-05-figures-from-comments.md).
 """
 
 import contextlib
@@ -141,8 +141,9 @@ class _Adapter(HTTPAdapter):
 def new_session(pool_size: int, url: str) -> requests.Session:
     session = requests.Session()
     # requests reads the proxy and CA-bundle variables of the environment
-    # on every call (0.2 ms of CPU, a scan of os.environ); requests reads
-    # them here once instead, for `url`. A .netrc is never used: AI-Core's
+    # on every call (a scan of os.environ, see
+    # docs/decisions/2026-12-05-figures-from-comments.md); here they are
+    # read once instead, for `url`. A .netrc is never used: AI-Core's
     # credential is AI_CORE_API_KEY.
     environment = session.merge_environment_settings(url, {}, None, None, None)
     session.proxies, session.verify = environment["proxies"], environment["verify"]

@@ -20,8 +20,9 @@ MAX_DB_ID = 2**63 - 1
 
 # The direct to_representation paths below convert with unbound, shared
 # fields (the declared ones, and this one for datetimes) rather than
-# `self.fields`: those are deep copies made per serializer instance, 0.1 ms
-# and up each time. Converting to JSON keeps no state in a field.
+# `self.fields`: those are deep copies made per serializer instance, each
+# time (docs/decisions/2026-12-05-figures-from-comments.md). Converting to
+# JSON keeps no state in a field.
 DATETIME = serializers.DateTimeField()
 
 

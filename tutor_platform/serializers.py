@@ -1,8 +1,9 @@
 """The project's base ModelSerializer.
 
 DRF's ModelSerializer works out its fields from the model (field mapping,
-extra kwargs, uniqueness) every time it is instantiated: about 0.45 ms of
-CPU for a response such as GET /auth/me/. Nothing in that work depends on
+extra kwargs, uniqueness) every time it is instantiated, a large share of
+the CPU of a response such as GET /auth/me/ (see
+docs/decisions/2026-12-05-figures-from-comments.md). Nothing in that work depends on
 the instance, the data or the context, so here it is done once per class
 and every serializer gets its own deep copy, the same way DRF copies the
 declared fields. A serializer whose fields depend on the request must not

@@ -7,11 +7,12 @@ One entry per chat: the user message being answered, the text so far, and,
 for a minute after the end, how it ended. Losing the cache loses only this.
 
 The text so far is written at most every PUBLISH_SECONDS while a reply
-streams (`Publisher`): a write costs 0.13-0.24 ms of CPU, 70 % of what
-relaying a streamed word costs when made for every word, and what it is
-for is rare (a client re-attaching after a disconnect, which then gets
-text at most that much older than the stream's, never less of it: the end
-is always written).
+streams (`Publisher`): written for every word, the writes cost most of
+what relaying the word does (see
+docs/decisions/2026-12-05-figures-from-comments.md), and what they are for
+is rare (a client re-attaching after a disconnect, which then gets text at
+most that much older than the stream's, never less of it: the end is
+always written).
 """
 
 import contextlib

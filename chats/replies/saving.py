@@ -46,7 +46,7 @@ def _touch_chat(
     chat's row (clearing, deleting and selecting take that lock first).
 
     Written out in SQL: the ORM's compiling of this UPDATE cost more CPU
-    than the statement (docs/decisions/2026-12-05-one-reply-flow.md)."""
+    than the statement (docs/decisions/2026-12-05-figures-from-comments.md)."""
     moment = connection.ops.adapt_datetimefield_value(at)
     changes = ["last_message_at = CASE WHEN last_message_at IS NULL OR last_message_at < %s THEN %s "
                "ELSE last_message_at END"]  # fmt: skip
