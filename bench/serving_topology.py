@@ -9,7 +9,9 @@ Both behind deploy/nginx.conf as shipped, on the same machine, in one run:
 - `two-services`: two gunicorn services from the same code with the stock
   gthread worker, one for the requests that wait on AI-Core (sends,
   /reply/, /regenerate/, re-attached streams) and one for everything else,
-  nginx routing by method and path (the same rule as serving.pool_for).
+  nginx routing by method and path (the same rule as serving.pool_for);
+- `three-services`: the same with re-attached streams in a third service,
+  as the two-pool worker keeps them apart from the sends.
 
 Figures: the 200-send burst (wall time against AI-Core's 2 s), /tutors/
 p99 during it against idle, 1 000 sends, 400 streams. The result goes to
@@ -17,8 +19,6 @@ docs/decisions (the serving note).
 """
 
 import argparse
-import os
-import re
 import shutil
 import subprocess
 import sys
@@ -32,8 +32,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-# Quoted: nginx reads an unquoted `{` as the start of a block.
-AI_ROUTE = '"~^(POST:/api/v1/chats/[0-9]+/(messages|reply|regenerate)/|GET:/api/v1/chats/[0-9]+/stream/)$"'
+# Quoted: nginx reads an unquoted `{` as the start of a block. The same rule as serving.pool_for.
+ROUTES = {
+    "ai": '"~^POST:/api/v1/chats/[0-9]+/(messages|reply|regenerate)/$"',
+    "stream": '"~^GET:/api/v1/chats/[0-9]+/stream/$"',
+}
+# Per topology: the services behind nginx, each (name, threads); `app` gets
+# every request no route names. GUNICORN_* as shipped: 32, 128 and 32.
+TOPOLOGIES = {
+    "two-pool": None,  # one gunicorn, the TwoPoolWorker: nginx sends it everything
+    "two-services": (("app", 32), ("ai", 128 + 32)),  # followers share the sends' service
+    "three-services": (("app", 32), ("ai", 128), ("stream", 32)),  # followers apart (issue 24, item 1)
+}
 
 MAIN_CONF = """
 worker_processes 1;
@@ -52,22 +62,22 @@ http {{
 """
 
 
-def site(nginx_port: int, app_port: int, ai_port: int | None) -> str:
-    """deploy/nginx.conf as shipped; with `ai_port`, a second upstream that
-    gets the requests waiting on AI-Core."""
+def site(nginx_port: int, ports: dict[str, int]) -> str:
+    """deploy/nginx.conf as shipped, with an upstream per service (`app` is
+    the shipped one) and a map from method and path to the service."""
     conf = (run.BASE_DIR / "deploy" / "nginx.conf").read_text()
     conf = conf.replace("listen 80;", f"listen 127.0.0.1:{nginx_port};")
-    conf = conf.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{app_port};")
-    if ai_port is None:
+    conf = conf.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{ports['app']};")
+    if len(ports) == 1:
         return conf
-    conf = re.sub(
-        r"upstream tutor_platform_app \{",
-        f"upstream tutor_platform_ai {{\n    server 127.0.0.1:{ai_port};\n    keepalive 16;\n}}\n"
-        f'map "$request_method:$uri" $tutor_platform_pool {{\n    {AI_ROUTE} ai;\n    default app;\n}}\n'
-        "upstream tutor_platform_app {",
-        conf,
-        count=1,
+    extra = "".join(
+        f"upstream tutor_platform_{name} {{\n    server 127.0.0.1:{port};\n    keepalive 16;\n}}\n"
+        for name, port in ports.items()
+        if name != "app"
     )
+    routes = "".join(f"    {ROUTES[name]} {name};\n" for name in ports if name != "app")
+    extra += f'map "$request_method:$uri" $tutor_platform_pool {{\n{routes}    default app;\n}}\n'
+    conf = conf.replace("upstream tutor_platform_app {", extra + "upstream tutor_platform_app {", 1)
     return conf.replace(
         "proxy_pass http://tutor_platform_app;", "proxy_pass http://tutor_platform_$tutor_platform_pool;"
     )
@@ -94,29 +104,30 @@ def gunicorn(port: int, *extra: str) -> str:
 
 
 def measure(topology: str, data: dict, stubs: dict[str, int], work: Path) -> list[tuple[str, str, str, str]]:
-    app_port, ai_port, nginx_port = run.free_port(), run.free_port(), run.free_port()
+    services = TOPOLOGIES[topology] or (("app", 0),)
+    ports = {name: run.free_port() for name, _threads in services}
+    nginx_port = run.free_port()
     rows: list[tuple[str, str, str, str]] = []
     for stub, figures in (("slow", "burst"), ("words", "streams")):
         env = run.base_env(AI_CORE_URL=f"http://127.0.0.1:{stubs[stub]}")
-        if topology == "two-pool":
-            command = gunicorn(app_port)
-            ai = None
+        if TOPOLOGIES[topology] is None:
+            command = gunicorn(ports["app"])
         else:
-            # Same cores, same threads: 2 processes each, the AI service with the AI and stream threads.
-            env["GUNICORN_WORKERS"] = "4"  # the database budget counts every process of both services
-            threads = int(os.environ.get("GUNICORN_THREADS", 32))
-            ai_threads = run_threads("GUNICORN_AI_THREADS", 128) + run_threads("GUNICORN_STREAM_THREADS", 32)
+            # 2 processes per service (the cores); the database budget counts them all.
+            env["GUNICORN_WORKERS"] = str(2 * len(services))
             command = (
-                f"{gunicorn(app_port, '-k', 'gthread', '-w', '2', '--threads', str(threads))} & "
-                f"{gunicorn(ai_port, '-k', 'gthread', '-w', '2', '--threads', str(ai_threads))} & wait"
+                " & ".join(
+                    gunicorn(ports[name], "-k", "gthread", "-w", "2", "--threads", str(threads))
+                    for name, threads in services
+                )
+                + " & wait"
             )
-            ai = ai_port
         with (
-            run.process(["sh", "-c", command], env, app_port, "/api/v1/health/") as server,
-            nginx(work, site(nginx_port, app_port, ai), nginx_port),
+            run.process(["sh", "-c", command], env, ports["app"], "/api/v1/health/") as server,
+            nginx(work, site(nginx_port, ports), nginx_port),
         ):
-            if ai is not None:
-                run.wait_for(ai_port, "/api/v1/health/")
+            for port in ports.values():
+                run.wait_for(port, "/api/v1/health/")
             time.sleep(1)
             if figures == "burst":
                 rows += run.measure_burst(nginx_port, data, server.pid, ARGS)
@@ -126,16 +137,14 @@ def measure(topology: str, data: dict, stubs: dict[str, int], work: Path) -> lis
     return [(f"{topology}: {a}", b, c, d) for a, b, c, d in rows]
 
 
-def run_threads(name: str, default: int) -> int:
-    return int(os.environ.get(name) or default)
-
-
 ARGS = argparse.Namespace(workers=None, threads=None, ai_threads=None)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(run.BASE_DIR / "bench" / "results" / "serving_topology.md"))
+    parser.add_argument("--topologies", nargs="+", default=["two-pool", "two-services", "three-services"])
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     stubs = {"slow": run.free_port(), "words": run.free_port()}
     env = run.base_env()
@@ -150,7 +159,7 @@ def main() -> None:
             run.process([*stub, str(stubs["words"]), "--chunk-delay", str(run.CHUNK_DELAY)], env,
                         stubs["words"], "/api/v1/health"),
         ):  # fmt: skip
-            for topology in ("two-pool", "two-services", "two-pool", "two-services"):
+            for topology in args.topologies * args.rounds:
                 print(f"Measuring {topology}...", flush=True)
                 work = Path(tmp) / f"nginx-{len(rows)}"
                 work.mkdir()
