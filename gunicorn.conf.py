@@ -20,7 +20,7 @@ workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 # gthread, with requests that wait on AI-Core (sends, /reply/, /regenerate/,
 # re-attached streams) in a pool of their own, GUNICORN_AI_THREADS (128)
 # threads per process: a burst of waiting students cannot take the threads
-# everyone else needs (tutor_platform/workers.py).
+# everyone else needs (tutor_platform/serving/worker.py).
 worker_class = "tutor_platform.serving.worker.TwoPoolWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", 32))
 # A send may wait AI_CORE_TIMEOUT (60 s) plus retries; leave room for it.

@@ -13,11 +13,12 @@ from typing import Any
 
 from aicore.client import get_client, request_body
 from chats.models import Chat, Message
-from chats.replies.errors import TutorUnavailable
 from chats.selectors import history_for
 from tutor_platform.connections import release_db_connection
 from tutor_platform.serving import cpu_gate
 from tutoring.models import TutorVersion
+
+from .errors import TutorUnavailable
 
 logger = logging.getLogger(__name__)
 

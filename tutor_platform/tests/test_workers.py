@@ -1,5 +1,5 @@
 """Issue 17: requests that wait on AI-Core have a thread pool of their own
-(tutor_platform/workers.py), so waiting students cannot take the threads
+(tutor_platform/serving/worker.py), so waiting students cannot take the threads
 everyone else needs."""
 
 import json
