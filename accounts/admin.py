@@ -20,7 +20,8 @@ class UserCreateForm(UserCreationForm):
         initial=Role.STUDENT,
         help_text=(
             "What this person may do. Content editors maintain courses, tutors and prompts; "
-            "the ML team triages feedback (admin and /api/v1/ml/); superusers manage everything, users too."
+            "the ML team triages feedback (admin and /api/v1/ml/); safety reviewers work the safety "
+            "review queue and its term lists; superusers manage everything, users too."
         ),
     )
 

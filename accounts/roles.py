@@ -4,6 +4,7 @@ from django.db import models
 
 CONTENT_EDITORS = "Content editors"
 ML_TEAM = "ML team"
+SAFETY_REVIEWERS = "Safety reviewers"
 
 
 class Role(models.TextChoices):
@@ -12,10 +13,15 @@ class Role(models.TextChoices):
     STUDENT = "student", "Student (no admin access)"
     CONTENT_EDITOR = "content_editor", "Content editor: courses, tutors and prompts"
     ML_TEAM = "ml_team", "ML team: feedback triage and the ML API"
+    SAFETY_REVIEWER = "safety_reviewer", "Safety reviewer: the review queue and the term lists"
     SUPERUSER = "superuser", "Superuser: everything, including users"
 
 
-ROLE_GROUPS = {Role.CONTENT_EDITOR: CONTENT_EDITORS, Role.ML_TEAM: ML_TEAM}
+ROLE_GROUPS = {
+    Role.CONTENT_EDITOR: CONTENT_EDITORS,
+    Role.ML_TEAM: ML_TEAM,
+    Role.SAFETY_REVIEWER: SAFETY_REVIEWERS,
+}
 
 ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
     CONTENT_EDITORS: {
@@ -28,6 +34,15 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         # In the admin only `processed` is editable (FeedbackAdmin).
         "feedback.feedback": ["view", "change"],
         "tutoring.tutor": ["view"],
+        "chats.chat": ["view"],
+        "chats.message": ["view"],
+    },
+    SAFETY_REVIEWERS: {
+        # In the admin only the review is editable (safety.admin.FlagAdmin); nothing is deleted.
+        "safety.flag": ["view", "change"],
+        "safety.term": ["add", "change", "delete", "view"],
+        "safety.policy": ["change", "view"],
+        "usage.usagedashboard": ["view"],
         "chats.chat": ["view"],
         "chats.message": ["view"],
     },

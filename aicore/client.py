@@ -53,6 +53,7 @@ def parse_generation(body: Any) -> Generation:
 
 def request_body(
     *,
+    student: str | None,
     chat_id: int | None,
     tutor_id: int | None,
     version_number: int | None,
@@ -62,8 +63,10 @@ def request_body(
     attachments: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """The contract's generate body. `content` has the tutor's system_prompt,
-    model_id and knowledge_base_id (a tutor version, or an unsaved draft)."""
+    model_id and knowledge_base_id (a tutor version, or an unsaved draft);
+    `student` is the pseudonymous key of who asks."""
     return {
+        "student": student,
         "chat_id": chat_id,
         "tutor_id": tutor_id,
         "tutor_version": version_number,
@@ -166,6 +169,9 @@ class AICoreClient:
             )
         try:
             generation = yield from self._generate(data, request_id, stream)
+        except GeneratorExit:  # the caller stopped reading (a withheld reply): AI-Core was answering
+            self.breaker.record_success()
+            raise
         except BaseException:
             # Whatever went wrong, including a bug: a half-open trial must end.
             self.breaker.record_failure()

@@ -41,6 +41,12 @@ class Message(models.Model):
         USER = "user", "User"
         ASSISTANT = "assistant", "Assistant"
 
+    class Moderation(models.TextChoices):
+        """Why a reply is not what AI-Core wrote (safety); empty when it is."""
+
+        SAFE_REPLY = "safe_reply", "Safe reply (AI-Core not asked)"
+        WITHHELD = "withheld", "Withheld (the generated reply was replaced)"
+
     # The (chat, id) index below serves every message query, so the FK's own
     # single-column index would be redundant.
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages", db_index=False)
@@ -69,6 +75,9 @@ class Message(models.Model):
     # not say) and how long the backend waited for it. Null on user messages.
     tokens_used = models.PositiveIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    moderation = models.CharField(
+        max_length=16, choices=Moderation.choices, blank=True, default="", db_default=""
+    )
     # Set by the send flow to the moment the chat's last_message_at records.
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

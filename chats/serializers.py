@@ -151,6 +151,13 @@ class ReplyErrorField(ReplyStatusField):
         return message.reply_error or None if failed else None
 
 
+class ModerationField(serializers.ChoiceField):
+    """A reply's `Message.Moderation`, null when it has none."""
+
+    def to_representation(self, value: str) -> str | None:
+        return value or None
+
+
 class MessageSerializer(ModelSerializer):
     chat = serializers.PrimaryKeyRelatedField(read_only=True)
     attachments = serializers.ListField(child=serializers.DictField())
@@ -175,6 +182,16 @@ class MessageSerializer(ModelSerializer):
     variant = VariantField()
     reply_status = ReplyStatusField()
     reply_error = ReplyErrorField()
+    moderation = ModerationField(
+        choices=Message.Moderation.choices,
+        read_only=True,
+        allow_null=True,
+        help_text=(
+            "On replies: `safe_reply` (the tutor's configured answer to a message that needed one; "
+            "AI-Core was not asked) or `withheld` (the generated reply was replaced by the configured "
+            "safe text). Null otherwise."
+        ),
+    )
 
     class Meta:
         model = Message
@@ -191,6 +208,7 @@ class MessageSerializer(ModelSerializer):
             "variant",
             "reply_status",
             "reply_error",
+            "moderation",
             "created_at",
         ]
         read_only_fields = fields
@@ -214,6 +232,7 @@ class MessageSerializer(ModelSerializer):
             "variant": fields["variant"].to_representation(message),
             "reply_status": fields["reply_status"].to_representation(message),
             "reply_error": fields["reply_error"].to_representation(message),
+            "moderation": message.moderation or None,
             "created_at": DATETIME.to_representation(message.created_at),
         }
 

@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "aicore",
     "usage",
     "privacy",
+    "safety",
 ]
 
 MIDDLEWARE = [
@@ -479,6 +480,33 @@ AI_CORE_API_KEY = env.str("AI_CORE_API_KEY", default="")
 AI_CORE_CIRCUIT_FAILURES = env.int("AI_CORE_CIRCUIT_FAILURES", default=5)
 AI_CORE_CIRCUIT_RESET_SECONDS = env.float("AI_CORE_CIRCUIT_RESET_SECONDS", default=30.0)
 AI_CORE_HEALTH_CACHE_SECONDS = env.int("AI_CORE_HEALTH_CACHE_SECONDS", default=10)
+
+# Safety (moderation): every student message and every reply is checked by
+# each of these (`rules`: the built-in term lists; `openai`: an
+# OpenAI-compatible /moderations endpoint; `aicore`: AI-Core's own verdict).
+MODERATION_PROVIDERS = env.list("MODERATION_PROVIDERS", default=["rules"])
+if unknown := set(MODERATION_PROVIDERS) - {"rules", "openai", "aicore"}:
+    raise ImproperlyConfigured(f"MODERATION_PROVIDERS: unknown checks {sorted(unknown)}.")
+MODERATION_URL = env.str("MODERATION_URL", default="")
+if "openai" in MODERATION_PROVIDERS and not MODERATION_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("MODERATION_PROVIDERS has `openai`: set MODERATION_URL to its http(s) base URL.")
+MODERATION_API_KEY = env.str("MODERATION_API_KEY", default="")
+MODERATION_MODEL = env.str("MODERATION_MODEL", default="omni-moderation-latest")
+MODERATION_TIMEOUT = env.float("MODERATION_TIMEOUT", default=2.0)
+# A check that fails: `flag` lets the text through and records it as
+# unchecked for review; `block` refuses it (503 moderation_unavailable).
+MODERATION_ON_ERROR = env.str("MODERATION_ON_ERROR", default="flag")
+if MODERATION_ON_ERROR not in ("flag", "block"):
+    raise ImproperlyConfigured("MODERATION_ON_ERROR must be `flag` or `block`.")
+# Who is emailed at once when a student's message or a reply is refused or
+# answered in self_harm or sexual.
+SAFETY_ALERT_EMAILS = env.list("SAFETY_ALERT_EMAILS", default=[])
+
+# Email (safety alerts): the console in development; e.g.
+# EMAIL_URL=smtp+tls://user:password@smtp.example.com:587 in production.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="tutor-platform@localhost")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 
 # ---------------------------------------------------------------------------
 # Logging: one line per record on stdout, each with the request id.

@@ -13,6 +13,7 @@ def preview_reply(
 ) -> str:
     """The reply's text. Raises `AICoreError`."""
     payload = request_body(
+        student=None,  # staff trying a version: no student asks
         chat_id=None,
         tutor_id=tutor_id,
         version_number=version_number,

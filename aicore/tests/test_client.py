@@ -12,6 +12,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 from aicore.circuit import CircuitBreaker
 from chats.models import Message
 from conftest import raw_ai_core
+from tutor_platform.pseudonyms import student_key
 
 AI_URL = "http://ai-core.test"
 GENERATE = f"{AI_URL}/api/v1/generate"
@@ -87,6 +88,7 @@ class TestRequest:
         sent = json.loads(request.body)
         user_message = Message.objects.filter(role="user").last()
         assert sent == {
+            "student": student_key(chat.user_id),
             "chat_id": chat.id,
             "tutor_id": chat.tutor.id,
             "tutor_version": 1,

@@ -78,7 +78,7 @@ class ReplyFailed(APIException):
 
     @classmethod
     def after(cls, exc: Exception, user_message: Message) -> "ReplyFailed":
-        if isinstance(exc, AICoreError):
+        if isinstance(exc, AICoreError | APIException):  # AI-Core's failure, or moderation_unavailable
             return cls(exc, user_message)
         if is_database_outage(exc):
             logger.warning("Database unavailable while replying: %s", type(exc).__name__)

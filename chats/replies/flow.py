@@ -5,14 +5,17 @@
 1. idempotency claim: a repeat of a finished request gets its first
    success again, even where the checks below would now refuse;
 2. checks: which user message is answered, and whether it may be;
-3. quota: one reply reserved (given back when none is saved);
-4. the user message: saved (a send) and bound to the claim;
-5. the call, the reply saved and counted, the live state (`_reply`);
-6. delivery: JSON or server-sent events, the same outcome either way; a
+3. safety, on the way in: a send's message checked (moderation.inbound);
+   refused, or answered with the category's safe text, AI-Core not asked;
+4. quota: one reply reserved (given back when none is saved);
+5. the user message: saved (a send) and bound to the claim;
+6. the call, checked on the way out (moderation.outbound), the reply
+   saved and counted, the live state (`_reply`);
+7. delivery: JSON or server-sent events, the same outcome either way; a
    failure has one shape (errors.failure_body).
 
-Every stage is one call here; a new stage (a safety check, attachments,
-learner context) is one more line in `answer` or `_reply`. No transaction
+Every stage is one call here; a new stage (attachments, learner context)
+is one more line in `answer` or `_reply`. No transaction
 is open while AI-Core works: the user message is committed before the
 call and the reply saved in a transaction of its own after it.
 """
@@ -28,9 +31,10 @@ from rest_framework.response import Response
 
 from chats.models import Chat, Message, ReplyStatus
 from chats.serializers import MessageSerializer, ReplyResultSerializer, SendResultSerializer
+from safety.services import Verdict
 from usage import services as usage
 
-from . import checks, heartbeat, idempotency, live, saving, streaming
+from . import checks, heartbeat, idempotency, live, moderation, saving, streaming
 from .errors import NothingToReply, ReplyDiscarded, ReplyFailed, failure_body
 from .generation import generate
 
@@ -77,6 +81,11 @@ def answer(question: Question, *, stream: bool) -> HttpResponseBase:
             outcome = _success(question, user_message, earlier)
             claim.finish(outcome)
             return _stored(outcome, stream=stream)
+        verdict = moderation.inbound(chat, question.content) if user_message is None else None
+        if verdict is not None and moderation.responds(verdict):
+            outcome = _safe_reply(question, verdict)
+            claim.finish(outcome)
+            return _stored(outcome, stream=stream)
         reservation = usage.reserve(chat.user)
         try:
             if user_message is None:
@@ -87,6 +96,7 @@ def answer(question: Question, *, stream: bool) -> HttpResponseBase:
         except BaseException:
             usage.refund(reservation)
             raise
+        moderation.recorded(verdict, chat=chat, message=user_message, exchange=user_message)
     except BaseException:
         claim.finish(None)
         raise
@@ -140,7 +150,11 @@ def _reply(
     )
     publisher = live.Publisher(chat.pk, user_message.pk, watched)
     try:
-        pieces = generate(chat=chat, user_message=user_message, request_id=question.request_id, stream=stream)
+        pieces = moderation.outbound(
+            generate(chat=chat, user_message=user_message, request_id=question.request_id, stream=stream),
+            chat=chat,
+            user_message=user_message,
+        )
         while True:
             try:
                 piece = next(pieces)
@@ -153,6 +167,7 @@ def _reply(
         message = saving.reply_save(
             chat=chat, user_message=user_message, reply=reply, variant=variant, reservation=reservation
         )
+        moderation.recorded(reply.verdict, chat=chat, message=message, exchange=user_message)
     except (ReplyDiscarded, NothingToReply) as conflict:
         saving.no_reply_record(chat, reservation, conflict)
         body = failure_body(conflict, user_message.pk)
@@ -174,13 +189,26 @@ def _reply(
             chat.pk,
             user_message.pk,
             message.content,
-            event="assistant_message",
+            event=streaming.end_event(message),
             data={"message": message.pk},
             watched=watched,
         )
     finally:
         heartbeat.unwatch(watched)  # a network call only if nothing above took it out of the index
     return message
+
+
+def _safe_reply(question: Question, verdict: Verdict) -> idempotency.StoredResponse:
+    """A send answered with its category's safe text: both messages saved,
+    the verdict recorded (and the right adult told), no quota used."""
+    reply = saving.safe_exchange_save(
+        chat=question.chat,
+        content=question.content,
+        attachments=question.attachments,
+        answer=moderation.safe_text(verdict, question.content),
+    )
+    moderation.recorded(verdict, chat=question.chat, message=reply.reply_to, exchange=reply.reply_to)
+    return _success(question, reply.reply_to, reply)
 
 
 def _success(question: Question, user_message: Message, reply: Message) -> idempotency.StoredResponse:

@@ -9,16 +9,20 @@ import logging
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aicore.client import get_client, request_body
 from chats.models import Chat, Message
 from chats.selectors import history_for
 from tutor_platform.connections import release_db_connection
+from tutor_platform.pseudonyms import student_key
 from tutor_platform.serving import cpu_gate
 from tutoring.models import TutorVersion
 
 from .errors import TutorUnavailable
+
+if TYPE_CHECKING:
+    from safety.services import Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +34,8 @@ class AIReply:
     tutor_version: TutorVersion | None
     tokens_used: int | None  # as AI-Core reported it, when it did
     latency_ms: int
+    moderation: str = ""  # Message.Moderation: why the content is not AI-Core's
+    verdict: "Verdict | None" = None  # the output checks' (moderation.outbound)
 
 
 def counted(value: Any) -> int | None:
@@ -46,6 +52,7 @@ def generate(
     if version is None:  # checks.tutor_available lets no such tutor through; kept for the type
         raise TutorUnavailable()
     payload = request_body(
+        student=student_key(chat.user_id),
         chat_id=chat.pk,
         tutor_id=chat.tutor_id,
         version_number=version.number,

@@ -94,7 +94,7 @@ class Publisher:
 def finished(
     chat_id: int, user_message_id: int, text: str, *, event: str, data: dict[str, Any], watched: Any = None
 ) -> None:
-    """`event` is `assistant_message` or `error`, `data` its JSON; `watched`
+    """`event` is `assistant_message`, `moderated` or `error`, `data` its JSON; `watched`
     leaves the heartbeat's index in the same round trip."""
     done = {"state": "done", "user_message": user_message_id, "text": text, "event": event, "data": data}
     _set(chat_id, done, FINISHED_SECONDS, index="remove" if watched else "", watched=watched)

@@ -75,6 +75,25 @@ def user_message_save(*, chat: Chat, content: str, attachments: list[dict[str, A
     return user_message
 
 
+def safe_exchange_save(*, chat: Chat, content: str, attachments: list[dict[str, Any]], answer: str) -> Message:
+    """Saves a send's user message and, as its reply, the configured safe
+    answer (`safe_reply`: AI-Core not asked, no quota used). Returns the reply."""
+    with transaction.atomic():
+        user_message = user_message_save(chat=chat, content=content, attachments=attachments)
+        reply = Message.objects.create(
+            chat=chat,
+            role=Message.Role.ASSISTANT,
+            content=answer,
+            moderation=Message.Moderation.SAFE_REPLY,
+            reply_to=user_message,
+            created_at=user_message.created_at,
+        )
+    user_message.reply_status = ReplyStatus.ANSWERED
+    reply.reply_to = user_message
+    reply.variant = {"index": 1, "count": 1}
+    return reply
+
+
 def reply_save(
     *, chat: Chat, user_message: Message, reply: AIReply, variant: bool, reservation: usage.Reservation
 ) -> Message:
@@ -99,6 +118,7 @@ def reply_save(
                 tokens_used=reply.tokens_used,
                 latency_ms=reply.latency_ms,
                 tutor_version=reply.tutor_version,
+                moderation=reply.moderation,
                 reply_to=user_message,
                 created_at=now,
             )

@@ -141,7 +141,7 @@ def reply_stream(
                     relayed.put(("delta", {"content": next(events)}))
             except StopIteration as stop:
                 reply = stop.value
-                end: tuple[str, Any] = ("assistant_message", MessageSerializer(reply).data)
+                end: tuple[str, Any] = (end_event(reply), MessageSerializer(reply).data)
             except APIException as failure:  # ReplyFailed, or a conflict (reply_discarded, ...)
                 end = ("error", failure_body(failure, _message_data(user_message)))
             except Exception:
@@ -180,12 +180,19 @@ def reply_stream(
     return EventStream(relay())
 
 
+def end_event(reply: Message) -> str:
+    """A reply's last event: `moderated` when a check withheld what AI-Core
+    wrote (the client shows this message instead of what it has)."""
+    return "moderated" if reply.moderation == Message.Moderation.WITHHELD else "assistant_message"
+
+
 def replay(body: dict[str, Any]) -> StreamingHttpResponse:
     """A stored outcome as a stream: the user message (a send's), the whole
     reply as one delta, the reply."""
     assistant = body["assistant_message"]
     events = [event("user_message", body["user_message"])] if "user_message" in body else []
-    events += [delta(assistant["content"], len(assistant["content"])), event("assistant_message", assistant)]
+    name = "moderated" if assistant.get("moderation") == Message.Moderation.WITHHELD else "assistant_message"
+    events += [delta(assistant["content"], len(assistant["content"])), event(name, assistant)]
     return EventStream(iter(events))
 
 
@@ -206,11 +213,11 @@ def follow(chat_id: int, *, after: int = 0, lease: followers.Lease | None = None
             yield delta(text[sent:], len(text))
             sent, quiet_since = len(text), time.monotonic()
         if entry["state"] == "done":
-            if entry["event"] == "assistant_message":
+            if entry["event"] in ("assistant_message", "moderated"):
                 reply = Message.objects.filter(pk=entry["data"]["message"]).first()
                 if reply is not None:
                     selectors.annotate_messages([reply], chat_id=chat_id)
-                final = event("assistant_message", MessageSerializer(reply).data if reply else None)
+                final = event(entry["event"], MessageSerializer(reply).data if reply else None)
             else:
                 final = event("error", error_data(entry["data"]))
             release_db_connection()

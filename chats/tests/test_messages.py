@@ -31,7 +31,7 @@ class TestSendWithTheStub:
         asked, answer = body["user_message"], body["assistant_message"]
         assert set(asked) == {
             "id", "chat", "role", "content", "attachments", "metadata", "tutor_version", "tokens_used",
-            "latency_ms", "variant", "reply_status", "reply_error", "created_at",
+            "latency_ms", "variant", "reply_status", "reply_error", "moderation", "created_at",
         }  # fmt: skip
         assert (asked["tutor_version"], asked["variant"], asked["reply_status"]) == (None, None, "answered")
         assert (asked["tokens_used"], asked["latency_ms"]) == (None, None)

@@ -1,0 +1,184 @@
+"""The built-in check: staff's term lists matched against what children type.
+
+Both the text and every term are *folded* the same way first (`fold`):
+NFKC and case folding, `ё` as `е`, zero-width characters dropped, Latin
+look-alike letters and digits inside a Cyrillic word made Cyrillic
+(`cyицид`), separators inside a word dropped (`с.у.и.ц.и.д`), a run of
+single letters joined (`с у и ц и д`) and repeated letters collapsed
+(`сууууицид`). Stems and words are then found in one pass
+(Aho-Corasick, pyahocorasick) and kept only where they start a word (a
+stem: any ending, so Russian endings need no list) or are a whole word; an
+exception ("убить время") covers what it contains. Patterns are regular
+expressions over the text folded without collapsing repeats.
+
+A `Matcher` is built from the database and reused for RULES_TTL_SECONDS
+(a save in the admin rebuilds it at once in that process).
+"""
+
+import re
+import threading
+import time
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import ahocorasick
+
+RULES_TTL_SECONDS = 10.0
+
+_ZERO_WIDTH = re.compile("[\u00ad\u180e\u200b-\u200f\u2060-\u2063\ufeff]")
+# Latin letters and digits a child uses for the Cyrillic letter they look
+# like, next to a Cyrillic letter (`cyицид`, `сyкa`).
+_LOOKALIKES = str.maketrans("aceopxyk3046", "асеорхукзочб")
+_LOOKALIKE_NEXT_TO_CYRILLIC = re.compile(r"[aceopxyk3046](?:(?<=[а-я].)[aceopxyk3046]*|[aceopxyk3046]*(?=[а-я]))")
+_SEPARATORS = re.compile(r"[.\-_*'`|~/\\]+(?=\w)")
+# The spaces after a single letter that more single letters follow (`с у и ц и д`).
+_SPACED_LETTERS = re.compile(r"[ \t](?<=(?<!\w)\w[ \t])\w(?!\w)(?:[ \t]\w(?!\w))+")
+_REPEATS = re.compile(r"([а-яa-z])\1+")
+
+# Each expression above starts with a character class, so that the engine
+# skips ahead to where it may match (a leading look-behind or alternation
+# made folding 8 000 characters take 1.8 ms instead of about 1 ms,
+# bench/moderation.py).
+
+
+def _inner_separator(match: re.Match[str]) -> str:
+    start = match.start()
+    return "" if start and match.string[start - 1].isalnum() else match.group()
+
+
+def _lookalikes(match: re.Match[str]) -> str:
+    return match.group().translate(_LOOKALIKES)
+
+
+def _joined(match: re.Match[str]) -> str:
+    return match.group().replace(" ", "").replace("\t", "")
+
+
+def fold_light(text: str) -> str:
+    """The folding patterns see: everything but collapsing repeated letters."""
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    text = _ZERO_WIDTH.sub("", text.casefold().replace("ё", "е"))
+    text = _SEPARATORS.sub(_inner_separator, text)
+    text = _SPACED_LETTERS.sub(_joined, text)
+    text = _LOOKALIKE_NEXT_TO_CYRILLIC.sub(_lookalikes, text)
+    return " ".join(text.split())
+
+
+def fold(text: str) -> str:
+    """The folding stems and words are matched in."""
+    return _REPEATS.sub(r"\1", fold_light(text))
+
+
+def pattern_error(pattern: str) -> str | None:
+    """Why `pattern` cannot be a term (None when it can)."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        return f"Not a valid regular expression: {exc}."
+    if compiled.search(""):
+        return "This pattern matches empty text, so it would flag every message."
+    return None
+
+
+@dataclass(frozen=True)
+class Entry:
+    category: str
+    whole_word: bool
+    exception: bool
+    length: int
+
+
+@dataclass
+class Matcher:
+    """The compiled lists of every active term."""
+
+    automaton: ahocorasick.Automaton | None
+    patterns: dict[str, re.Pattern[str]] = field(default_factory=dict)
+    exceptions: dict[str, re.Pattern[str]] = field(default_factory=dict)
+
+    def categories(self, text: str) -> dict[str, list[str]]:
+        """Each category found in `text`, with what matched."""
+        found: dict[str, list[str]] = defaultdict(list)
+        if self.automaton is not None:
+            folded = fold(text)
+            hits, covered = [], defaultdict(list)
+            for end, entries in self.automaton.iter(folded):
+                for entry in entries:
+                    start = end - entry.length + 1
+                    if start > 0 and folded[start - 1].isalnum():
+                        continue
+                    if entry.whole_word and end + 1 < len(folded) and folded[end + 1].isalnum():
+                        continue
+                    if entry.exception:
+                        covered[entry.category].append((start, end))
+                    else:
+                        hits.append((entry.category, start, end))
+            for category, start, end in hits:
+                if not any(a <= start and end <= b for a, b in covered[category]):
+                    found[category].append(folded[start : end + 1])
+        if self.patterns:
+            light = fold_light(text)
+            for category, pattern in self.patterns.items():
+                exception = self.exceptions.get(category)
+                spans = [match.span() for match in exception.finditer(light)] if exception else []
+                for match in pattern.finditer(light):
+                    if not any(a <= match.start() and match.end() <= b for a, b in spans):
+                        found[category].append(match.group())
+                        break
+        return dict(found)
+
+
+def build(terms: list[tuple[str, str, str, bool]]) -> Matcher:
+    """A Matcher from (category, kind, text, exception) rows; an invalid
+    pattern (the admin refuses them; a bulk load might not) is skipped."""
+    automaton = ahocorasick.Automaton()
+    keys: dict[str, list[Entry]] = defaultdict(list)
+    patterns: dict[str, list[str]] = defaultdict(list)
+    exceptions: dict[str, list[str]] = defaultdict(list)
+    for category, kind, text, exception in terms:
+        if kind == "pattern":
+            if pattern_error(text) is None:
+                (exceptions if exception else patterns)[category].append(f"(?:{text})")
+            continue
+        key = fold(text).strip()
+        if len(key) >= 2:
+            keys[key].append(Entry(category, kind == "word", exception, len(key)))
+    for key, entries in keys.items():
+        automaton.add_word(key, tuple(entries))
+    if keys:
+        automaton.make_automaton()
+    return Matcher(
+        automaton=automaton if keys else None,
+        patterns={category: re.compile("|".join(items)) for category, items in patterns.items()},
+        exceptions={category: re.compile("|".join(items)) for category, items in exceptions.items()},
+    )
+
+
+_lock = threading.Lock()
+_current: tuple[float, Matcher] | None = None
+
+
+def matcher() -> Matcher:
+    """The process's Matcher, rebuilt from the database every RULES_TTL_SECONDS."""
+    global _current
+    now = time.monotonic()
+    current = _current
+    if current is not None and now - current[0] < RULES_TTL_SECONDS:
+        return current[1]
+    with _lock:
+        if _current is not None and now - _current[0] < RULES_TTL_SECONDS:
+            return _current[1]
+        from .models import Term
+
+        rows = Term.objects.filter(is_active=True).values_list("category", "kind", "text", "exception")
+        built = build(list(rows))
+        _current = (time.monotonic(), built)
+        return built
+
+
+def forget() -> None:
+    """The lists changed: the next check rebuilds the Matcher."""
+    global _current
+    _current = None
