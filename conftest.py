@@ -17,6 +17,10 @@ from accounts.models import User
 from accounts.roles import ML_TEAM, sync_roles
 from accounts.tokens import token_pair
 from aicore import client as aicore_client
+from safety import policies as safety_policies
+from safety import providers as safety_providers
+from safety import rules as safety_rules
+from safety import starter
 from chats.models import Chat, Message
 from feedback.models import Feedback
 from tutoring.models import Course, Tutor
@@ -41,16 +45,23 @@ def reset_clients() -> None:
     """Forget every AI-Core client (and its breaker state)."""
     with aicore_client._clients_lock:
         aicore_client._clients.clear()
+    with safety_providers._openai_lock:
+        safety_providers._openai.clear()
 
 
 @pytest.fixture(autouse=True)
 def _isolated_state():
-    """Throttle counters, health cache and circuit breakers start empty in every test."""
+    """Throttle counters, health cache, circuit breakers and the safety
+    lists a process holds start empty in every test."""
     cache.clear()
     reset_clients()
+    safety_rules.forget()
+    safety_policies.forget()
     yield
     cache.clear()
     reset_clients()
+    safety_rules.forget()
+    safety_policies.forget()
 
 
 @pytest.fixture
@@ -64,6 +75,17 @@ def rates(monkeypatch):
         monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", merged)
 
     return set_rates
+
+
+@pytest.fixture
+def starter_lists(db) -> None:
+    """The safety starter lists and policies, for transactional tests (their
+    flush removes what the data migration loaded)."""
+    from safety.models import Policy, Term
+
+    starter.load(Policy, Term)
+    safety_rules.forget()
+    safety_policies.forget()
 
 
 @pytest.fixture

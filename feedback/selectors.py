@@ -5,6 +5,7 @@ from django.db.models import Avg, Count, Q, QuerySet
 
 from accounts.models import User
 from chats.models import Message
+from safety.selectors import flagged_exchanges
 
 from .models import ConsentRevocation, Feedback
 
@@ -30,9 +31,11 @@ def feedback_list(*, user: User) -> QuerySet[Feedback]:
 
 
 def ml_feedback_list() -> QuerySet[Feedback]:
-    """Every user's feedback with its tutor, for the ML team's training queue."""
+    """Every user's feedback with its tutor, for the ML team's training queue;
+    not an exchange a safety flag holds back (until the flag is dismissed)."""
     return (
-        Feedback.objects.select_related("tutor__current_version", "tutor_version")
+        Feedback.objects.exclude(prompt_message_id__in=flagged_exchanges())
+        .select_related("tutor__current_version", "tutor_version")
         .defer("tutor__current_version__system_prompt", "tutor_version__system_prompt")
         .order_by("created_at", "id")
     )

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from safety.selectors import flagged_exchanges
 from tutor_platform.pseudonyms import student_key
 
 from .models import Feedback
@@ -41,7 +42,10 @@ def training_export_claim(*, by: User | None, ids: Iterable[int] | None = None) 
     """Marks the consented, unprocessed items (all, or those among `ids`) as
     processed by this export, atomically, and returns the batch."""
     batch = uuid.uuid4()
-    items = Feedback.objects.filter(allow_training=True, processed=False)
+    # A flagged exchange waits (unprocessed) until its flag is dismissed.
+    items = Feedback.objects.filter(allow_training=True, processed=False).exclude(
+        prompt_message_id__in=flagged_exchanges()
+    )
     if ids is not None:
         items = items.filter(id__in=list(ids))
     with transaction.atomic():

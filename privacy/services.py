@@ -9,6 +9,8 @@ from accounts.models import User
 from chats.models import Chat
 from feedback.services import feedback_erase_author
 from progress.models import Progress
+from safety.services import flags_forget_student
+from tutor_platform.pseudonyms import student_key
 
 
 def _admin_log_scrub(user: User) -> None:
@@ -33,8 +35,9 @@ def user_erase(*, user: User) -> None:
     progress, preferences, idempotency keys and every token go; feedback
     the student allowed for training stays with no link to them, the rest
     goes (feedback.services.feedback_erase_author), and tutor ratings are
-    recomputed, and the admin log is scrubbed of them. The email can be
-    registered again at once.
+    recomputed, and the admin log is scrubbed of them. Safety flags stay
+    for their review, without the text and the student's key. The email
+    can be registered again at once.
 
     The user's row is locked FOR UPDATE first: a refresh, a password change
     or a feedback write of this user waits, then finds no user.
@@ -43,6 +46,7 @@ def user_erase(*, user: User) -> None:
         if User.objects.select_for_update().filter(pk=user.pk).values_list("pk").first() is None:
             return
         feedback_erase_author(user=user)
+        flags_forget_student(student=student_key(user.pk))
         _admin_log_scrub(user)
         OutstandingToken.objects.filter(user=user).delete()  # and, by cascade, the blacklist
         user.delete()

@@ -114,7 +114,9 @@ class Flag(models.Model):
     unchecked = models.BooleanField(default=False)
     text = models.TextField()
     student = models.CharField(max_length=64, blank=True, help_text="The student's pseudonymous key.")
-    tutor = models.ForeignKey("tutoring.Tutor", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    tutor = models.ForeignKey(
+        "tutoring.Tutor", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     chat = models.ForeignKey("chats.Chat", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     message = models.ForeignKey(
         "chats.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -135,4 +137,3 @@ class Flag(models.Model):
 
     def __str__(self) -> str:
         return f"Flag {self.pk}: {self.category or 'unchecked'} ({self.stage})"
-

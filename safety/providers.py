@@ -68,14 +68,18 @@ def by_aicore(metadata: dict[str, Any]) -> Finding:
     """AI-Core's own verdict on its reply; anything but a list of known category names is ignored."""
     verdict = metadata.get("moderation")
     named = verdict.get("categories") if isinstance(verdict, dict) else None
-    found = {name for name in named if isinstance(name, str)} & CATEGORIES if isinstance(named, list) else set()
+    found = (
+        {name for name in named if isinstance(name, str)} & CATEGORIES if isinstance(named, list) else set()
+    )
     return Finding(AICORE, frozenset(found))
 
 
 class OpenAIModeration:
     """`POST {url}/moderations` (omni-moderation-latest and compatible servers)."""
 
-    def __init__(self, *, url: str, api_key: str, model: str, timeout: float, breaker: CircuitBreaker) -> None:
+    def __init__(
+        self, *, url: str, api_key: str, model: str, timeout: float, breaker: CircuitBreaker
+    ) -> None:
         self.url = url.rstrip("/") + "/moderations"
         self.api_key, self.model, self.timeout, self.breaker = api_key, model, timeout, breaker
         self.session = new_session(32, self.url)
@@ -97,13 +101,15 @@ class OpenAIModeration:
         body = {"model": self.model, "input": parts if images else text}
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         try:
-            with deadline(self.timeout):
-                with self.session.post(
+            with (
+                deadline(self.timeout),
+                self.session.post(
                     self.url, json=body, headers=headers, timeout=self.timeout, stream=True
-                ) as response:
-                    if response.status_code != 200:
-                        raise CheckFailed(f"the moderation service answered {response.status_code}")
-                    raw = response.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
+                ) as response,
+            ):
+                if response.status_code != 200:
+                    raise CheckFailed(f"the moderation service answered {response.status_code}")
+                raw = response.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
         except requests.RequestException as exc:
             raise CheckFailed(f"the moderation service did not answer ({type(exc).__name__})") from exc
         if len(raw) > MAX_ANSWER_BYTES:
@@ -111,7 +117,11 @@ class OpenAIModeration:
         try:
             result = json.loads(raw)["results"][0]
             flagged, scores = result["categories"], result.get("category_scores") or {}
-            found = {OPENAI_CATEGORIES[name] for name, on in flagged.items() if on is True and name in OPENAI_CATEGORIES}
+            found = {
+                OPENAI_CATEGORIES[name]
+                for name, on in flagged.items()
+                if on is True and name in OPENAI_CATEGORIES
+            }
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise CheckFailed("the moderation service's answer is not a moderation result") from exc
         kept = {
@@ -128,7 +138,12 @@ _openai_lock = threading.Lock()
 
 def openai() -> OpenAIModeration:
     """The process's client for the current settings (one session, one breaker)."""
-    key = (settings.MODERATION_URL, settings.MODERATION_API_KEY, settings.MODERATION_MODEL, settings.MODERATION_TIMEOUT)
+    key = (
+        settings.MODERATION_URL,
+        settings.MODERATION_API_KEY,
+        settings.MODERATION_MODEL,
+        settings.MODERATION_TIMEOUT,
+    )
     with _openai_lock:
         client = _openai.get(key)
         if client is None:
@@ -137,7 +152,9 @@ def openai() -> OpenAIModeration:
                 api_key=settings.MODERATION_API_KEY,
                 model=settings.MODERATION_MODEL,
                 timeout=settings.MODERATION_TIMEOUT,
-                breaker=CircuitBreaker(settings.AI_CORE_CIRCUIT_FAILURES, settings.AI_CORE_CIRCUIT_RESET_SECONDS),
+                breaker=CircuitBreaker(
+                    settings.AI_CORE_CIRCUIT_FAILURES, settings.AI_CORE_CIRCUIT_RESET_SECONDS
+                ),
             )
         return client
 

@@ -30,7 +30,9 @@ _ZERO_WIDTH = re.compile("[\u00ad\u180e\u200b-\u200f\u2060-\u2063\ufeff]")
 # Latin letters and digits a child uses for the Cyrillic letter they look
 # like, next to a Cyrillic letter (`cyицид`, `сyкa`).
 _LOOKALIKES = str.maketrans("aceopxyk3046", "асеорхукзочб")
-_LOOKALIKE_NEXT_TO_CYRILLIC = re.compile(r"[aceopxyk3046](?:(?<=[а-я].)[aceopxyk3046]*|[aceopxyk3046]*(?=[а-я]))")
+_LOOKALIKE_NEXT_TO_CYRILLIC = re.compile(
+    r"[aceopxyk3046](?:(?<=[а-я].)[aceopxyk3046]*|[aceopxyk3046]*(?=[а-я]))"
+)
 _SEPARATORS = re.compile(r"[.\-_*'`|~/\\]+(?=\w)")
 # The spaces after a single letter that more single letters follow (`с у и ц и д`).
 _SPACED_LETTERS = re.compile(r"[ \t](?<=(?<!\w)\w[ \t])\w(?!\w)(?:[ \t]\w(?!\w))+")

@@ -164,7 +164,8 @@ def alert(flag: Flag) -> None:
     if not settings.SAFETY_ALERT_EMAILS:
         logger.warning("Safety flag %s needs attention, but SAFETY_ALERT_EMAILS is empty", flag.pk)
         return
-    subject = f"[Safety] {flag.get_category_display()}: {flag.get_action_display().lower()} ({flag.get_stage_display().lower()})"
+    what, stage = flag.get_action_display().lower(), flag.get_stage_display().lower()
+    subject = f"[Safety] {flag.get_category_display()}: {what} ({stage})"
     body = "\n".join(
         [
             f"A {flag.get_stage_display().lower()} was found to be {flag.get_category_display().lower()} "
@@ -191,6 +192,13 @@ def flag_review(*, flag: Flag, by: User, review: str, note: str) -> None:
             review=review, review_note=note, reviewed_by=by, reviewed_at=timezone.now()
         )
     flag.refresh_from_db()
+
+
+def flags_forget_student(*, student: str | None) -> None:
+    """An erased student's flags keep their categories, action and review,
+    not the text or the key."""
+    if student:
+        Flag.objects.filter(student=student).update(text="", student="")
 
 
 # How much of what was already relayed a check sees again with the new
@@ -230,7 +238,11 @@ class StreamCheck:
         start = self.released.rfind(" ", 0, max(0, len(self.released) - OVERLAP_CHARS)) + 1
         found = self.matcher.categories(self.released[start:] + ready)
         if found:
-            verdict = judge(self.released + ready, stage=Stage.OUTPUT, findings=[providers.Finding(providers.RULES, frozenset(found))])
+            verdict = judge(
+                self.released + ready,
+                stage=Stage.OUTPUT,
+                findings=[providers.Finding(providers.RULES, frozenset(found))],
+            )
             if verdict.withholds:
                 raise Withheld(verdict)
         if self.network and SENTENCE_ENDS & set(ready):

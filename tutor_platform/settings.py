@@ -489,7 +489,9 @@ if unknown := set(MODERATION_PROVIDERS) - {"rules", "openai", "aicore"}:
     raise ImproperlyConfigured(f"MODERATION_PROVIDERS: unknown checks {sorted(unknown)}.")
 MODERATION_URL = env.str("MODERATION_URL", default="")
 if "openai" in MODERATION_PROVIDERS and not MODERATION_URL.startswith(("http://", "https://")):
-    raise ImproperlyConfigured("MODERATION_PROVIDERS has `openai`: set MODERATION_URL to its http(s) base URL.")
+    raise ImproperlyConfigured(
+        "MODERATION_PROVIDERS has `openai`: set MODERATION_URL to its http(s) base URL."
+    )
 MODERATION_API_KEY = env.str("MODERATION_API_KEY", default="")
 MODERATION_MODEL = env.str("MODERATION_MODEL", default="omni-moderation-latest")
 MODERATION_TIMEOUT = env.float("MODERATION_TIMEOUT", default=2.0)

@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from safety.selectors import daily_counts
 from tutor_platform.api import ID_PATTERN
 from tutor_platform.pseudonyms import student_key
 
@@ -65,6 +66,12 @@ class UsageDashboardAdmin(admin.ModelAdmin):
                     {"p50": [entry.p50 for entry in data.days], "p95": [entry.p95 for entry in data.days]},
                 ),
                 charts.line_chart("Mean rating", days, data.ratings, top=5),
+                charts.line_chart(
+                    "Safety flags per day, by category",
+                    days,
+                    daily_counts(first=days[0], last=days[-1], tutor_id=tutor_id)
+                    or {"none": [0] * len(days)},
+                ),
             ],
             "students": [
                 {

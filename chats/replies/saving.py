@@ -75,7 +75,9 @@ def user_message_save(*, chat: Chat, content: str, attachments: list[dict[str, A
     return user_message
 
 
-def safe_exchange_save(*, chat: Chat, content: str, attachments: list[dict[str, Any]], answer: str) -> Message:
+def safe_exchange_save(
+    *, chat: Chat, content: str, attachments: list[dict[str, Any]], answer: str
+) -> Message:
     """Saves a send's user message and, as its reply, the configured safe
     answer (`safe_reply`: AI-Core not asked, no quota used). Returns the reply."""
     with transaction.atomic():

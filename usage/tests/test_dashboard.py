@@ -121,7 +121,7 @@ class TestDashboard:
                 DailyStudents.objects.get_or_create(day=today() - timedelta(days=days_ago))
             UserDailyUsage.objects.create(user=student, day=today(), messages=n)
 
-        assert queries() == small == 6  # session, user; days (with students), tutors, rating notes, quota
+        assert queries() == small == 7  # session, user; days (with students), tutors, rating notes, quota, flags
 
     def test_tutors_of_the_same_name_keep_a_line_each(self, client, admin_user, make_tutor):
         for rating in ("4.00", "2.00"):
@@ -143,7 +143,7 @@ class TestDashboard:
 
         assert "<script>alert(1)</script>" not in page
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-        assert page.count('<figure class="chart">') == 6
+        assert page.count('<figure class="chart">') == 7  # the safety flags chart too
 
     @pytest.mark.parametrize(("group", "status"), [("Content editors", 200), ("ML team", 200), (None, 403)])
     def test_who_may_see_it(self, staff_in, make_user, client, group, status):
