@@ -17,12 +17,12 @@ from accounts.models import User
 from accounts.roles import ML_TEAM, sync_roles
 from accounts.tokens import token_pair
 from aicore import client as aicore_client
+from chats.models import Chat, Message
+from feedback.models import Feedback
 from safety import policies as safety_policies
 from safety import providers as safety_providers
 from safety import rules as safety_rules
 from safety import starter
-from chats.models import Chat, Message
-from feedback.models import Feedback
 from tutoring.models import Course, Tutor
 from tutoring.services import TutorContent, tutor_create
 

@@ -121,7 +121,9 @@ class TestDashboard:
                 DailyStudents.objects.get_or_create(day=today() - timedelta(days=days_ago))
             UserDailyUsage.objects.create(user=student, day=today(), messages=n)
 
-        assert queries() == small == 7  # session, user; days (with students), tutors, rating notes, quota, flags
+        assert (
+            queries() == small == 7
+        )  # session, user; days (with students), tutors, rating notes, quota, flags
 
     def test_tutors_of_the_same_name_keep_a_line_each(self, client, admin_user, make_tutor):
         for rating in ("4.00", "2.00"):
