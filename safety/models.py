@@ -25,9 +25,6 @@ class Action(models.TextChoices):
     ALLOW = "allow", "Allow"
 
 
-STRICTNESS = {Action.BLOCK: 3, Action.RESPOND: 2, Action.FLAG: 1, Action.ALLOW: 0}
-
-
 class Stage(models.TextChoices):
     INPUT = "input", "Student message"
     OUTPUT = "output", "Tutor reply"

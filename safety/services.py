@@ -26,7 +26,7 @@ from .models import Action, Category, Flag, Stage
 
 logger = logging.getLogger(__name__)
 
-STRICTNESS = {Action.ALLOW: 0, Action.FLAG: 1, Action.RESPOND: 2, Action.BLOCK: 3}
+STRICTNESS: dict[str, int] = {Action.ALLOW: 0, Action.FLAG: 1, Action.RESPOND: 2, Action.BLOCK: 3}
 ALERTED = frozenset({Category.SELF_HARM, Category.SEXUAL})
 
 

@@ -201,14 +201,14 @@ def _reply(
 def _safe_reply(question: Question, verdict: Verdict) -> idempotency.StoredResponse:
     """A send answered with its category's safe text: both messages saved,
     the verdict recorded (and the right adult told), no quota used."""
-    reply = saving.safe_exchange_save(
+    user_message, reply = saving.safe_exchange_save(
         chat=question.chat,
         content=question.content,
         attachments=question.attachments,
         answer=moderation.safe_text(verdict, question.content),
     )
-    moderation.recorded(verdict, chat=question.chat, message=reply.reply_to, exchange=reply.reply_to)
-    return _success(question, reply.reply_to, reply)
+    moderation.recorded(verdict, chat=question.chat, message=user_message, exchange=user_message)
+    return _success(question, user_message, reply)
 
 
 def _success(question: Question, user_message: Message, reply: Message) -> idempotency.StoredResponse:

@@ -77,9 +77,9 @@ def user_message_save(*, chat: Chat, content: str, attachments: list[dict[str, A
 
 def safe_exchange_save(
     *, chat: Chat, content: str, attachments: list[dict[str, Any]], answer: str
-) -> Message:
+) -> tuple[Message, Message]:
     """Saves a send's user message and, as its reply, the configured safe
-    answer (`safe_reply`: AI-Core not asked, no quota used). Returns the reply."""
+    answer (`safe_reply`: AI-Core not asked, no quota used)."""
     with transaction.atomic():
         user_message = user_message_save(chat=chat, content=content, attachments=attachments)
         reply = Message.objects.create(
@@ -91,9 +91,8 @@ def safe_exchange_save(
             created_at=user_message.created_at,
         )
     user_message.reply_status = ReplyStatus.ANSWERED
-    reply.reply_to = user_message
     reply.variant = {"index": 1, "count": 1}
-    return reply
+    return user_message, reply
 
 
 def reply_save(
