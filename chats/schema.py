@@ -66,6 +66,23 @@ _AI_ERRORS = {
     ),
     504: OpenApiResponse(AICoreErrorSerializer, description="`ai_core_timeout`; the user message is saved."),
 }
+# A send's message is checked before anything is saved (safety).
+_SEND_INVALID = OpenApiResponse(
+    {"anyOf": [error("", "content_blocked").response, {"type": "object"}]},
+    description=(
+        "`content_blocked` (with `categories`): the safety checks refused the message; nothing was "
+        "saved, AI-Core was not called and the quota was not used. Otherwise invalid input: DRF's field "
+        'errors (`{"field": ["message"]}`), or `parse_error` for a body that is not valid JSON.'
+    ),
+)
+_SEND_UNAVAILABLE = OpenApiResponse(
+    {"anyOf": [{"$ref": "#/components/schemas/AICoreError"}, error("", "moderation_unavailable").response]},
+    description=(
+        "`ai_core_unavailable`, `database_unavailable` or `moderation_unavailable` (with `Retry-After`). "
+        "With `user_message` when it was saved; `moderation_unavailable` without it when the message "
+        "itself could not be checked (MODERATION_ON_ERROR=block): nothing was saved."
+    ),
+)
 
 
 def _reply_responses(conflict: OpenApiResponse) -> dict:
@@ -93,7 +110,9 @@ _STREAM_EVENTS = (
     "With `Accept: text/event-stream`: server-sent events, each `data:` one line of JSON, after "
     "`retry: 3000`. `event: user_message` (sends only) — the saved user message (`Message`); "
     "`event: delta` — `StreamDelta` (`id:` the characters sent so far), zero or more; then "
-    "`event: assistant_message` — the saved reply (`Message`, its content the deltas joined) "
+    "`event: assistant_message` — the saved reply (`Message`, its content the deltas joined), "
+    "`event: moderated` — the saved reply (`Message`, `moderation: withheld`) that replaces what "
+    "was relayed (a safety check withheld the generated text: show this one instead), "
     "or `event: error` — `StreamError`. Comment lines (`: keep-alive`) when nothing else was sent "
     "for 15 s. Closing the connection does not stop the reply: it is saved, and `GET .../stream/` "
     "re-attaches."
@@ -151,7 +170,7 @@ MESSAGES = _each(
         responses={
             201: SendResultSerializer,
             (200, streaming.EVENT_STREAM): _STREAM,
-            400: VALIDATION_ERROR,
+            400: _SEND_INVALID,
             **_ERRORS,
             429: QUOTA_OR_THROTTLED,
             409: error(
@@ -164,8 +183,14 @@ MESSAGES = _each(
             ),
             422: error("The Idempotency-Key was used with another body.", "idempotency_key_reused"),
             **_AI_ERRORS,
+            503: _SEND_UNAVAILABLE,
         },
-        description="Saves the message, asks the tutor, saves and returns the reply.",
+        description=(
+            "Checks the message (safety), saves it, asks the tutor, checks the reply, saves and returns it. "
+            "A message the checks answer themselves (e.g. `self_harm`) gets the configured reply "
+            "(`moderation: safe_reply`) without AI-Core; a reply they withhold is replaced by the "
+            "configured safe text (`moderation: withheld`)."
+        ),
     ),
     extend_schema(
         methods=["DELETE"],

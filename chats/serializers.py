@@ -309,6 +309,7 @@ REPLY_FAILURE_CODES = [
     "ai_core_unavailable",
     "ai_core_bad_response",
     "database_unavailable",
+    "moderation_unavailable",  # the reply could not be checked (MODERATION_ON_ERROR=block)
     "server_error",
 ]
 

@@ -9,7 +9,10 @@ single letters joined (`с у и ц и д`) and repeated letters collapsed
 (Aho-Corasick, pyahocorasick) and kept only where they start a word (a
 stem: any ending, so Russian endings need no list) or are a whole word; an
 exception ("убить время") covers what it contains. Patterns are regular
-expressions over the text folded without collapsing repeats.
+expressions over the text folded without collapsing repeats: a pattern
+that starts with letters is searched for quickly, one that starts with an
+alternation or `\b` scans every position (bench/moderation.py), so the
+starter lists spell such phrases out as words instead.
 
 A `Matcher` is built from the database and reused for RULES_TTL_SECONDS
 (a save in the admin rebuilds it at once in that process).
@@ -68,9 +71,14 @@ def fold_light(text: str) -> str:
     return " ".join(text.split())
 
 
+def collapse(light: str) -> str:
+    """`fold_light`'s text with repeated letters collapsed."""
+    return _REPEATS.sub(r"\1", light)
+
+
 def fold(text: str) -> str:
     """The folding stems and words are matched in."""
-    return _REPEATS.sub(r"\1", fold_light(text))
+    return collapse(fold_light(text))
 
 
 def pattern_error(pattern: str) -> str | None:
@@ -97,14 +105,17 @@ class Matcher:
     """The compiled lists of every active term."""
 
     automaton: ahocorasick.Automaton | None
-    patterns: dict[str, re.Pattern[str]] = field(default_factory=dict)
-    exceptions: dict[str, re.Pattern[str]] = field(default_factory=dict)
+    # Each pattern on its own: one that starts with letters is found by a
+    # fast literal search, which an alternation of them would defeat.
+    patterns: dict[str, list[re.Pattern[str]]] = field(default_factory=dict)
+    exceptions: dict[str, list[re.Pattern[str]]] = field(default_factory=dict)
 
     def categories(self, text: str) -> dict[str, list[str]]:
         """Each category found in `text`, with what matched."""
         found: dict[str, list[str]] = defaultdict(list)
+        light = fold_light(text)
         if self.automaton is not None:
-            folded = fold(text)
+            folded = collapse(light)
             hits, covered = [], defaultdict(list)
             for end, entries in self.automaton.iter(folded):
                 for entry in entries:
@@ -120,16 +131,22 @@ class Matcher:
             for category, start, end in hits:
                 if not any(a <= start and end <= b for a, b in covered[category]):
                     found[category].append(folded[start : end + 1])
-        if self.patterns:
-            light = fold_light(text)
-            for category, pattern in self.patterns.items():
-                exception = self.exceptions.get(category)
-                spans = [match.span() for match in exception.finditer(light)] if exception else []
-                for match in pattern.finditer(light):
-                    if not any(a <= match.start() and match.end() <= b for a, b in spans):
-                        found[category].append(match.group())
-                        break
+        for category, patterns in self.patterns.items():
+            spans = [
+                match.span()
+                for exception in self.exceptions.get(category, ())
+                for match in exception.finditer(light)
+            ]
+            for pattern in patterns:
+                match = next((m for m in pattern.finditer(light) if not _covered(m.span(), spans)), None)
+                if match is not None:
+                    found[category].append(match.group())
+                    break
         return dict(found)
+
+
+def _covered(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
+    return any(a <= span[0] and span[1] <= b for a, b in spans)
 
 
 def build(terms: list[tuple[str, str, str, bool]]) -> Matcher:
@@ -137,12 +154,12 @@ def build(terms: list[tuple[str, str, str, bool]]) -> Matcher:
     pattern (the admin refuses them; a bulk load might not) is skipped."""
     automaton = ahocorasick.Automaton()
     keys: dict[str, list[Entry]] = defaultdict(list)
-    patterns: dict[str, list[str]] = defaultdict(list)
-    exceptions: dict[str, list[str]] = defaultdict(list)
+    patterns: dict[str, list[re.Pattern[str]]] = defaultdict(list)
+    exceptions: dict[str, list[re.Pattern[str]]] = defaultdict(list)
     for category, kind, text, exception in terms:
         if kind == "pattern":
             if pattern_error(text) is None:
-                (exceptions if exception else patterns)[category].append(f"(?:{text})")
+                (exceptions if exception else patterns)[category].append(re.compile(text))
             continue
         key = fold(text).strip()
         if len(key) >= 2:
@@ -153,8 +170,8 @@ def build(terms: list[tuple[str, str, str, bool]]) -> Matcher:
         automaton.make_automaton()
     return Matcher(
         automaton=automaton if keys else None,
-        patterns={category: re.compile("|".join(items)) for category, items in patterns.items()},
-        exceptions={category: re.compile("|".join(items)) for category, items in exceptions.items()},
+        patterns=dict(patterns),
+        exceptions=dict(exceptions),
     )
 
 

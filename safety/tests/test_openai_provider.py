@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from chats.models import Message
+from chats.tests.test_streaming import stream_of
 from safety.models import Flag
 
 pytestmark = pytest.mark.django_db
@@ -150,3 +151,25 @@ def test_a_failing_service_trips_the_circuit_breaker(moderation, settings, auth_
     send(auth_client, chat, "Что такое косинус?")
     assert len(moderation.requests) == calls  # paused: not called again
     assert Flag.objects.filter(unchecked=True).count() >= 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_streamed_reply_is_checked_at_sentence_ends_and_retracted(
+    starter_lists, moderation, auth_client, chat
+):
+    # The stub streams word by word and echoes the message: its second sentence trips the check.
+    moderation.triggers = {"Вы написали": "sexual"}
+    response = auth_client.post(
+        f"/api/v1/chats/{chat.id}/messages/",
+        {"content": "Что такое синус?"},
+        format="json",
+        HTTP_ACCEPT="text/event-stream",
+    )
+    events = stream_of(response)
+    relayed = "".join(data["content"] for name, data in events if name == "delta")
+    assert relayed.startswith("[stub")  # the text before the sentence that was found
+    assert events[-1][0] == "moderated" and events[-1][1]["moderation"] == "withheld"
+    saved = Message.objects.get(role="assistant")
+    assert saved.content == events[-1][1]["content"] and "Вы написали" not in saved.content
+    inputs = [request["body"]["input"] for request in moderation.requests]
+    assert inputs[0] == "Что такое синус?" and len(inputs) >= 2

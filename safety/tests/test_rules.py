@@ -49,6 +49,10 @@ def test_self_harm_is_found_however_it_is_typed(text):
         ("я его застрелю", "violence"),
         ("я тебя убью", "violence"),
         ("ты тупой", "harassment"),
+        ("Я решила умереть", "self_harm"),  # phrases spelled out as words, not patterns
+        ("где купить травку?", "illicit"),
+        ("I'm going to kill him", "violence"),
+        ("вскрою себе вены", "self_harm"),  # a pattern
     ],
 )
 def test_each_category_has_starter_terms_in_both_languages_matched(text, category):

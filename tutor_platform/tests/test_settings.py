@@ -109,9 +109,33 @@ def test_check_deploy_passes_with_production_values():
         DEBUG="False",
         SECRET_KEY=STRONG_KEY,
         ALLOWED_HOSTS="tutor.example.com",
+        SAFETY_ALERT_EMAILS="safeguarding@school.example",
+        EMAIL_URL="smtp+tls://alerts:secret@smtp.example.com:587",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_when_safety_alerts_would_reach_nobody():
+    result = run(
+        "manage.py", "check", "--deploy", "--fail-level", "WARNING",
+        DEBUG="False", SECRET_KEY=STRONG_KEY, ALLOWED_HOSTS="tutor.example.com",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "safety.W001" in result.stderr + result.stdout and "safety.W002" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"MODERATION_PROVIDERS": "rules,perspective"}, "unknown checks ['perspective']"),
+        ({"MODERATION_PROVIDERS": "rules,openai"}, "set MODERATION_URL"),
+        ({"MODERATION_ON_ERROR": "ignore"}, "MODERATION_ON_ERROR must be"),
+    ],
+)
+def test_a_moderation_setting_that_cannot_work_is_refused(variables, message):
+    result = run_django("print('started')", DEBUG="True", **variables)
+    assert result.returncode != 0 and message in result.stderr
 
 
 PG_URL = "postgres://postgres@127.0.0.1:5432/tutor_platform"
