@@ -338,7 +338,7 @@ def test_the_usage_dashboard_fits_1366_px_and_its_csv_has_the_numbers(
         log_in(page, live_server, staff_member("Content editors"))
         page.click("a[href$='/admin/usage/usagedashboard/']")
         page.wait_for_selector("figure.chart svg")
-        assert page.locator("figure.chart").count() == 6
+        assert page.locator("figure.chart").count() == 7  # six usage charts and the safety flags
         assert page.locator("figure.chart svg rect").count() == 3 * 30  # the three bar charts
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         assert page.locator("#top-tutors tbody tr").count() == 2
