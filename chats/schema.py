@@ -66,16 +66,18 @@ _AI_ERRORS = {
     ),
     504: OpenApiResponse(AICoreErrorSerializer, description="`ai_core_timeout`; the user message is saved."),
 }
-# A send's message is checked before anything is saved (safety).
-_SEND_INVALID = OpenApiResponse(
+# The message asked about is checked before anything is saved or AI-Core
+# is asked (safety): a send's, and a saved one asked about again.
+_CHECKED_INVALID = OpenApiResponse(
     {"anyOf": [error("", "content_blocked").response, {"type": "object"}]},
     description=(
-        "`content_blocked` (with `categories`): the safety checks refused the message; nothing was "
-        "saved, AI-Core was not called and the quota was not used. Otherwise invalid input: DRF's field "
-        'errors (`{"field": ["message"]}`), or `parse_error` for a body that is not valid JSON.'
+        "`content_blocked` (with `categories`): the safety checks refuse the message (a send's, or the "
+        "saved one a reply or regeneration is asked for, e.g. one the tutor answered with a safe reply); "
+        "nothing was saved, AI-Core was not called and the quota was not used. Otherwise invalid input: "
+        'DRF\'s field errors (`{"field": ["message"]}`), or `parse_error` for a body that is not valid JSON.'
     ),
 )
-_SEND_UNAVAILABLE = OpenApiResponse(
+_CHECKED_UNAVAILABLE = OpenApiResponse(
     {"anyOf": [{"$ref": "#/components/schemas/AICoreError"}, error("", "moderation_unavailable").response]},
     description=(
         "`ai_core_unavailable`, `database_unavailable` or `moderation_unavailable` (with `Retry-After`). "
@@ -90,12 +92,13 @@ def _reply_responses(conflict: OpenApiResponse) -> dict:
     return {
         201: ReplyResultSerializer,
         (200, streaming.EVENT_STREAM): _STREAM,
-        400: VALIDATION_ERROR,
+        400: _CHECKED_INVALID,
         **_ERRORS,
         429: QUOTA_OR_THROTTLED,
         409: conflict,
         422: error("The Idempotency-Key was used with another request.", "idempotency_key_reused"),
         **_AI_ERRORS,
+        503: _CHECKED_UNAVAILABLE,
     }
 
 
@@ -170,7 +173,7 @@ MESSAGES = _each(
         responses={
             201: SendResultSerializer,
             (200, streaming.EVENT_STREAM): _STREAM,
-            400: _SEND_INVALID,
+            400: _CHECKED_INVALID,
             **_ERRORS,
             429: QUOTA_OR_THROTTLED,
             409: error(
@@ -183,7 +186,7 @@ MESSAGES = _each(
             ),
             422: error("The Idempotency-Key was used with another body.", "idempotency_key_reused"),
             **_AI_ERRORS,
-            503: _SEND_UNAVAILABLE,
+            503: _CHECKED_UNAVAILABLE,
         },
         description=(
             "Checks the message (safety), saves it, asks the tutor, checks the reply, saves and returns it. "

@@ -7,6 +7,7 @@
 2. checks: which user message is answered, and whether it may be;
 3. safety, on the way in: a send's message checked (moderation.inbound);
    refused, or answered with the category's safe text, AI-Core not asked;
+   a saved message asked about again is checked again (asked_again);
 4. quota: one reply reserved (given back when none is saved);
 5. the user message: saved (a send) and bound to the claim;
 6. the call, checked on the way out (moderation.outbound), the reply
@@ -81,11 +82,15 @@ def answer(question: Question, *, stream: bool) -> HttpResponseBase:
             outcome = _success(question, user_message, earlier)
             claim.finish(outcome)
             return _stored(outcome, stream=stream)
-        verdict = moderation.inbound(chat, question.content) if user_message is None else None
-        if verdict is not None and moderation.responds(verdict):
-            outcome = _safe_reply(question, verdict)
-            claim.finish(outcome)
-            return _stored(outcome, stream=stream)
+        verdict = None
+        if user_message is None:
+            verdict = moderation.inbound(chat, question.content)
+            if moderation.responds(verdict):
+                outcome = _safe_reply(question, verdict)
+                claim.finish(outcome)
+                return _stored(outcome, stream=stream)
+        else:
+            moderation.asked_again(user_message)
         reservation = usage.reserve(chat.user)
         try:
             if user_message is None:

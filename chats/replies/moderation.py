@@ -4,7 +4,8 @@ reply on the way out (safety.services does the checking and recording).
 - In (`inbound`), before the quota is reserved and anything is saved: a
   `block` refuses the send (400 content_blocked); a `respond` is answered
   with the category's safe text, AI-Core not asked (`safe_reply`); a
-  `flag` is recorded once the message is saved (`recorded`).
+  `flag` is recorded once the message is saved (`recorded`). A saved
+  message asked about again is checked again (`asked_again`).
 - Out (`outbound`): every piece of a streamed reply is checked by the
   built-in check before it is relayed; a reply a check withholds is
   replaced by the category's safe text (`withheld`), AI-Core's stream
@@ -34,6 +35,18 @@ def inbound(chat: Chat, content: str) -> safety.Verdict:
         safety.record(verdict, chat=chat, message_id=None, exchange=None)
         raise safety.ContentBlocked(verdict.categories)
     return verdict
+
+
+def asked_again(user_message: Message) -> None:
+    """A saved message asked about again (/reply/, /regenerate/, a retried
+    send): AI-Core answers it only if the checks let it through now, so
+    regenerating a `safe_reply` never reaches AI-Core. Refusals as in
+    `inbound`; nothing is recorded again (the send recorded it)."""
+    verdict = safety.screen(user_message.content, stage=Stage.INPUT)
+    if verdict.failed and settings.MODERATION_ON_ERROR == "block":
+        raise safety.ModerationUnavailable()
+    if verdict.withholds:
+        raise safety.ContentBlocked(verdict.categories)
 
 
 def responds(verdict: safety.Verdict) -> bool:

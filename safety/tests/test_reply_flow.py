@@ -262,3 +262,28 @@ def test_ai_core_gets_the_students_pseudonymous_key(ai_core, auth_client, chat, 
     ai_core.post(GENERATE, json={"content": "Ответ."})
     send(auth_client, chat, "Что такое синус?")
     assert json.loads(ai_core.calls[0].request.body)["student"] == student_key(user.id)
+
+
+def test_regenerating_a_safe_reply_never_reaches_ai_core(ai_core, alerts, auth_client, chat, user):
+    assert send(auth_client, chat, "Я больше не хочу жить").status_code == 201
+
+    for action in ("regenerate", "reply"):
+        response = auth_client.post(f"/api/v1/chats/{chat.id}/{action}/", format="json")
+        assert response.status_code in (400, 409), response.content
+    regenerated = auth_client.post(f"/api/v1/chats/{chat.id}/regenerate/", format="json")
+
+    assert regenerated.status_code == 400
+    assert regenerated.json()["code"] == "content_blocked" and regenerated.json()["categories"] == [
+        "self_harm"
+    ]
+    assert len(ai_core.calls) == 0 and used_today(user) == 0
+    assert Message.objects.filter(chat=chat).count() == 2  # the message and its safe reply, nothing more
+    assert Flag.objects.count() == 1 and len(alerts) == 1  # checked again, not recorded again
+
+
+def test_reply_to_a_message_saved_before_a_policy_changed_is_refused(ai_core, auth_client, chat):
+    Message.objects.create(chat=chat, role="user", content="я его застрелю")  # flagged then; no reply yet
+    Policy.objects.filter(category="violence").update(action="block")
+    response = auth_client.post(f"/api/v1/chats/{chat.id}/reply/", format="json")
+    assert response.status_code == 400 and response.json()["categories"] == ["violence"]
+    assert len(ai_core.calls) == 0

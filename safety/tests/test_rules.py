@@ -107,3 +107,11 @@ def test_an_inactive_term_is_not_matched():
     Term.objects.filter(text="суицид").update(is_active=False)
     rules.forget()
     assert found("суицид") == set()
+
+
+def test_a_change_made_elsewhere_is_seen_once_the_lists_are_looked_at_again(monkeypatch):
+    assert found("контрольная по квадратикам") == set()
+    Term.objects.bulk_create([Term(category="profanity", kind="stem", text="квадратик")])  # no signal
+    assert found("контрольная по квадратикам") == set()  # another process's change: not yet
+    monkeypatch.setattr(rules, "RULES_TTL_SECONDS", 0)
+    assert found("контрольная по квадратикам") == {"profanity"}
