@@ -12,6 +12,7 @@ reply on the way out (safety.services does the checking and recording).
   stopped.
 """
 
+import logging
 import time
 from collections.abc import Generator
 from dataclasses import replace
@@ -24,6 +25,8 @@ from safety.models import Action, Stage
 from safety.policies import language_of
 
 from .generation import AIReply
+
+logger = logging.getLogger(__name__)
 
 
 def inbound(chat: Chat, content: str) -> safety.Verdict:
@@ -59,9 +62,18 @@ def safe_text(verdict: safety.Verdict, asked: str) -> str:
 
 
 def recorded(verdict: safety.Verdict | None, *, chat: Chat, message: Message, exchange: Message) -> None:
-    """Keeps a verdict worth a review, now that its message is saved."""
-    if verdict is not None and verdict.worth_recording:
+    """Keeps a verdict worth a review, now that its message is saved. The
+    message is past its check: a failure to record (the database went
+    away) is logged with what was found, and the student's reply goes on."""
+    if verdict is None or not verdict.worth_recording:
+        return
+    try:
         safety.record(verdict, chat=chat, message_id=message.pk, exchange=exchange.pk)
+    except Exception:
+        logger.exception(
+            "Safety flag not recorded: %s %s in message %s of chat %s",
+            verdict.stage, ",".join(verdict.categories) or "unchecked", message.pk, chat.pk,
+        )  # fmt: skip
 
 
 def outbound(

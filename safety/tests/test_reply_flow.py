@@ -287,3 +287,19 @@ def test_reply_to_a_message_saved_before_a_policy_changed_is_refused(ai_core, au
     response = auth_client.post(f"/api/v1/chats/{chat.id}/reply/", format="json")
     assert response.status_code == 400 and response.json()["categories"] == ["violence"]
     assert len(ai_core.calls) == 0
+
+
+def test_a_flag_that_cannot_be_recorded_is_logged_and_the_reply_goes_on(
+    ai_core, auth_client, chat, user, monkeypatch, caplog
+):
+    from safety import services
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the flags table is gone")
+
+    monkeypatch.setattr(services, "record", broken)
+    ai_core.post(GENERATE, json={"content": "Давай решать задачу."})
+    response = send(auth_client, chat, "я его застрелю")
+    assert response.status_code == 201
+    assert used_today(user) == 1 and Message.objects.filter(chat=chat).count() == 2
+    assert "Safety flag not recorded: input violence" in caplog.text
