@@ -12,7 +12,8 @@ exception ("убить время") covers what it contains. Patterns are regula
 expressions over the text folded without collapsing repeats: a pattern
 that starts with letters is searched for quickly, one that starts with an
 alternation or `\b` scans every position (bench/moderation.py), so the
-starter lists spell such phrases out as words instead.
+starter lists spell such phrases out as words instead
+(docs/decisions/2026-12-05-safety-matching.md).
 
 A `Matcher` is built from the database and rebuilt when the lists change:
 at once in the process that saved them, within RULES_TTL_SECONDS in others.

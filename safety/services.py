@@ -205,7 +205,8 @@ def flags_forget_student(*, student: str | None) -> None:
 # text: a phrase or spaced-out word that started there and ends in the new
 # text (the longest starter phrase folds to 40 characters). Each check
 # costs about 0.2 µs per character it sees (bench/moderation.py); whatever
-# is longer is still found by the check of the whole reply at its end.
+# is longer is still found by the check of the whole reply at its end
+# (docs/decisions/2026-12-05-safety-matching.md).
 OVERLAP_CHARS = 64
 SENTENCE_ENDS = frozenset(".!?\n")
 
