@@ -11,7 +11,9 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 
+from safety.models import Category
 from tutor_platform.schema import (
+    ERROR_FIELDS,
     NOT_FOUND,
     QUOTA_OR_THROTTLED,
     THROTTLED,
@@ -65,6 +67,13 @@ _AI_ERRORS = {
         ),
     ),
     504: OpenApiResponse(AICoreErrorSerializer, description="`ai_core_timeout`; the user message is saved."),
+}
+ERROR_FIELDS["content_blocked"] = {
+    "categories": {
+        "type": "array",
+        "items": {"type": "string", "enum": list(Category.values)},
+        "description": "What the safety checks found, most severe first.",
+    }
 }
 # The message asked about is checked before anything is saved or AI-Core
 # is asked (safety): a send's, and a saved one asked about again.

@@ -25,7 +25,7 @@ from django.db import connection
 
 from accounts.models import User
 from chats.models import Chat, Message
-from safety.selectors import flagged_exchanges_sql
+from safety.selectors import flagged_exchanges
 from tutor_platform.pseudonyms import student_key
 from tutoring.models import TutorVersion
 
@@ -72,8 +72,11 @@ def _pair_sql(filters: PairFilter) -> tuple[str, list[Any]]:
         selection_where.append("m.created_at >= %s")
         selection_params.append(filters.created_since)
     # Never an exchange a safety flag holds back (until the flag is dismissed).
-    rating_where.append(f"c.prompt_message_id NOT IN ({flagged_exchanges_sql()})")
-    selection_where.append(f"m.reply_to_id NOT IN ({flagged_exchanges_sql()})")
+    held_back, held_back_params = flagged_exchanges().query.sql_with_params()
+    rating_where.append(f"c.prompt_message_id NOT IN ({held_back})")
+    rating_params.extend(held_back_params)
+    selection_where.append(f"m.reply_to_id NOT IN ({held_back})")
+    selection_params.extend(held_back_params)
     newest = f"(SELECT MAX(v.id) FROM {message} v WHERE v.reply_to_id = m.reply_to_id)"  # noqa: S608
     sql = f"""
         SELECT 'rating' AS source, c.id AS chosen, r.id AS rejected

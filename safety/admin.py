@@ -2,6 +2,7 @@
 the term lists and the per-category policies."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
@@ -11,6 +12,7 @@ from . import services
 from .models import Flag, Policy, Term
 
 SNIPPET_CHARS = 80
+REVIEW_FIELDS = ("review", "review_note")  # all a reviewer may edit
 CONTEXT_BEFORE, CONTEXT_AFTER = 6, 2
 
 
@@ -65,7 +67,7 @@ class FlagAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ["confirm", "dismiss"]
     fieldsets = (
-        ("Review", {"fields": ("review", "review_note", "reviewed_by", "reviewed_at")}),
+        ("Review", {"fields": (*REVIEW_FIELDS, "reviewed_by", "reviewed_at")}),
         (
             "What was found",
             {
@@ -83,24 +85,7 @@ class FlagAdmin(admin.ModelAdmin):
         ),
         ("Where", {"fields": ("student", "tutor", "chat", "message", "exchange", "conversation")}),
     )
-    readonly_fields = (
-        "reviewed_by",
-        "reviewed_at",
-        "created_at",
-        "stage",
-        "categories",
-        "action",
-        "providers",
-        "scores",
-        "unchecked",
-        "text",
-        "student",
-        "tutor",
-        "chat",
-        "message",
-        "exchange",
-        "conversation",
-    )
+    readonly_fields = tuple(name for name in flatten_fieldsets(fieldsets) if name not in REVIEW_FIELDS)
 
     @admin.display(description="categories")
     def categories_shown(self, flag: Flag) -> str:

@@ -16,12 +16,6 @@ def flagged_exchanges() -> QuerySet[Flag]:
     )
 
 
-def flagged_exchanges_sql() -> str:
-    """The same, as SQL for raw queries (no parameters)."""
-    table = Flag._meta.db_table
-    return f"SELECT exchange FROM {table} WHERE review <> '{Flag.Review.DISMISSED}' AND exchange IS NOT NULL"  # noqa: S608
-
-
 def daily_counts(*, first: date, last: date, tutor_id: int | None = None) -> dict[str, list[int]]:
     """Flags per day from `first` to `last`, per category found (a flag
     with two categories counts in both) and `unchecked` (a check failed):

@@ -56,18 +56,9 @@ UNAUTHORIZED = error(
 FORBIDDEN = error("Not allowed.", "permission_denied")
 NOT_FOUND = error("No such object, or it belongs to another user.", "not_found")
 THROTTLED = error("Too many requests; see `Retry-After`.", "throttled")
-# Error codes whose body has more than `detail` and `code`.
-ERROR_FIELDS = {
-    "content_blocked": {
-        "categories": {
-            "type": "array",
-            "items": {
-                "type": "string",
-                "enum": ["self_harm", "sexual", "violence", "hate", "harassment", "illicit", "profanity"],
-            },
-            "description": "What the safety checks found, most severe first.",
-        }
-    },
+# Error codes whose body has more than `detail` and `code`: their extra
+# fields (an app may add its own, as chats.schema does for content_blocked).
+ERROR_FIELDS: dict[str, dict] = {
     "quota_exceeded": {
         "resets_at": {
             "type": "string",
