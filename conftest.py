@@ -1,22 +1,28 @@
 """Shared fixtures: users, authenticated API clients, catalogue, chats."""
 
+import io
 import itertools
 import socket
 import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from PIL import Image
 from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.roles import ML_TEAM, sync_roles
 from accounts.tokens import token_pair
 from aicore import client as aicore_client
+from attachments.models import Attachment
+from attachments.services import attachment_upload
 from chats.models import Chat, Message
 from feedback.models import Feedback
 from safety import policies as safety_policies
@@ -39,6 +45,32 @@ _seq = itertools.count(1)
 @pytest.fixture(autouse=True)
 def _fast_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path) -> Path:
+    """Every test stores its files (attachments) in a folder of its own."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def image_bytes(size: tuple[int, int] = (64, 48), image_format: str = "PNG", **save_options) -> bytes:
+    """A real image made by Pillow (a gradient, so it compresses like a photo)."""
+    image = Image.linear_gradient("L").resize(size).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **save_options)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def make_attachment(db) -> Callable[..., Attachment]:
+    """An upload of `user`'s, through the service that checks and stores it."""
+
+    def make(user: User, content: bytes | None = None, name: str = "задача.png") -> Attachment:
+        upload = SimpleUploadedFile(name, image_bytes() if content is None else content)
+        return attachment_upload(user=user, upload=upload)
+
+    return make
 
 
 def reset_clients() -> None:

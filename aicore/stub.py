@@ -18,12 +18,14 @@ def generate(data: dict[str, Any]) -> dict[str, Any]:
     history = data.get("history") or []
     model_id = str(data.get("model_id", ""))
     echo = message[:MESSAGE_ECHO_CHARS] + ("…" if len(message) > MESSAGE_ECHO_CHARS else "")
+    attachments = [item for item in data.get("attachments") or [] if isinstance(item, dict)]
     content = "\n".join(
         line
         for line in (
             f"[stub · {model_id}]",
             f"Вы написали: «{echo}».",
             f"Я вижу {len(history)} предыдущих сообщений в этом диалоге.",
+            _attachments_line(attachments),
             "Давайте разберём это по шагам: сначала сформулируем, что известно, "
             "затем — что нужно найти, и только потом выберем метод решения.",
         )
@@ -40,6 +42,17 @@ def generate(data: dict[str, Any]) -> dict[str, Any]:
         "processing_time": round(0.001 * tokens_used, 3),
         "stub": True,
     }
+
+
+def _attachments_line(attachments: list[dict[str, Any]]) -> str:
+    """What the stub got attached (names, kinds, sizes), so a developer sees them arrive."""
+    if not attachments:
+        return ""
+    described = []
+    for item in attachments:
+        size = f", {item.get('width')}×{item.get('height')}" if item.get("kind") == "image" else ""
+        described.append(f"«{item.get('name', '?')}» ({item.get('kind', '?')}{size})")
+    return f"Вложения ({len(attachments)}): " + "; ".join(described) + "."
 
 
 def stream_pieces(answer: dict[str, Any]) -> list[str]:

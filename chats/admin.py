@@ -5,6 +5,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from attachments.admin import thumbnails
 from tutor_platform.pseudonyms import NoLookupsByStudent, student_key
 
 from .models import Chat, Message
@@ -72,4 +73,4 @@ class MessageAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Attachments")
     def attachments_pretty(self, obj: Message) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(obj.attachments, indent=2, ensure_ascii=False))
+        return thumbnails(obj.attachments)

@@ -4,18 +4,16 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from attachments.serializers import AttachmentSerializer
 from tutor_platform.fields import StrictCharField, StrictIntegerField, StrictPrimaryKeyRelatedField
 from tutor_platform.schema import SOMETIMES_ABSENT
 from tutor_platform.serializers import ModelSerializer
-from tutor_platform.validators import validate_json_limits
 from tutoring.selectors import tutor_list
 from tutoring.serializers import ChatTutorSerializer
 
 from .models import Chat, Message, ReplyStatus
 
-ATTACHMENTS_MAX_ITEMS = 10
-ATTACHMENTS_MAX_BYTES = 64 * 1024
-ATTACHMENTS_MAX_DEPTH = 8  # the list itself counts as one level
+ATTACHMENTS_MAX_ITEMS = 5
 MAX_DB_ID = 2**63 - 1
 
 # The direct to_representation paths below convert with unbound, shared
@@ -158,9 +156,19 @@ class ModerationField(serializers.ChoiceField):
         return value or None
 
 
+@extend_schema_field(AttachmentSerializer(many=True))
+class KeptAttachmentsField(serializers.ListField):
+    """A message's attachments: the copy AttachmentSerializer wrote when it was sent."""
+
+    def to_representation(self, data: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return data
+
+
 class MessageSerializer(ModelSerializer):
     chat = serializers.PrimaryKeyRelatedField(read_only=True)
-    attachments = serializers.ListField(child=serializers.DictField())
+    attachments = KeptAttachmentsField(
+        read_only=True, help_text="The uploads this message shows (user messages only)."
+    )
     metadata = StudentMetadataField(read_only=True)
     tutor_version = serializers.IntegerField(
         source="tutor_version.number",
@@ -224,7 +232,7 @@ class MessageSerializer(ModelSerializer):
             "chat": message.chat_id,
             "role": message.role,
             "content": message.content,
-            "attachments": fields["attachments"].to_representation(message.attachments),
+            "attachments": message.attachments,  # kept as AttachmentSerializer wrote them
             "metadata": fields["metadata"].to_representation(message.metadata),
             "tutor_version": version.number if version is not None else None,
             "tokens_used": message.tokens_used,
@@ -237,14 +245,30 @@ class MessageSerializer(ModelSerializer):
         }
 
 
+class AttachmentReferenceSerializer(serializers.Serializer):
+    """`{"id": <attachment id>}`, and nothing else."""
+
+    id = StrictIntegerField(min_value=1, max_value=MAX_DB_ID, help_text="One of your uploads.")
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict) and set(data) - {"id"}:
+            raise serializers.ValidationError(
+                {
+                    key: ["Unknown field: an attachment is referenced by its id only."]
+                    for key in set(data) - {"id"}
+                }
+            )
+        return super().to_internal_value(data)
+
+
 class SendMessageSerializer(serializers.Serializer):
     content = StrictCharField(trim_whitespace=False, help_text="Non-empty text, at most MESSAGE_MAX_CHARS.")
     attachments = serializers.ListField(
-        child=serializers.DictField(),
+        child=AttachmentReferenceSerializer(),
         max_length=ATTACHMENTS_MAX_ITEMS,
         required=False,
         default=list,
-        help_text=f"At most {ATTACHMENTS_MAX_ITEMS} JSON objects.",
+        help_text=f"At most {ATTACHMENTS_MAX_ITEMS} of your uploads (`POST /api/v1/attachments/`), in order.",
     )
 
     def validate_content(self, value: str) -> str:
@@ -257,11 +281,12 @@ class SendMessageSerializer(serializers.Serializer):
             )
         return value
 
-    def validate_attachments(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        validate_json_limits(
-            value, what="Attachments", max_depth=ATTACHMENTS_MAX_DEPTH, max_bytes=ATTACHMENTS_MAX_BYTES
-        )
-        return value
+    def validate_attachments(self, value: list[dict[str, int]]) -> list[int]:
+        """The ids, in order; the same upload twice is a mistake."""
+        ids = [reference["id"] for reference in value]
+        if len(set(ids)) != len(ids):
+            raise serializers.ValidationError("The same attachment is listed twice.", code="duplicate")
+        return ids
 
 
 class MessagePageQuerySerializer(serializers.Serializer):

@@ -5,6 +5,8 @@ from django.db import transaction
 from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.models import User
+from attachments.models import Reference
+from attachments.services import attachments_release
 from tutoring.models import Tutor
 
 from .models import Chat, Message
@@ -31,19 +33,29 @@ def _lock_chat(chat: Chat) -> None:
     Chat.objects.select_for_update(of=("self",)).filter(pk=chat.pk).order_by().values_list("pk").first()
 
 
+def _shown_uploads(chat: Chat) -> list[int]:
+    return list(Reference.objects.filter(message__chat=chat).values_list("attachment_id", flat=True))
+
+
 def chat_delete(*, chat: Chat) -> None:
-    """Deletes the chat and its messages; feedback on them is kept."""
+    """Deletes the chat and its messages; feedback on them is kept. Uploads
+    its messages showed and no other message does go too, files included."""
     with transaction.atomic():
         _lock_chat(chat)
+        shown = _shown_uploads(chat)
         chat.delete()
+        attachments_release(ids=shown)
 
 
 def chat_clear_history(*, chat: Chat) -> None:
-    """Removes every message; the chat stays. Feedback on them is kept."""
+    """Removes every message (and the uploads only they showed, as
+    chat_delete does); the chat stays. Feedback on them is kept."""
     with transaction.atomic():
         _lock_chat(chat)
+        shown = _shown_uploads(chat)
         Message.objects.filter(chat=chat).delete()
         Chat.objects.filter(pk=chat.pk).update(last_message_at=None)
+        attachments_release(ids=shown)
     chat.last_message_at = None
 
 

@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from attachments.admin import thumbnails
 from tutor_platform.pseudonyms import NoLookupsByStudent, student_key
 
 from . import services
@@ -75,7 +76,10 @@ class FeedbackAdmin(NoLookupsByStudent, admin.ModelAdmin):
                 )
             },
         ),
-        ("What was rated", {"fields": ("prompt_block", "reply_block", "reply_metadata_pretty")}),
+        (
+            "What was rated",
+            {"fields": ("prompt_block", "prompt_attachments", "reply_block", "reply_metadata_pretty")},
+        ),
     )
     # Everything on the page but `processed` is the student's, and read-only.
     readonly_fields = tuple(
@@ -155,6 +159,11 @@ class FeedbackAdmin(NoLookupsByStudent, admin.ModelAdmin):
     @admin.display(description="Prompt (the student's message)")
     def prompt_block(self, obj: Feedback) -> str:
         return format_html('<pre style="white-space: pre-wrap">{}</pre>', obj.prompt_content or "—")
+
+    @admin.display(description="What the student attached")
+    def prompt_attachments(self, obj: Feedback) -> str:
+        asked = obj.message.reply_to if obj.message is not None else None
+        return thumbnails(asked.attachments if asked is not None else [])
 
     @admin.display(description="Reply (the tutor's answer)")
     def reply_block(self, obj: Feedback) -> str:

@@ -46,6 +46,13 @@ class Feedback(models.Model):
     reply_content = models.TextField(help_text="The assistant reply this feedback rates.")
     reply_metadata = models.JSONField(default=dict, blank=True)
     prompt_content = models.TextField(blank=True, help_text="The user message that prompted the reply.")
+    prompt_attachments = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            "What that message showed: each upload's kind, type, size, pixels and SHA-256 (no name, no file)."
+        ),
+    )
     # The id of that user message, kept after it is gone: feedback on two
     # variants of one reply share it (preference pairs).
     prompt_message_id = models.BigIntegerField(null=True, blank=True, db_index=True)

@@ -10,6 +10,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 
 from accounts.models import User
+from attachments.serializers import described
 from chats.models import Message
 from chats.selectors import history_for
 from tutoring.catalogue import catalogue_changed
@@ -93,6 +94,7 @@ def feedback_submit(
                 reply_content=message.content,
                 reply_metadata=message.metadata,
                 prompt_content=message.reply_to.content if message.reply_to else "",
+                prompt_attachments=described(message.reply_to.attachments) if message.reply_to else [],
                 prompt_message_id=message.reply_to_id,
                 history=history_for(message.reply_to) if message.reply_to else [],
                 **fields,

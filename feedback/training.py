@@ -83,6 +83,7 @@ def training_record(feedback: Feedback) -> dict[str, Any]:
         },
         "conversation": feedback.history,
         "student_message": feedback.prompt_content,
+        "student_attachments": feedback.prompt_attachments,
         "reply": {"content": feedback.reply_content, "metadata": feedback.reply_metadata},
         "feedback": {
             "type": feedback.feedback_type,

@@ -18,6 +18,9 @@ from rest_framework import serializers
 
 from accounts.models import User
 from accounts.serializers import ProfileSerializer
+from attachments import links
+from attachments.models import Attachment
+from attachments.serializers import AttachmentSerializer
 from chats.models import Chat, Message
 from chats.selectors import with_version_number
 from chats.serializers import ChatSerializer, MessageSerializer
@@ -76,6 +79,19 @@ class ExportUsageDaySerializer(serializers.Serializer):
     tokens = serializers.IntegerField(help_text="Tokens those replies used, as AI-Core reported them.")
 
 
+class ExportAttachmentSerializer(AttachmentSerializer):
+    url = serializers.CharField(
+        help_text="A signed link to the file that works without a token, for ATTACHMENT_URL_SECONDS (600 s)."
+    )
+
+    class Meta(AttachmentSerializer.Meta):
+        fields = [*AttachmentSerializer.Meta.fields, "url"]
+        read_only_fields = fields
+
+    def to_representation(self, attachment: Attachment) -> dict[str, Any]:
+        return {**super().to_representation(attachment), "url": links.signed_url(attachment.pk)}
+
+
 class ExportDocumentSerializer(serializers.Serializer):
     """The shape of `GET /api/v1/auth/me/export/` (documentation only: the
     document itself is written by `export_document`)."""
@@ -86,6 +102,7 @@ class ExportDocumentSerializer(serializers.Serializer):
     feedback = ExportFeedbackSerializer(many=True)
     progress = ProgressSerializer(many=True)
     usage = ExportUsageDaySerializer(many=True, help_text="Per UTC day, oldest first.")
+    attachments = ExportAttachmentSerializer(many=True, help_text="Your uploads, oldest first.")
 
 
 def _dump(value: Any) -> str:
@@ -116,6 +133,9 @@ def export_document(user: User) -> Iterator[str]:
     yield ',"usage":'
     days = ({"date": day, "messages": n, "tokens": t} for day, (n, t) in sorted(usage.items()))
     yield _dump(list(days))
+    yield ',"attachments":'
+    uploads = Attachment.objects.filter(user=user).order_by("id").iterator(chunk_size=CHUNK)
+    yield from _items(uploads, ExportAttachmentSerializer())
     yield "}"
 
 

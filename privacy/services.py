@@ -6,6 +6,7 @@ from django.db import transaction
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
 from accounts.models import User
+from attachments.services import attachments_erase_owner
 from chats.models import Chat
 from feedback.services import feedback_erase_author
 from progress.models import Progress
@@ -35,7 +36,8 @@ def user_erase(*, user: User) -> None:
     progress, preferences, idempotency keys and every token go; feedback
     the student allowed for training stays with no link to them, the rest
     goes (feedback.services.feedback_erase_author), and tutor ratings are
-    recomputed, and the admin log is scrubbed of them. Safety flags stay
+    recomputed, and the admin log is scrubbed of them. Their uploaded files
+    are deleted from storage once it commits. Safety flags stay
     for their review, without the text and the student's key. The email
     can be registered again at once.
 
@@ -47,6 +49,7 @@ def user_erase(*, user: User) -> None:
             return
         feedback_erase_author(user=user)
         flags_forget_student(student=student_key(user.pk))
+        attachments_erase_owner(user=user)
         _admin_log_scrub(user)
         OutstandingToken.objects.filter(user=user).delete()  # and, by cascade, the blacklist
         user.delete()

@@ -79,17 +79,22 @@ class Verdict:
 
 
 def screen(
-    text: str, *, stage: str, metadata: dict[str, Any] | None = None, only: tuple[str, ...] | None = None
+    text: str,
+    *,
+    stage: str,
+    metadata: dict[str, Any] | None = None,
+    only: tuple[str, ...] | None = None,
+    images: list[str] | None = None,
 ) -> Verdict:
-    """Runs the configured checks (or `only` those) on `text`; with
-    MODERATION_ON_ERROR=block, a check that fails is ModerationUnavailable."""
+    """Runs the configured checks (or `only` those) on `text`, and on
+    `images` (links) the checks that look at images (`openai`)."""
     findings, failed = [], []
     for name in settings.MODERATION_PROVIDERS if only is None else only:
         if name == providers.RULES:
             findings.append(providers.by_rules(text))
         elif name == providers.OPENAI:
             try:
-                findings.append(providers.openai().check(text, []))
+                findings.append(providers.openai().check(text, images or []))
             except providers.CheckFailed as exc:
                 logger.warning("Moderation check %s failed on %s: %s", name, stage, exc)
                 failed.append(name)

@@ -65,7 +65,11 @@ class BodySizeLimitMiddleware:
 
     DRF's parsers read the request stream directly, so Django's own check on
     `request.body` never runs for API requests; this one runs before them.
+    An upload to UPLOAD_PATH is bounded by its own parser instead
+    (attachments.uploads: ATTACHMENT_MAX_BYTES, read into a temporary file).
     """
+
+    UPLOAD_PATH = "/api/v1/attachments/"
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -86,7 +90,7 @@ class BodySizeLimitMiddleware:
                 },
                 status=400,
             )
-        if limit is not None and length > limit:
+        if limit is not None and length > limit and request.path_info != self.UPLOAD_PATH:
             return JsonResponse(
                 {
                     "detail": f"Request body is larger than {limit} bytes.",

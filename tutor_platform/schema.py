@@ -103,7 +103,7 @@ EXAMPLES = {
     "minutes": 25,
     "total_minutes": 90,
     "ids": [1, 2, 3],
-    "attachments": [{"type": "image", "url": "https://example.com/homework.png"}],
+    "attachments": [{"id": 17}],
 }
 
 

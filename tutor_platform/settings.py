@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "usage",
     "privacy",
     "safety",
+    "attachments",
 ]
 
 MIDDLEWARE = [
@@ -293,8 +294,35 @@ FRONTEND_URL = env.str("FRONTEND_URL", default="")
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Uploaded files (attachments, exports): never served at MEDIA_URL, only
+# through the views that check who asks (attachments/views.py).
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+FILE_STORAGE = env.str("FILE_STORAGE", default="local")
+if FILE_STORAGE == "local":
+    _default_storage: dict = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+elif FILE_STORAGE == "s3":
+    # S3-compatible object storage (AWS S3, MinIO, Yandex Object Storage):
+    # a private bucket; django-storages reads the AWS_* settings below.
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+            "location": env.str("AWS_LOCATION", default=""),
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+            "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="") or None,
+            "signature_version": "s3v4",
+        },
+    }
+else:
+    raise ImproperlyConfigured("FILE_STORAGE must be `local` or `s3`.")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _default_storage,
     # Hashed, compressed files need `collectstatic`; development and tests skip it.
     "staticfiles": {
         "BACKEND": (
@@ -358,6 +386,7 @@ REST_FRAMEWORK = {
         "export": env.str("THROTTLE_EXPORT_RATE", default="10/hour"),
         # The admin's try-it panel, per editor (each try asks AI-Core twice).
         "try_it": env.str("THROTTLE_TRY_IT_RATE", default="30/hour"),
+        "upload": env.str("THROTTLE_UPLOAD_RATE", default="30/hour"),
     },
     # The client address for throttling is the one the last NUM_PROXIES
     # trusted proxies saw; 0 (no proxy) ignores X-Forwarded-For entirely.
@@ -503,6 +532,31 @@ if MODERATION_ON_ERROR not in ("flag", "block"):
 # Who is emailed at once when a student's message or a reply is refused or
 # answered in self_harm or sexual.
 SAFETY_ALERT_EMAILS = env.list("SAFETY_ALERT_EMAILS", default=[])
+
+# Attachments (photos of a problem, worksheets): checked, images re-encoded,
+# stored through Django's default storage (STORAGES below), never public.
+ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+ATTACHMENT_MAX_PIXELS = env.int("ATTACHMENT_MAX_PIXELS", default=40_000_000)
+ATTACHMENT_MAX_EDGE = env.int("ATTACHMENT_MAX_EDGE", default=2048)
+ATTACHMENT_STORAGE_PER_USER = env.int("ATTACHMENT_STORAGE_PER_USER", default=200 * 1024 * 1024)
+# How long a signed link to a file works (AI-Core's, the export's, the admin's).
+ATTACHMENT_URL_SECONDS = env.int("ATTACHMENT_URL_SECONDS", default=600)
+# An upload no message references is deleted by purge_expired after this.
+ATTACHMENT_ORPHAN_HOURS = env.int("ATTACHMENT_ORPHAN_HOURS", default=24)
+# clamd, to scan every upload before it is stored: tcp://host:3310 or
+# unix:///run/clamav/clamd.ctl; empty: no scan.
+ATTACHMENT_SCAN_URL = env.str("ATTACHMENT_SCAN_URL", default="")
+if ATTACHMENT_SCAN_URL and not ATTACHMENT_SCAN_URL.startswith(("tcp://", "unix://")):
+    raise ImproperlyConfigured("ATTACHMENT_SCAN_URL must be tcp://host:port or unix:///path/to/clamd.socket.")
+ATTACHMENT_SCAN_TIMEOUT = env.float("ATTACHMENT_SCAN_TIMEOUT", default=30.0)
+if min(ATTACHMENT_MAX_BYTES, ATTACHMENT_MAX_PIXELS, ATTACHMENT_MAX_EDGE, ATTACHMENT_URL_SECONDS) < 1:
+    raise ImproperlyConfigured(
+        "ATTACHMENT_MAX_BYTES, _MAX_PIXELS, _MAX_EDGE and _URL_SECONDS must be positive."
+    )
+# The backend's own base URL as AI-Core (and a moderation service) reach it:
+# the signed links in what they are sent start with it. Unset, they are
+# paths (check --deploy warns).
+BACKEND_URL = env.str("BACKEND_URL", default="http://localhost:8000" if DEBUG else "").rstrip("/")
 
 # Email (safety alerts): the console in development; e.g.
 # EMAIL_URL=smtp+tls://user:password@smtp.example.com:587 in production.

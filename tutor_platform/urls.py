@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("chats.urls")),
     path("", include("feedback.urls")),
     path("", include("progress.urls")),
+    path("", include("attachments.urls")),
     path("health/", HealthView.as_view(), name="health"),
 ]
 

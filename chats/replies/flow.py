@@ -5,7 +5,8 @@
 1. idempotency claim: a repeat of a finished request gets its first
    success again, even where the checks below would now refuse;
 2. checks: which user message is answered, and whether it may be;
-3. safety, on the way in: a send's message checked (moderation.inbound);
+3. attachments: a send's uploads, the student's own (attaching.resolved);
+   safety, on the way in: a send's message checked (moderation.inbound);
    refused, or answered with the category's safe text, AI-Core not asked;
    a saved message asked about again is checked again (asked_again);
 4. quota: one reply reserved (given back when none is saved);
@@ -35,7 +36,7 @@ from chats.serializers import MessageSerializer, ReplyResultSerializer, SendResu
 from safety.services import Verdict
 from usage import services as usage
 
-from . import checks, heartbeat, idempotency, live, moderation, saving, streaming
+from . import attaching, checks, heartbeat, idempotency, live, moderation, saving, streaming
 from .errors import NothingToReply, ReplyDiscarded, ReplyFailed, failure_body
 from .generation import generate
 
@@ -55,7 +56,7 @@ class Question:
     request_id: str
     idempotency_key: str | None = None
     content: str = ""  # a send's
-    attachments: list[dict[str, Any]] = field(default_factory=list)  # a send's
+    attachments: list[int] = field(default_factory=list)  # a send's: ids of the student's uploads
     message_id: int | None = None  # /reply/'s, when it names one
 
     @property
@@ -82,11 +83,12 @@ def answer(question: Question, *, stream: bool) -> HttpResponseBase:
             outcome = _success(question, user_message, earlier)
             claim.finish(outcome)
             return _stored(outcome, stream=stream)
-        verdict = None
+        verdict, attachments = None, []
         if user_message is None:
-            verdict = moderation.inbound(chat, question.content)
+            attachments = attaching.resolved(chat.user, question.attachments)
+            verdict = moderation.inbound(chat, question.content, images=attaching.image_links(attachments))
             if moderation.responds(verdict):
-                outcome = _safe_reply(question, verdict)
+                outcome = _safe_reply(question, attachments, verdict)
                 claim.finish(outcome)
                 return _stored(outcome, stream=stream)
         else:
@@ -95,7 +97,7 @@ def answer(question: Question, *, stream: bool) -> HttpResponseBase:
         try:
             if user_message is None:
                 user_message = saving.user_message_save(
-                    chat=chat, content=question.content, attachments=question.attachments
+                    chat=chat, content=question.content, attachments=attachments
                 )
             claim.bind(user_message)
         except BaseException:
@@ -203,13 +205,15 @@ def _reply(
     return message
 
 
-def _safe_reply(question: Question, verdict: Verdict) -> idempotency.StoredResponse:
+def _safe_reply(
+    question: Question, attachments: list[dict[str, Any]], verdict: Verdict
+) -> idempotency.StoredResponse:
     """A send answered with its category's safe text: both messages saved,
     the verdict recorded (and the right adult told), no quota used."""
     user_message, reply = saving.safe_exchange_save(
         chat=question.chat,
         content=question.content,
-        attachments=question.attachments,
+        attachments=attachments,
         answer=moderation.safe_text(verdict, question.content),
     )
     moderation.recorded(verdict, chat=question.chat, message=user_message, exchange=user_message)

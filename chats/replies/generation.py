@@ -19,6 +19,7 @@ from tutor_platform.pseudonyms import student_key
 from tutor_platform.serving import cpu_gate
 from tutoring.models import TutorVersion
 
+from . import attaching
 from .errors import TutorUnavailable
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def generate(
         content=version,
         message=user_message.content,
         history=history_for(user_message),
-        attachments=user_message.attachments,
+        attachments=attaching.for_ai_core(user_message.attachments),
     )
     release_db_connection()
     started = time.monotonic()

@@ -24,16 +24,18 @@ from safety import services as safety
 from safety.models import Action, Stage
 from safety.policies import language_of
 
+from . import attaching
 from .generation import AIReply
 
 logger = logging.getLogger(__name__)
 
 
-def inbound(chat: Chat, content: str) -> safety.Verdict:
-    """The verdict on a send's message. Refuses a `block` (ContentBlocked),
-    or a message no check could judge under MODERATION_ON_ERROR=block
+def inbound(chat: Chat, content: str, *, images: list[str]) -> safety.Verdict:
+    """The verdict on a send's message (and its images, for a check that
+    looks at them). Refuses a `block` (ContentBlocked), or a message no
+    check could judge under MODERATION_ON_ERROR=block
     (ModerationUnavailable); both are recorded, nothing else is saved."""
-    verdict = safety.screen(content, stage=Stage.INPUT)
+    verdict = safety.screen(content, stage=Stage.INPUT, images=images)
     if verdict.action == Action.BLOCK or (verdict.failed and settings.MODERATION_ON_ERROR == "block"):
         safety.record(verdict, chat=chat, message_id=None, exchange=None)
         raise safety.ContentBlocked(verdict.categories)
@@ -45,7 +47,9 @@ def asked_again(user_message: Message) -> None:
     send): AI-Core answers it only if the checks let it through now, so
     regenerating a `safe_reply` never reaches AI-Core. Refusals as in
     `inbound`; nothing is recorded again (the send recorded it)."""
-    verdict = safety.screen(user_message.content, stage=Stage.INPUT)
+    verdict = safety.screen(
+        user_message.content, stage=Stage.INPUT, images=attaching.image_links(user_message.attachments)
+    )
     if verdict.failed and settings.MODERATION_ON_ERROR == "block":
         raise safety.ModerationUnavailable()
     if verdict.withholds:

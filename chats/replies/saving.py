@@ -11,8 +11,10 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from rest_framework.exceptions import ValidationError
 
 from aicore.exceptions import AICoreError
+from attachments.models import Reference
 from chats.models import Chat, IdempotencyKey, Message, ReplyStatus
 from usage import services as usage
 
@@ -66,12 +68,23 @@ def _touch_chat(
 
 
 def user_message_save(*, chat: Chat, content: str, attachments: list[dict[str, Any]]) -> Message:
-    """Saves (and commits) a send's user message; the chat's title comes from it when empty."""
-    with transaction.atomic():
-        user_message = Message.objects.create(
-            chat=chat, role=Message.Role.USER, content=content, attachments=attachments
-        )
-        _touch_chat(chat, at=user_message.created_at, title_from=content)
+    """Saves (and commits) a send's user message, with a Reference to each
+    upload it shows (attaching.resolved); the chat's title comes from it
+    when empty. An upload deleted since it was resolved is a 400."""
+    try:
+        with transaction.atomic():
+            user_message = Message.objects.create(
+                chat=chat, role=Message.Role.USER, content=content, attachments=attachments
+            )
+            if attachments:
+                Reference.objects.bulk_create(
+                    Reference(message=user_message, attachment_id=item["id"]) for item in attachments
+                )
+            _touch_chat(chat, at=user_message.created_at, title_from=content)
+    except IntegrityError as exc:
+        if not attachments:
+            raise
+        raise ValidationError({"attachments": ["An attachment was deleted meanwhile."]}) from exc
     return user_message
 
 

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 from rest_framework import serializers
 
+from attachments.serializers import AttachmentSerializer
 from chats import selectors
 from chats.models import Chat, Message
 from chats.serializers import ChatSerializer, MessageSerializer
@@ -19,7 +20,7 @@ def generic(message: Message) -> dict:
 
 
 @pytest.mark.django_db
-def test_every_kind_of_message_serializes_as_the_declared_fields_do(chat, make_exchange):
+def test_every_kind_of_message_serializes_as_the_declared_fields_do(chat, make_exchange, make_attachment):
     asked, replied = make_exchange(chat, "Что такое производная?", "Скорость изменения функции.")
     Message.objects.filter(pk=replied.pk).update(
         metadata={"tokens_used": 12, "processing_time": 0.5, "model_id": "secret", "latency_ms": True},
@@ -31,7 +32,7 @@ def test_every_kind_of_message_serializes_as_the_declared_fields_do(chat, make_e
         chat=chat,
         role="user",
         content="С вложением",
-        attachments=[{"type": "image", "url": "https://example.com/x.png", "size": 10, "meta": {"a": [1]}}],
+        attachments=[AttachmentSerializer(make_attachment(chat.user)).data],
         reply_error="ai_core_timeout",
     )
     Message.objects.create(chat=chat, role="user", content="Только что", attachments=[])
@@ -48,6 +49,7 @@ def test_every_kind_of_message_serializes_as_the_declared_fields_do(chat, make_e
     assert shown["Скорость изменения функции."]["metadata"] == {"tokens_used": 12, "processing_time": 0.5}
     assert shown["Скорость изменения функции."]["tutor_version"] == chat.tutor.current_version.number
     assert shown["Скорость изменения функции."]["variant"] == {"index": 1, "count": 2}
+    assert shown["С вложением"]["attachments"][0]["name"] == "задача.png"
     assert shown["С вложением"]["reply_status"] == "failed"
     assert shown["С вложением"]["reply_error"] == "ai_core_timeout"
     assert shown["Давно"]["reply_error"] == "reply_interrupted"

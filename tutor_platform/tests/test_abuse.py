@@ -69,7 +69,11 @@ class TestForgedTokens:
 # Routes whose path names an object that belongs to a user. Every other
 # route with a path parameter must be listed in PUBLIC_OR_SELF_KEYED, so a new
 # owned route cannot be added without this test covering it.
-OWNED = {"/api/v1/chats/{id}/": "chat", "/api/v1/feedback/{id}/": "feedback"}
+OWNED = {
+    "/api/v1/chats/{id}/": "chat",
+    "/api/v1/feedback/{id}/": "feedback",
+    "/api/v1/attachments/{id}/": "attachment",
+}
 PUBLIC_OR_SELF_KEYED = {
     "/api/v1/courses/{id}/",  # public catalogue
     "/api/v1/tutors/{id}/",  # public catalogue
@@ -97,11 +101,12 @@ def test_every_route_with_an_object_is_classified():
     [(p, m) for p, m in operations_on_objects() if any(p.startswith(prefix) for prefix in OWNED)],
 )
 def test_another_users_object_is_404_on_every_route_and_method(
-    path, method, auth_client, other_user, other_chat, make_exchange
+    path, method, auth_client, other_user, other_chat, make_exchange, make_attachment
 ):
     _, reply = make_exchange(other_chat)
     feedback = feedback_on(reply, feedback_type="detailed", rating=3)
-    objects = {"chat": other_chat.id, "feedback": feedback.id}
+    upload = make_attachment(other_user)
+    objects = {"chat": other_chat.id, "feedback": feedback.id, "attachment": upload.id}
     prefix = next(p for p in OWNED if path.startswith(p))
     url = path.replace("{id}", str(objects[OWNED[prefix]]))
     body = {"title": "взлом", "content": "взлом", "message": reply.id, "feedback_type": "quick"}
@@ -114,6 +119,8 @@ def test_another_users_object_is_404_on_every_route_and_method(
     assert other_chat.title == "Чужой чат"
     feedback.refresh_from_db()
     assert feedback.rating == 3
+    assert upload.file.storage.exists(upload.file.name)
+    upload.refresh_from_db()  # still there
 
 
 def test_progress_routes_never_touch_another_users_row(auth_client, other_user, tutor):

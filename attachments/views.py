@@ -1,0 +1,106 @@
+from typing import Any
+
+from django.http import FileResponse, Http404
+from django.http.response import HttpResponseBase
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
+
+from tutor_platform.api import GenericViewSet
+from tutor_platform.throttling import UserRateThrottle
+
+from . import links, schema, selectors, services
+from .models import Attachment
+from .serializers import AttachmentSerializer, UploadSerializer
+from .throttles import UploadThrottle
+from .uploads import UploadParser
+
+
+class InvalidLink(PermissionDenied):
+    default_detail = "This link is not valid, or has expired."
+    default_code = "invalid_signature"
+
+
+@schema.ATTACHMENTS
+class AttachmentViewSet(GenericViewSet):
+    """The user's own uploads. Another user's answers 404; `content/` also
+    answers a signed link (links.py) without a token."""
+
+    summaries = {
+        "create": "Upload a file to attach to a message",
+        "retrieve": "Get an upload",
+        "destroy": "Delete an upload no message shows",
+        "content": "Download an upload's file",
+    }
+    serializer_class = AttachmentSerializer
+    parser_classes = [UploadParser]
+    extra_query_params = {"content": {links.PARAMETER}}
+
+    def _signed(self) -> bool:
+        return getattr(self, "action", None) == "content" and links.PARAMETER in self.request.query_params
+
+    def get_authenticators(self) -> list:
+        # A signed link is its own credential; a token sent along is not looked at.
+        request = getattr(self, "request", None)  # Django's request, set by View.setup
+        if request is not None and links.PARAMETER in request.GET:
+            return []
+        return super().get_authenticators()
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [AllowAny()] if self._signed() else super().get_permissions()
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        if self._signed():
+            return []  # AI-Core fetching a reply's images; the signature is the limit
+        if self.action == "create":
+            return [UserRateThrottle(), UploadThrottle()]
+        return super().get_throttles()
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # The file is the answer whatever `Accept` says (an <img> asks for image/*).
+        return super().perform_content_negotiation(request, force=force or self.action == "content")
+
+    def get_object(self) -> Attachment:
+        attachment_id = int(self.kwargs["pk"])
+        if self._signed():
+            if not links.verify(attachment_id, self.request.query_params[links.PARAMETER]):
+                raise InvalidLink()
+            found = Attachment.objects.filter(pk=attachment_id).first()
+        else:
+            found = selectors.owned(user=self.request.user).filter(pk=attachment_id).first()
+        if found is None:
+            raise Http404
+        return found
+
+    def create(self, request: Request) -> Response:
+        body = UploadSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        attachment = services.attachment_upload(user=request.user, upload=body.validated_data["file"])
+        return Response(AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(AttachmentSerializer(self.get_object()).data)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.attachment_delete(attachment=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["get"])
+    def content(self, request: Request, pk: str) -> HttpResponseBase:
+        attachment = self.get_object()
+        document = attachment.kind == Attachment.Kind.DOCUMENT
+        response = FileResponse(
+            attachment.file.open("rb"),
+            as_attachment=document,
+            filename=attachment.name,
+            content_type=attachment.content_type
+            + ("; charset=utf-8" if attachment.content_type == "text/plain" else ""),
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Content-Security-Policy"] = "sandbox"
+        response["Cache-Control"] = "private, max-age=600"
+        return response
