@@ -28,12 +28,13 @@ run: migrate
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
-## Debian's packages the suite drives: Chromium (admin browser tests) and nginx
-## (the production topology). Never a downloaded browser.
+## Debian's packages the suite drives: Chromium (admin browser tests), nginx
+## (the production topology) and clamd (virus scanning). Never a downloaded browser.
 system-deps:
 	@missing=; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	[ -x /usr/sbin/clamd ] || missing="$$missing clamav-daemon"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian's$$missing for the test suite..."; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

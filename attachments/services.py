@@ -50,7 +50,7 @@ def _check_quota(user: User, size: int) -> None:
         )
 
 
-def attachment_upload(*, user: User, upload: UploadedFile) -> Attachment:
+def attachment_upload(*, user: User, upload: "UploadedFile[bytes]") -> Attachment:
     """Checks the upload (type, image, virus scan, the user's storage
     quota), stores what `inspection` made of it, and records it."""
     inspected = inspection.inspect(upload)
@@ -68,6 +68,7 @@ def attachment_upload(*, user: User, upload: UploadedFile) -> Attachment:
             sha256=inspected.sha256,
         )
         attachment.file.save(attachment.name, File(inspected.content), save=False)
+        stored = str(attachment.file.name)
     finally:
         if inspected.content is not upload:
             inspected.content.close()
@@ -78,7 +79,7 @@ def attachment_upload(*, user: User, upload: UploadedFile) -> Attachment:
             _check_quota(user, inspected.size)
             attachment.save()
     except BaseException:
-        attachment.file.storage.delete(attachment.file.name)
+        attachment.file.storage.delete(stored)
         raise
     return attachment
 
@@ -92,7 +93,7 @@ def attachment_delete(*, attachment: Attachment) -> None:
         if Reference.objects.filter(attachment=locked).exists():
             raise AttachmentInUse()
         locked.delete()
-        _delete_files_after_commit([locked.file.name])
+        _delete_files_after_commit([str(locked.file.name)])
 
 
 def attachments_release(*, ids: Iterable[int]) -> int:

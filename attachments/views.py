@@ -41,14 +41,14 @@ class AttachmentViewSet(GenericViewSet):
     extra_query_params = {"content": {links.PARAMETER}}
 
     def _signed(self) -> bool:
-        return getattr(self, "action", None) == "content" and links.PARAMETER in self.request.query_params
+        """A signed link to `content/`: its own credential (a token sent along is not looked at)."""
+        request = getattr(self, "request", None)  # Django's, from View.setup (None in schema generation)
+        if request is None or links.PARAMETER not in request.GET:
+            return False
+        return getattr(self, "action_map", {}).get(request.method.lower()) == "content"
 
     def get_authenticators(self) -> list:
-        # A signed link is its own credential; a token sent along is not looked at.
-        request = getattr(self, "request", None)  # Django's request, set by View.setup
-        if request is not None and links.PARAMETER in request.GET:
-            return []
-        return super().get_authenticators()
+        return [] if self._signed() else super().get_authenticators()
 
     def get_permissions(self) -> list[BasePermission]:
         return [AllowAny()] if self._signed() else super().get_permissions()

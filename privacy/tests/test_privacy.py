@@ -77,7 +77,15 @@ class TestExport:
 
         document = export_of(auth_client)
 
-        assert set(document) == {"profile", "preferences", "chats", "feedback", "progress", "usage", "attachments"}
+        assert set(document) == {
+            "profile",
+            "preferences",
+            "chats",
+            "feedback",
+            "progress",
+            "usage",
+            "attachments",
+        }
         assert document["profile"]["email"] == user.email
         assert document["preferences"] == {"theme": "тёмная"}
         assert [c["id"] for c in document["chats"]] == [chat.id, empty.id]
