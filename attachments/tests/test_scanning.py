@@ -28,9 +28,9 @@ def clamd(tmp_path_factory):
         pytest.skip("clamd is not installed (Debian's clamav-daemon; `make system-deps` installs it)")
     folder = tmp_path_factory.mktemp("clamd")
     (folder / "db").mkdir()
-    (folder / "db" / "test.hdb").write_text(
-        f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:Eicar-Test-Signature\n"
-    )
+    # clamd's hash signatures are MD5 (`.hdb`: md5:size:name).
+    signature = f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:Eicar-Test-Signature\n"  # noqa: S324
+    (folder / "db" / "test.hdb").write_text(signature)
     port = free_port()
     config = folder / "clamd.conf"
     config.write_text(
