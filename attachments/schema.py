@@ -3,8 +3,9 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 
-from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, error
+from tutor_platform.schema import NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR, error
 
+from .models import EXTENSIONS
 from .serializers import AttachmentSerializer, UploadSerializer
 
 _SIGNATURE = OpenApiParameter(
@@ -21,9 +22,13 @@ _FILE = OpenApiResponse(
     description=(
         "The stored bytes, with their `Content-Type` (`image/jpeg`, `image/png`, `image/webp`, "
         "`application/pdf`, `text/plain; charset=utf-8`), `X-Content-Type-Options: nosniff` and "
-        "`Content-Security-Policy: sandbox`; documents as `Content-Disposition: attachment`."
+        "`Content-Security-Policy: sandbox`; documents as `Content-Disposition: attachment`. With "
+        "`Accept: application/octet-stream` exactly, the same bytes as `application/octet-stream` "
+        "(a download)."
     ),
 )
+# The bytes' media types; a generic client reads `application/octet-stream` as bytes.
+CONTENT_TYPES = ["application/octet-stream", *EXTENSIONS]
 
 ATTACHMENTS = extend_schema_view(
     create=extend_schema(
@@ -64,10 +69,13 @@ ATTACHMENTS = extend_schema_view(
             ),
         },
     ),
-    retrieve=extend_schema(responses={200: AttachmentSerializer, 401: UNAUTHORIZED, 404: NOT_FOUND}),
+    retrieve=extend_schema(
+        responses={200: AttachmentSerializer, 400: VALIDATION_ERROR, 401: UNAUTHORIZED, 404: NOT_FOUND}
+    ),
     destroy=extend_schema(
         responses={
             204: None,
+            400: VALIDATION_ERROR,
             401: UNAUTHORIZED,
             404: NOT_FOUND,
             409: error("A message shows this attachment: it stays.", "attachment_in_use"),
@@ -75,8 +83,10 @@ ATTACHMENTS = extend_schema_view(
     ),
     content=extend_schema(
         parameters=[_SIGNATURE],
+        auth=[{"jwtAuth": []}, {}],  # the token, or a signed link instead
         responses={
-            (200, "*/*"): _FILE,
+            **{(200, content_type): _FILE for content_type in CONTENT_TYPES},
+            400: VALIDATION_ERROR,
             401: UNAUTHORIZED,
             403: error("The signed link was changed, or has expired.", "invalid_signature"),
             404: NOT_FOUND,

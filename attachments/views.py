@@ -19,6 +19,8 @@ from .serializers import AttachmentSerializer, UploadSerializer
 from .throttles import UploadThrottle
 from .uploads import UploadParser
 
+OCTET_STREAM = "application/octet-stream"
+
 
 class InvalidLink(PermissionDenied):
     default_detail = "This link is not valid, or has expired."
@@ -91,14 +93,20 @@ class AttachmentViewSet(GenericViewSet):
 
     @action(detail=True, methods=["get"])
     def content(self, request: Request, pk: str) -> HttpResponseBase:
+        """The file with its own type; as plain bytes (`application/octet-stream`,
+        a download) to a client that asks for exactly that."""
         attachment = self.get_object()
-        document = attachment.kind == Attachment.Kind.DOCUMENT
+        if request.headers.get("Accept", "").strip() == OCTET_STREAM:
+            content_type, download = OCTET_STREAM, True
+        else:
+            charset = "; charset=utf-8" if attachment.content_type == "text/plain" else ""
+            content_type = attachment.content_type + charset
+            download = attachment.kind == Attachment.Kind.DOCUMENT
         response = FileResponse(
             attachment.file.open("rb"),
-            as_attachment=document,
+            as_attachment=download,
             filename=attachment.name,
-            content_type=attachment.content_type
-            + ("; charset=utf-8" if attachment.content_type == "text/plain" else ""),
+            content_type=content_type,
         )
         response["X-Content-Type-Options"] = "nosniff"
         response["Content-Security-Policy"] = "sandbox"

@@ -78,7 +78,7 @@ class FeedbackAdmin(NoLookupsByStudent, admin.ModelAdmin):
         ),
         (
             "What was rated",
-            {"fields": ("prompt_block", "prompt_attachments", "reply_block", "reply_metadata_pretty")},
+            {"fields": ("prompt_block", "attached_block", "reply_block", "reply_metadata_pretty")},
         ),
     )
     # Everything on the page but `processed` is the student's, and read-only.
@@ -161,7 +161,7 @@ class FeedbackAdmin(NoLookupsByStudent, admin.ModelAdmin):
         return format_html('<pre style="white-space: pre-wrap">{}</pre>', obj.prompt_content or "—")
 
     @admin.display(description="What the student attached")
-    def prompt_attachments(self, obj: Feedback) -> str:
+    def attached_block(self, obj: Feedback) -> str:
         asked = obj.message.reply_to if obj.message is not None else None
         return thumbnails(asked.attachments if asked is not None else [])
 

@@ -101,3 +101,26 @@ def test_the_export_lists_uploads_with_links_that_work(auth_client, user, other_
     fetched = APIClient().get(listed["url"])
     assert fetched.status_code == 200
     assert b"".join(fetched.streaming_content) == mine.file.open("rb").read()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_free_form_attachments_of_old_messages_move_to_metadata(chat, make_exchange):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from chats.models import Message
+
+    make_exchange(chat)
+    executor = MigrationExecutor(connection)
+    executor.migrate([("chats", "0007_message_moderation")])
+    old = executor.loader.project_state([("chats", "0007_message_moderation")]).apps
+    free_form = [{"type": "image", "url": "https://cdn.example.com/task.png", "name": "задача.png"}]
+    old.get_model("chats", "Message").objects.filter(role="user").update(attachments=free_form)
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    question = Message.objects.get(role="user")
+    assert question.attachments == []
+    assert question.metadata["legacy_attachments"] == free_form
+    assert Message.objects.get(role="assistant").attachments == []

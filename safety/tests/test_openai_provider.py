@@ -173,3 +173,22 @@ def test_a_streamed_reply_is_checked_at_sentence_ends_and_retracted(
     assert saved.content == events[-1][1]["content"] and "Вы написали" not in saved.content
     inputs = [request["body"]["input"] for request in moderation.requests]
     assert inputs[0] == "Что такое синус?" and len(inputs) >= 2
+
+
+def test_a_sends_images_are_checked_by_their_signed_links(
+    moderation, auth_client, user, chat, make_attachment, settings
+):
+    settings.BACKEND_URL = "https://tutor.example.com"
+    image = make_attachment(user, name="фото.png")
+    response = auth_client.post(
+        f"/api/v1/chats/{chat.id}/messages/",
+        {"content": "Что на фото?", "attachments": [{"id": image.pk}]},
+        format="json",
+    )
+    assert response.status_code == 201
+    text, picture = moderation.requests[0]["body"]["input"]
+    assert text == {"type": "text", "text": "Что на фото?"}
+    assert picture["type"] == "image_url"
+    assert picture["image_url"]["url"].startswith(
+        f"https://tutor.example.com/api/v1/attachments/{image.pk}/content/?signature="
+    )

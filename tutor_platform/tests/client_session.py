@@ -8,7 +8,16 @@ operation of the schema is called here, so a schema regression fails the
 suite.
 """
 
+import base64
+from io import BytesIO
+
 from tutor_client import AuthenticatedClient, Client
+from tutor_client.api.attachments import (
+    attachments_content_retrieve,
+    attachments_create,
+    attachments_destroy,
+    attachments_retrieve,
+)
 from tutor_client.api.auth import (
     auth_change_password_create,
     auth_login_create,
@@ -59,6 +68,9 @@ from tutor_client.api.ml import (
 )
 from tutor_client.api.progress import progress_add_create, progress_list, progress_retrieve, progress_update
 from tutor_client.models import (
+    Attachment,
+    AttachmentInUseError,
+    AttachmentReferenceRequest,
     AuthMeDestroyBody,
     AuthMePreferencesPartialUpdateBody,
     AuthMePreferencesPartialUpdateResponse200,
@@ -106,9 +118,16 @@ from tutor_client.models import (
     TokenPair,
     Tutor,
     TutorVersionStats,
+    UploadRequest,
     Usage,
 )
 from tutor_client.models.tutors_list_ordering import TutorsListOrdering
+from tutor_client.types import File
+
+# A 1 x 1 PNG: the photo of a problem, as small as it gets.
+PIXEL_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4//8/AAX+Av4N70a4AAAAAElFTkSuQmCC"
+)
 
 
 def run(base_url: str, email: str, password: str, ml_email: str, ml_password: str) -> str:
@@ -191,6 +210,29 @@ def run(base_url: str, email: str, password: str, ml_email: str, ml_password: st
     assert isinstance(page, MessagePage), page
     assert [message.id for message in page.results] == [sent.user_message.id, reply.id]
     assert page.next_before_id is None and not page.has_more
+    # A photo of the problem: uploaded, shown by a message, then it stays while the message does.
+    photo = attachments_create.sync(
+        client=student,
+        body=UploadRequest(
+            file=File(payload=BytesIO(PIXEL_PNG), file_name="задача.png", mime_type="image/png")
+        ),
+    )
+    assert isinstance(photo, Attachment) and photo.kind.value == "image" and photo.width == 1, photo
+    described = attachments_retrieve.sync(photo.id, client=student)
+    assert isinstance(described, Attachment) and described.sha256 == photo.sha256, described
+    content = attachments_content_retrieve.sync(photo.id, client=student)
+    assert isinstance(content, File) and content.payload.read().startswith(b"\x89PNG"), content
+    shown = chats_messages_create.sync(
+        chat.id,
+        client=student,
+        body=SendMessageRequest(
+            content="А это как решить?", attachments=[AttachmentReferenceRequest(id=photo.id)]
+        ),
+    )
+    assert isinstance(shown, SendResult), shown
+    assert [a.id for a in shown.user_message.attachments] == [photo.id], shown
+    in_use = attachments_destroy.sync(photo.id, client=student)
+    assert isinstance(in_use, AttachmentInUseError), in_use
     titled = chats_partial_update.sync(chat.id, client=student, body=PatchedChatUpdateRequest(title="Дроби"))
     assert isinstance(titled, Chat) and titled.title == "Дроби", titled
     fetched = chats_retrieve.sync(chat.id, client=student)
@@ -230,7 +272,7 @@ def run(base_url: str, email: str, password: str, ml_email: str, ml_password: st
     progresses = progress_list.sync(client=student)
     assert isinstance(progresses, PaginatedProgressList) and progresses.count == 1, progresses
     usage = auth_me_usage_retrieve.sync(client=student)
-    assert isinstance(usage, Usage) and usage.messages == 2, usage
+    assert isinstance(usage, Usage) and usage.messages == 3, usage  # send, regeneration, the photo's send
 
     # The ML team takes the consented feedback and marks it processed.
     ml_tokens = auth_login_create.sync(
