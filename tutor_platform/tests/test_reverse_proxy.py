@@ -150,3 +150,15 @@ def test_nginx_answers_its_own_errors_as_json(topology):
     )
     assert big_header.status_code == 400
     assert big_header.json()["code"] == "headers_too_large"
+
+
+def test_nginx_lets_uploads_up_to_the_file_limit_through_and_no_further(topology):
+    def upload(megabytes: float) -> requests.Response:
+        files = {"file": ("photo.jpg", b"x" * int(megabytes * 1024 * 1024), "image/jpeg")}
+        return requests.post(f"{topology['nginx']}/api/v1/attachments/", files=files, timeout=30)
+
+    reached_the_app = upload(5)  # over the 2.5 MiB of other bodies: the app answers (no token)
+    assert reached_the_app.status_code == 401
+    refused = upload(11)
+    assert refused.status_code == 413
+    assert refused.json()["code"] == "file_too_large"
