@@ -21,7 +21,18 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("accounts", "tutoring", "chats", "feedback", "progress", "usage", "privacy", "safety", "attachments", "aicore")
+APPS = (
+    "accounts",
+    "tutoring",
+    "chats",
+    "feedback",
+    "progress",
+    "usage",
+    "privacy",
+    "safety",
+    "attachments",
+    "aicore",
+)
 BASE = ("tutor_platform",)
 DOMAIN = set(APPS) - {"aicore"}
 

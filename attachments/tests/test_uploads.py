@@ -87,6 +87,16 @@ class TestAcceptedFiles:
         assert response.status_code == 201
         assert (response.json()["width"], response.json()["height"]) == (100, 75)
 
+    def test_a_big_rotated_photo_is_scaled_then_turned_upright(self, auth_client, settings):
+        settings.ATTACHMENT_MAX_EDGE = 100
+        response = upload(
+            auth_client, jpeg_with_gps_and_rotation((400, 200)), name="p.jpg", content_type="image/jpeg"
+        )
+        assert (response.json()["width"], response.json()["height"]) == (50, 100)
+        with Image.open(io.BytesIO(stored_bytes(Attachment.objects.get()))) as image:
+            left, right = image.convert("RGB").getpixel((5, 50)), image.convert("RGB").getpixel((45, 50))
+            assert left[2] > 200 > left[0] and right[0] > 200 > right[2]
+
     def test_a_webp_stays_webp(self, auth_client):
         response = upload(
             auth_client, image_bytes((30, 20), "WEBP"), name="screen.webp", content_type="image/webp"
