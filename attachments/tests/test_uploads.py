@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from attachments.models import Attachment
+from attachments.services import attachment_upload
 from attachments.tests.files import (
     RUSSIAN_TEXT,
     image_bytes,
@@ -17,6 +18,7 @@ from attachments.tests.files import (
     pdf_bytes,
     png_claiming,
 )
+from conftest import bearer_client, requires_postgresql, run_in_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -228,3 +230,21 @@ class TestLimits:
         rates(upload="2/hour")
         assert [upload(auth_client, image_bytes()).status_code for _ in range(3)] == [201, 201, 429]
         assert Attachment.objects.count() == 2
+
+
+@requires_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_uploads_at_once_cannot_pass_the_storage_quota_together(user, settings, media_root):
+    """Eight uploads at once with room for three: the lock on the user lets exactly three in."""
+    size = attachment_upload(user=user, upload=SimpleUploadedFile("probe.png", image_bytes())).size
+    Attachment.objects.all().delete()
+    settings.ATTACHMENT_STORAGE_PER_USER = size * 3
+
+    def one(index: int):
+        return upload(bearer_client(user), image_bytes()).status_code
+
+    results = run_in_threads(8, one)
+    assert sorted(results) == [201] * 3 + [429] * 5, results
+    assert Attachment.objects.count() == 3
+    stored = [path for path in media_root.rglob("*") if path.is_file()]
+    assert len(stored) == 4  # the three, and the probe's file (its row was deleted by hand)
