@@ -111,6 +111,7 @@ def test_check_deploy_passes_with_production_values():
         ALLOWED_HOSTS="tutor.example.com",
         SAFETY_ALERT_EMAILS="safeguarding@school.example",
         EMAIL_URL="smtp+tls://alerts:secret@smtp.example.com:587",
+        BACKEND_URL="https://tutor.example.com",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -123,6 +124,8 @@ def test_check_deploy_warns_when_safety_alerts_would_reach_nobody():
     )  # fmt: skip
     assert result.returncode != 0
     assert "safety.W001" in result.stderr + result.stdout and "safety.W002" in result.stderr + result.stdout
+    # ...and while AI-Core could not fetch an attachment (links without a host).
+    assert "attachments.W001" in result.stderr + result.stdout
 
 
 @pytest.mark.parametrize(
