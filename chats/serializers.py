@@ -251,13 +251,10 @@ class AttachmentReferenceSerializer(serializers.Serializer):
     id = StrictIntegerField(min_value=1, max_value=MAX_DB_ID, help_text="One of your uploads.")
 
     def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict) and set(data) - {"id"}:
-            raise serializers.ValidationError(
-                {
-                    key: ["Unknown field: an attachment is referenced by its id only."]
-                    for key in set(data) - {"id"}
-                }
-            )
+        unknown = sorted(set(data) - {"id"}) if isinstance(data, dict) else []
+        if unknown:
+            message = "Unknown field: an attachment is referenced by its id only."
+            raise serializers.ValidationError({key: [message] for key in unknown})
         return super().to_internal_value(data)
 
 
