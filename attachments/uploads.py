@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
+from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
 from rest_framework.exceptions import ParseError
@@ -19,11 +20,32 @@ from .exceptions import FileTooLarge
 # The multipart envelope around the file: boundaries, part headers, a long
 # (UTF-8) file name. More than this beyond the file's limit is refused unread.
 ENVELOPE_BYTES = 16 * 1024
+DRAIN_CHUNK = 64 * 1024
 
 
 def too_large() -> FileTooLarge:
     limit = settings.ATTACHMENT_MAX_BYTES
     return FileTooLarge(f"The file is larger than {limit} bytes ({limit / 1024 / 1024:.0f} MiB).")
+
+
+def drain(request: HttpRequest) -> None:
+    """Reads and drops what is left of an upload answered before it was read
+    (401, 429, 415; or stopped at the limit). gunicorn drains only 64 KiB of
+    an unread body and then closes the connection, with the rest unread: the
+    proxy in front gets a reset while it still sends, and the client a 502
+    instead of this answer. A body whose Content-Length is over the limit is
+    never read: it was refused for that."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return
+    if length > settings.ATTACHMENT_MAX_BYTES + ENVELOPE_BYTES:
+        return
+    try:
+        while request.read(DRAIN_CHUNK):
+            pass
+    except OSError:  # the client went away
+        pass
 
 
 class BoundedUploadHandler(TemporaryFileUploadHandler):

@@ -13,7 +13,7 @@ from rest_framework.throttling import BaseThrottle
 from tutor_platform.api import GenericViewSet
 from tutor_platform.throttling import UserRateThrottle
 
-from . import links, schema, selectors, services
+from . import links, schema, selectors, services, uploads
 from .models import Attachment
 from .serializers import AttachmentSerializer, UploadSerializer
 from .throttles import UploadThrottle
@@ -65,6 +65,11 @@ class AttachmentViewSet(GenericViewSet):
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
         # The file is the answer whatever `Accept` says (an <img> asks for image/*).
         return super().perform_content_negotiation(request, force=force or self.action == "content")
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.action == "create" and response.status_code >= 400:
+            uploads.drain(request._request)
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def get_object(self) -> Attachment:
         attachment_id = int(self.kwargs["pk"])
