@@ -28,6 +28,8 @@ AI_CORE_FIELDS = ("id", "kind", "content_type", "name", "size", "width", "height
 
 def resolved(user: User, ids: Sequence[int]) -> list[dict[str, Any]]:
     """What the message keeps: each upload as the API shows it."""
+    if not ids:
+        return []
     serializer = AttachmentSerializer()
     return [serializer.to_representation(found) for found in attachments_for_send(user=user, ids=ids)]
 
