@@ -15,6 +15,8 @@ from django.http.multipartparser import MultiPartParserError
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import DataAndFiles, MultiPartParser
 
+from tutor_platform.parsers import declared_length
+
 from .exceptions import FileTooLarge
 
 # The multipart envelope around the file: boundaries, part headers, a long
@@ -28,6 +30,10 @@ def too_large() -> FileTooLarge:
     return FileTooLarge(f"The file is larger than {limit} bytes ({limit / 1024 / 1024:.0f} MiB).")
 
 
+def declared_over_the_limit(meta: dict[str, Any]) -> bool:
+    return declared_length(meta) > settings.ATTACHMENT_MAX_BYTES + ENVELOPE_BYTES
+
+
 def drain(request: HttpRequest) -> None:
     """Reads and drops what is left of an upload answered before it was read
     (401, 429, 415; or stopped at the limit). gunicorn drains only 64 KiB of
@@ -35,11 +41,7 @@ def drain(request: HttpRequest) -> None:
     proxy in front gets a reset while it still sends, and the client a 502
     instead of this answer. A body whose Content-Length is over the limit is
     never read: it was refused for that."""
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return
-    if length > settings.ATTACHMENT_MAX_BYTES + ENVELOPE_BYTES:
+    if declared_over_the_limit(request.META):
         return
     try:
         while request.read(DRAIN_CHUNK):
@@ -68,11 +70,7 @@ class UploadParser(MultiPartParser):
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> DataAndFiles:
         request = (parser_context or {})["request"]
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > settings.ATTACHMENT_MAX_BYTES + ENVELOPE_BYTES:
+        if declared_over_the_limit(request.META):
             raise too_large()
         meta = {**request.META, "CONTENT_TYPE": media_type}
         handlers = [BoundedUploadHandler(request._request)]

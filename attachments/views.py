@@ -11,12 +11,11 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 
 from tutor_platform.api import GenericViewSet
-from tutor_platform.throttling import UserRateThrottle
+from tutor_platform.throttling import UploadThrottle, UserRateThrottle
 
 from . import links, schema, selectors, services, uploads
 from .models import Attachment
 from .serializers import AttachmentSerializer, UploadSerializer
-from .throttles import UploadThrottle
 from .uploads import UploadParser
 
 OCTET_STREAM = "application/octet-stream"

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone, translation
 
 from .logging import request_id_var
+from .parsers import declared_length
 
 access_log = logging.getLogger("tutor_platform.access")
 
@@ -76,10 +77,7 @@ class BodySizeLimitMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
+        length = declared_length(request.META)
         if "" in request.GET or any(
             "\x00" in value for _key, values in request.GET.lists() for value in values
         ):

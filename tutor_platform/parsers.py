@@ -29,6 +29,14 @@ class RequestTooLarge(APIException):
     default_code = "request_too_large"
 
 
+def declared_length(meta: dict[str, Any]) -> int:
+    """The body's size as its Content-Length declares it (0 when absent or not a number)."""
+    try:
+        return int(meta.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
 def _body_limit(parser_context: dict[str, Any]) -> int:
     request = parser_context.get("request")
     user = getattr(request, "user", None)

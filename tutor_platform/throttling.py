@@ -182,19 +182,26 @@ class PasswordCheckThrottle(AtomicRateThrottle):
         return self.cache_format % {"scope": "login_user", "ident": request.user.pk}
 
 
-class TryItThrottle(AtomicRateThrottle):
+class PerUserScopeThrottle(AtomicRateThrottle):
+    """A budget of its own (`scope`) per signed-in user, for costly requests."""
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+
+class TryItThrottle(PerUserScopeThrottle):
     """The admin's try-it panel, per editor: each try costs model time."""
 
     scope = "try_it"
 
-    def get_cache_key(self, request: Any, view: Any) -> str | None:
-        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
 
-
-class ExportRateThrottle(AtomicRateThrottle):
+class ExportRateThrottle(PerUserScopeThrottle):
     """Data exports, per user: each one reads everything the user has."""
 
     scope = "export"
 
-    def get_cache_key(self, request: Any, view: Any) -> str | None:
-        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+class UploadThrottle(PerUserScopeThrottle):
+    """Uploads (attachments), per user: each one is decoded and stored."""
+
+    scope = "upload"
