@@ -238,6 +238,19 @@ if DATABASES["default"]["ENGINE"] == "tutor_platform.sqlite":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# A cache each process keeps to itself: the reply being written, the
+# throttle counters and the circuit breaker would differ from one worker to
+# the next (a re-attached stream answers 204 on half the calls).
+PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+if not DEBUG and SERVER_WORKERS > 1 and CACHES["default"]["BACKEND"] in PER_PROCESS_CACHES:
+    raise ImproperlyConfigured(
+        f"CACHE_URL is a per-process cache ({CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}) with "
+        f"{SERVER_WORKERS} gunicorn workers: each would see its own live replies and throttle counters. "
+        "Set CACHE_URL=redis://... (or GUNICORN_WORKERS=1)."
+    )
 if CACHES["default"]["BACKEND"] in (
     "django.core.cache.backends.redis.RedisCache",
     "django_redis.cache.RedisCache",

@@ -153,7 +153,10 @@ SHOW_POOL = (
 def test_production_defaults_never_exceed_the_databases_connections(cores, per_process):
     """Item 9: on 4+ cores, cpu_count x 32 threads without a pool exceeded
     PostgreSQL's default 100 connections (11 of 128 sends answered 500)."""
-    result = run_django(SHOW_POOL, SECRET_KEY=STRONG_KEY, DATABASE_URL=PG_URL, GUNICORN_WORKERS=str(cores))
+    result = run_django(
+        SHOW_POOL, SECRET_KEY=STRONG_KEY, DATABASE_URL=PG_URL, GUNICORN_WORKERS=str(cores),
+        CACHE_URL="redis://127.0.0.1:6379/1",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     pool, max_size, total = result.stdout.split()
     assert (pool, int(max_size)) == ("True", per_process)
@@ -172,6 +175,25 @@ def test_a_configuration_that_can_exceed_the_database_is_refused(env):
     result = run("manage.py", "check", SECRET_KEY=STRONG_KEY, DATABASE_URL=PG_URL, **env)
     assert result.returncode != 0
     assert "exceed the" in result.stderr
+
+
+@pytest.mark.parametrize("cache", [None, "locmemcache://", "dummycache://"])
+def test_several_workers_with_a_per_process_cache_are_refused(cache):
+    """Issue 26, item 3: with gunicorn's default of a worker per core and no
+    CACHE_URL, each worker kept its own live replies: /stream/ answered 204
+    on half the calls."""
+    refused = run(
+        "manage.py", "check", "--deploy", SECRET_KEY=STRONG_KEY, CACHE_URL=cache, GUNICORN_WORKERS="2"
+    )
+    assert refused.returncode != 0
+    assert "per-process cache" in refused.stderr and "CACHE_URL=redis://" in refused.stderr
+    for allowed in (
+        {"CACHE_URL": cache, "GUNICORN_WORKERS": "1"},  # one process: its cache is everyone's
+        {"CACHE_URL": "redis://127.0.0.1:6379/1", "GUNICORN_WORKERS": "2"},
+        {"CACHE_URL": cache, "GUNICORN_WORKERS": "2", "DEBUG": "True", "SECRET_KEY": "dev"},
+    ):
+        result = run_django("pass", **{"SECRET_KEY": STRONG_KEY, **allowed})
+        assert result.returncode == 0, (allowed, result.stderr)
 
 
 def test_development_on_sqlite_needs_no_pool():
