@@ -7,6 +7,7 @@ import re
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,16 @@ def render_site(nginx_port: int, app_port: int) -> str:
     return site
 
 
+def start_nginx(work: Path, nginx_port: int, app_port: int) -> subprocess.Popen:
+    """nginx with deploy/nginx.conf in front of 127.0.0.1:`app_port`; the caller stops it."""
+    work.mkdir(exist_ok=True)
+    (work / "site.conf").write_text(render_site(nginx_port, app_port))
+    (work / "nginx.conf").write_text(MAIN_CONF.format(dir=work))
+    command = [NGINX, "-e", str(work / "error.log"), "-p", str(work), "-c", str(work / "nginx.conf"), "-g",
+               "daemon off;"]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory):
     if not Path(NGINX).exists():
@@ -65,23 +76,7 @@ def topology(tmp_path_factory):
     }
     app_port, nginx_port = free_port(), free_port()
     app = serve_with_gunicorn(env, app_port)
-    (work / "site.conf").write_text(render_site(nginx_port, app_port))
-    (work / "nginx.conf").write_text(MAIN_CONF.format(dir=work))
-    nginx = subprocess.Popen(
-        [
-            NGINX,
-            "-e",
-            str(work / "error.log"),
-            "-p",
-            str(work),
-            "-c",
-            str(work / "nginx.conf"),
-            "-g",
-            "daemon off;",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    nginx = start_nginx(work, nginx_port, app_port)
     urls = {"app": f"http://127.0.0.1:{app_port}", "nginx": f"http://127.0.0.1:{nginx_port}"}
     try:
         wait_until_serving(f"{urls['app']}/api/v1/health/", timeout=60)
@@ -165,3 +160,65 @@ def test_nginx_lets_uploads_up_to_the_file_limit_through_and_no_further(topology
     refused = upload(11)
     assert refused.status_code == 413
     assert refused.json()["code"] == "file_too_large"
+
+
+ORIGIN = "https://tutor.example.com"  # deploy/nginx.conf's example origin
+
+
+def test_nginx_errors_carry_cors_and_the_request_id(topology):
+    """Issue 26, item 8: a frontend on another origin must be able to read them."""
+    too_big = requests.post(
+        f"{topology['nginx']}/api/v1/auth/login/", data=b"{" + b" " * (3 * 1024 * 1024) + b"}",
+        headers={"Content-Type": "application/json", "Origin": ORIGIN, "X-Request-ID": "tab-7.retry:2"},
+        timeout=10,
+    )  # fmt: skip
+    assert (too_big.status_code, too_big.json()["code"]) == (413, "request_too_large")
+    assert too_big.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "X-Request-ID" in too_big.headers["Access-Control-Expose-Headers"]
+    assert too_big.headers["X-Request-ID"] == "tab-7.retry:2"
+    stranger = requests.post(
+        f"{topology['nginx']}/api/v1/auth/login/", data=b"{" + b" " * (3 * 1024 * 1024) + b"}",
+        headers={"Content-Type": "application/json", "Origin": "https://evil.example"}, timeout=10,
+    )  # fmt: skip
+    assert stranger.status_code == 413 and "Access-Control-Allow-Origin" not in stranger.headers
+    # A request line too long is refused before nginx reads a header (no
+    # Origin to answer): it gets nginx's own request id, no CORS.
+    long_line = requests.get(
+        f"{topology['nginx']}/api/v1/tutors/?q={'x' * 20000}", headers={"Origin": ORIGIN}, timeout=10
+    )
+    assert long_line.status_code == 414 and re.fullmatch(r"[0-9a-f]{32}", long_line.headers["X-Request-ID"])
+
+
+def test_the_app_sees_the_request_id_nginx_logs(topology):
+    mine = requests.get(
+        f"{topology['nginx']}/api/v1/health/", headers={"X-Request-ID": "abc-123"}, timeout=10
+    )
+    assert mine.headers["X-Request-ID"] == "abc-123"
+    unsafe = requests.get(
+        f"{topology['nginx']}/api/v1/health/", headers={"X-Request-ID": "a b\tc"}, timeout=10
+    )
+    assert re.fullmatch(r"[0-9a-f]{32}", unsafe.headers["X-Request-ID"])  # nginx's, passed to the app
+
+
+def test_the_app_down_is_503_with_cors_and_retry_after(tmp_path):
+    dead_app, nginx_port = free_port(), free_port()  # nothing listens on dead_app
+    nginx = start_nginx(tmp_path / "down", nginx_port, dead_app)
+    try:
+        url = f"http://127.0.0.1:{nginx_port}"
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                down = requests.get(f"{url}/api/v1/tutors/", headers={"Origin": ORIGIN}, timeout=5)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert down.status_code == 503
+        assert down.json()["code"] == "service_unavailable"
+        assert down.headers["Retry-After"] == "5"
+        assert down.headers["Access-Control-Allow-Origin"] == ORIGIN
+        assert down.headers["X-Request-ID"]
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=15)
