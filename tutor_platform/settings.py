@@ -59,7 +59,8 @@ if DEBUG and set(ALLOWED_HOSTS) - LOCAL_HOSTS:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/.*$"
-CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After"]
+# Content-Disposition: a browser app names the export's file from it.
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After", "Content-Disposition"]
 CORS_ALLOW_HEADERS = (
     "accept",
     "authorization",
@@ -185,9 +186,14 @@ SERVER_WORKERS = env.int("GUNICORN_WORKERS", default=os.cpu_count() or 1)
 # GUNICORN_AI_THREADS for those that wait on AI-Core and GUNICORN_STREAM_THREADS
 # for re-attached streams (tutor_platform/serving/worker.py).
 SERVER_THREADS = env.int("GUNICORN_THREADS", default=32) + ai_threads() + stream_threads()
-DB_CONNECTION_BUDGET = env.int("DB_MAX_CONNECTIONS", default=100) - env.int(
-    "DB_RESERVED_CONNECTIONS", default=10
-)
+# App servers (hosts) sharing the database, each with this configuration:
+# they share its connections too.
+APP_SERVERS = env.int("APP_SERVERS", default=1)
+if APP_SERVERS < 1:
+    raise ImproperlyConfigured("APP_SERVERS must be 1 or more.")
+DB_CONNECTION_BUDGET = (
+    env.int("DB_MAX_CONNECTIONS", default=100) - env.int("DB_RESERVED_CONNECTIONS", default=10)
+) // APP_SERVERS
 _postgresql = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 DB_POOL = env.bool("DB_POOL", default=_postgresql and not DEBUG)
 if DB_POOL:
@@ -219,7 +225,7 @@ if _postgresql and not DEBUG and DB_CONNECTIONS_AT_MOST > DB_CONNECTION_BUDGET:
         f"Up to {DB_CONNECTIONS_AT_MOST} database connections "
         f"({SERVER_WORKERS} workers x {DB_POOL_MAX_SIZE if DB_POOL else SERVER_THREADS} "
         f"{'pooled connections' if DB_POOL else 'threads'}) exceed the {DB_CONNECTION_BUDGET} "
-        "the database can give (DB_MAX_CONNECTIONS - DB_RESERVED_CONNECTIONS). "
+        "the database can give this server ((DB_MAX_CONNECTIONS - DB_RESERVED_CONNECTIONS) / APP_SERVERS). "
         + ("Lower DB_POOL_MAX_SIZE or GUNICORN_WORKERS." if DB_POOL else "Use DB_POOL=True (the default).")
     )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

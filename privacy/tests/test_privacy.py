@@ -67,6 +67,15 @@ class TestStandingConsent:
 
 
 class TestExport:
+    def test_a_browser_app_on_another_origin_can_read_the_file_name(self, auth_client, settings):
+        """Issue 26, item 15: CORS exposes Content-Disposition."""
+        settings.CORS_ALLOWED_ORIGINS = ["http://localhost:5173"]
+        response = auth_client.get("/api/v1/auth/me/export/", HTTP_ORIGIN="http://localhost:5173")
+        assert response["Access-Control-Allow-Origin"] == "http://localhost:5173"
+        exposed = {name.strip().lower() for name in response["Access-Control-Expose-Headers"].split(",")}
+        assert {"content-disposition", "x-request-id", "retry-after"} <= exposed
+        assert response["Content-Disposition"].startswith('attachment; filename="tutor-platform-export-')
+
     def test_everything_of_the_user_and_nothing_else(
         self, auth_client, user, chat, other_chat, tutor, make_exchange, rated
     ):

@@ -1,6 +1,7 @@
 """Production safety of the settings, checked in a fresh interpreter each time."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -114,7 +115,30 @@ def test_check_deploy_passes_with_production_values():
         BACKEND_URL="https://tutor.example.com",
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "no issues" in result.stdout
+    # Nothing but the secrets' fingerprints (Info), to compare between app servers.
+    assert "WARNINGS" not in result.stdout + result.stderr and "ERRORS" not in result.stdout + result.stderr
+    assert "identified 3 issues" in result.stdout + result.stderr
+
+
+def test_check_deploy_prints_fingerprints_that_differ_only_with_the_secret():
+    """Issue 26, item 4: two app servers compare them."""
+
+    def fingerprints(**secrets: str) -> list[str]:
+        result = run(
+            "manage.py", "check", "--deploy", DEBUG="False", ALLOWED_HOSTS="tutor.example.com", **secrets
+        )
+        return re.findall(
+            r"(SECRET_KEY|JWT_SIGNING_KEY|STUDENT_KEY_SECRET) fingerprint ([0-9a-f]{16})",
+            result.stdout + result.stderr,
+        )
+
+    first = fingerprints(SECRET_KEY=STRONG_KEY)
+    assert [name for name, _ in first] == ["SECRET_KEY", "JWT_SIGNING_KEY", "STUDENT_KEY_SECRET"]
+    assert len({value for _, value in first}) == 1  # the two others default to SECRET_KEY
+    assert fingerprints(SECRET_KEY=STRONG_KEY) == first  # the same on another host
+    other = fingerprints(SECRET_KEY=STRONG_KEY, JWT_SIGNING_KEY=STRONG_KEY[::-1])
+    assert other[0] == first[0] and other[1] != first[1] and other[2] == first[2]
+    assert STRONG_KEY[:8] not in str(first)
 
 
 def test_check_deploy_warns_when_safety_alerts_would_reach_nobody():
@@ -169,6 +193,8 @@ def test_production_defaults_never_exceed_the_databases_connections(cores, per_p
         {"DB_POOL": "False", "GUNICORN_WORKERS": "4"},  # 4 x 32 threads, each with a connection
         {"GUNICORN_WORKERS": "4", "DB_POOL_MAX_SIZE": "30"},
         {"DB_POOL": "False", "GUNICORN_WORKERS": "2", "DB_MAX_CONNECTIONS": "50"},  # 2 x 32 > 40
+        # Issue 26, item 1: two hosts share the 90; 2 x 30 fits one host's 90, not its 45.
+        {"APP_SERVERS": "2", "GUNICORN_WORKERS": "2", "DB_POOL_MAX_SIZE": "30"},
     ],
 )
 def test_a_configuration_that_can_exceed_the_database_is_refused(env):
@@ -194,6 +220,18 @@ def test_several_workers_with_a_per_process_cache_are_refused(cache):
     ):
         result = run_django("pass", **{"SECRET_KEY": STRONG_KEY, **allowed})
         assert result.returncode == 0, (allowed, result.stderr)
+
+
+def test_the_pool_shares_the_database_between_app_servers():
+    """Issue 26, item 1: two hosts with two workers opened 2 x 2 x 45 = 180
+    connections against PostgreSQL's 100; each host now takes its share."""
+    result = run_django(
+        SHOW_POOL, SECRET_KEY=STRONG_KEY, DATABASE_URL=PG_URL, GUNICORN_WORKERS="2", APP_SERVERS="2",
+        CACHE_URL="redis://127.0.0.1:6379/1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    _pool, max_size, total = result.stdout.split()
+    assert (int(max_size), int(total)) == (22, 44)  # x 2 hosts = 88 <= 100 - 10
 
 
 def test_development_on_sqlite_needs_no_pool():
