@@ -1,9 +1,11 @@
 """Issue 15: the export for training takes consented items only, each once,
 with what training needs on every line."""
 
+import io
 import json
 import uuid
 
+import psycopg
 import pytest
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
@@ -166,3 +168,59 @@ def test_two_exports_at_once_never_take_the_same_item(user, chat):
     assert sum(batch.count for batch in batches) == 200
     assert not set(exported[0]) & set(exported[1])
     assert sorted(exported[0] + exported[1]) == sorted(Feedback.objects.values_list("pk", flat=True))
+
+
+def stored_exports(media_root) -> list:
+    folder = media_root / "training"
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+def test_the_export_goes_to_storage_and_an_empty_night_stores_nothing(chat, make_exchange, media_root):
+    """Issue 26, item 2: the export lives in Django's storage, not on one host's disk."""
+    items = [feedback_on(make_exchange(chat)[1], allow_training=True) for _ in range(2)]
+    quiet = open("/dev/null", "w")  # noqa: SIM115
+    call_command("export_training_data", to_storage="training/feedback-2026-12-05.jsonl", stderr=quiet)
+    [stored] = stored_exports(media_root)
+    assert stored.name == "feedback-2026-12-05.jsonl"
+    lines = [json.loads(line) for line in stored.read_text(encoding="utf-8").splitlines()]
+    assert [line["feedback_id"] for line in lines] == [f.pk for f in items]
+    call_command("export_training_data", to_storage="training/feedback-2026-12-05.jsonl", stderr=quiet)
+    assert stored_exports(media_root) == [stored]  # nothing left to export: no second, empty file
+
+
+@requires_postgresql
+def test_a_second_app_server_skips_the_export_while_one_runs_it(chat, make_exchange, media_root):
+    from django.db import connection
+
+    from tutor_platform.jobs import _key
+
+    item = feedback_on(make_exchange(chat)[1], allow_training=True)
+    other_server = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+    try:
+        other_server.execute("SELECT pg_advisory_lock(%s)", [_key("export_training_data")])
+        said = io.StringIO()
+        call_command("export_training_data", to_storage="training/f.jsonl", stderr=said)
+        assert "Another app server is exporting now" in said.getvalue()
+        item.refresh_from_db()
+        assert item.processed is False and stored_exports(media_root) == []
+        purged = io.StringIO()
+        other_server.execute("SELECT pg_advisory_lock(%s)", [_key("purge_expired")])
+        call_command("purge_expired", stdout=purged)
+        assert "Another app server is cleaning up now" in purged.getvalue()
+    finally:
+        other_server.close()  # its locks go with its session
+    call_command("export_training_data", to_storage="training/f.jsonl", stderr=io.StringIO())
+    item.refresh_from_db()
+    assert item.processed is True and len(stored_exports(media_root)) == 1
+
+
+@requires_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_servers_exporting_at_once_export_each_item_once(chat, make_exchange, media_root):
+    items = [feedback_on(make_exchange(chat)[1], allow_training=True) for _ in range(5)]
+    run_in_threads(
+        2, lambda i: call_command("export_training_data", to_storage="training/f.jsonl", stderr=io.StringIO())
+    )
+    [stored] = stored_exports(media_root)
+    lines = [json.loads(line) for line in stored.read_text(encoding="utf-8").splitlines()]
+    assert sorted(line["feedback_id"] for line in lines) == [f.pk for f in items]

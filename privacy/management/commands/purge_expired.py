@@ -6,6 +6,8 @@ no longer be used are deleted, so these tables stop growing forever.
 - Idempotency-Key records older than 24 h: they can no longer be replayed.
 - Uploads no message shows, ATTACHMENT_ORPHAN_HOURS after they were made
   (never sent, or their messages deleted in the admin): rows and files.
+
+On several app servers only one runs it at a time (tutor_platform.jobs).
 """
 
 from datetime import timedelta
@@ -19,6 +21,7 @@ from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from attachments.services import attachments_purge_orphans
 from chats.models import IdempotencyKey
 from chats.replies.idempotency import KEY_TTL
+from tutor_platform.jobs import only_one
 
 
 class Command(BaseCommand):
@@ -28,6 +31,13 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        with only_one("purge_expired") as mine:
+            if not mine:
+                self.stdout.write("Another app server is cleaning up now: nothing done here.")
+                return
+            self._purge()
+
+    def _purge(self) -> None:
         now = timezone.now()
         _, tokens = OutstandingToken.objects.filter(expires_at__lte=now).delete()
         _, keys = IdempotencyKey.objects.filter(created_at__lt=now - KEY_TTL).delete()
