@@ -7,8 +7,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from accounts.views import admin_login
 
 from .health import HealthView
+from .root import ApiRootView
 
 api_v1 = [
+    path("", ApiRootView.as_view(), name="api-root"),
     path("auth/", include("accounts.urls")),
     path("auth/", include("privacy.urls")),
     path("auth/", include("usage.urls")),

@@ -12,6 +12,7 @@ import base64
 from io import BytesIO
 
 from tutor_client import AuthenticatedClient, Client
+from tutor_client.api.api import root_retrieve
 from tutor_client.api.attachments import (
     attachments_content_retrieve,
     attachments_create,
@@ -68,6 +69,7 @@ from tutor_client.api.ml import (
 )
 from tutor_client.api.progress import progress_add_create, progress_list, progress_retrieve, progress_update
 from tutor_client.models import (
+    ApiRoot,
     Attachment,
     AttachmentInUseError,
     AttachmentReferenceRequest,
@@ -133,6 +135,8 @@ PIXEL_PNG = base64.b64decode(
 def run(base_url: str, email: str, password: str, ml_email: str, ml_password: str) -> str:
     """Every operation once. Returns the tutor's first reply, for the caller to check."""
     anonymous = Client(base_url=base_url, raise_on_unexpected_status=True)
+    root = root_retrieve.sync(client=anonymous)
+    assert isinstance(root, ApiRoot) and root.chats == "/api/v1/chats/", root
     health = health_retrieve.sync(client=anonymous)
     assert isinstance(health, Health) and health.database == "ok", health
 
