@@ -11,26 +11,43 @@ from privacy import services as erasure
 
 from . import services
 from .models import User
-from .roles import CONTENT_EDITORS, ML_TEAM, Role
+from .roles import CONTENT_EDITORS, ML_TEAM, Role, role_of
+
+ROLE_HELP = (
+    "What this person may do. Content editors maintain courses, tutors and prompts; "
+    "the ML team triages feedback (admin and /api/v1/ml/); safety reviewers work the safety "
+    "review queue and its term lists; superusers manage everything, users too."
+)
 
 
 class UserCreateForm(UserCreationForm):
-    role = forms.ChoiceField(
-        choices=Role.choices,
-        initial=Role.STUDENT,
-        help_text=(
-            "What this person may do. Content editors maintain courses, tutors and prompts; "
-            "the ML team triages feedback (admin and /api/v1/ml/); safety reviewers work the safety "
-            "review queue and its term lists; superusers manage everything, users too."
-        ),
-    )
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.STUDENT, help_text=ROLE_HELP)
 
     class Meta:
         model = User
         fields = ("email", "username", "full_name")
 
 
+def current_role(user: User) -> Role | None:
+    return role_of(
+        is_superuser=user.is_superuser,
+        is_staff=user.is_staff,
+        group_names={group.name for group in user.groups.all()},
+    )
+
+
 class UserEditForm(UserChangeForm):
+    role = forms.ChoiceField(
+        choices=[("", "— (staff with no role's group: flags and groups as set below)"), *Role.choices],
+        required=False,
+        help_text=ROLE_HELP + " Changing it sets staff status, superuser status and the group below.",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["role"].initial = current_role(self.instance)
+
     class Meta:
         model = User
         fields = "__all__"
@@ -66,17 +83,20 @@ class UserAdmin(DjangoUserAdmin):
 
     form = UserEditForm
     add_form = UserCreateForm
-    list_display = ("email", "username", "full_name", "is_active", "is_staff", "created_at", "last_login")
+    list_display = ("email", "username", "full_name", "role", "is_active", "created_at", "last_login")
     list_filter = ("is_active", "is_staff", "is_superuser", "groups", "created_at")
     search_fields = ("email", "username", "full_name")
     ordering = ("-created_at",)
-    readonly_fields = ("created_at", "updated_at", "last_login", "preferences_pretty")
+    readonly_fields = ("created_at", "updated_at", "last_login", "preferences_pretty", "allow_training")
     filter_horizontal = ("groups", "user_permissions")
     fieldsets = (
         (None, {"fields": ("email", "username", "full_name", "password")}),
-        ("Preferences", {"fields": ("preferences_pretty",)}),
+        ("Preferences and consent", {"fields": ("preferences_pretty", "allow_training")}),
         ("Daily quota", {"fields": ("daily_messages_limit", "daily_tokens_limit")}),
-        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        (
+            "Permissions",
+            {"fields": ("role", "is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
+        ),
         ("Dates", {"fields": ("last_login", "created_at", "updated_at")}),
     )
     add_fieldsets = (
@@ -103,10 +123,24 @@ class UserAdmin(DjangoUserAdmin):
         for user in queryset:
             erasure.user_erase(user=user)
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")  # the role column
+
     def save_model(self, request, obj: User, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if not change:
             services.user_set_role(user=obj, role=form.cleaned_data["role"])
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        # After the groups are saved from the form: a changed role wins over them.
+        super().save_related(request, form, formsets, change)
+        if change and "role" in form.changed_data and form.cleaned_data["role"]:
+            services.user_set_role(user=form.instance, role=form.cleaned_data["role"])
+
+    @admin.display(description="Role")
+    def role(self, obj: User) -> str:
+        role = current_role(obj)
+        return role.label.split(":")[0].split(" (")[0] if role is not None else "Staff, no role"
 
     @admin.display(description="Preferences")
     def preferences_pretty(self, obj: User) -> str:

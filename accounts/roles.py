@@ -23,6 +23,16 @@ ROLE_GROUPS = {
     Role.SAFETY_REVIEWER: SAFETY_REVIEWERS,
 }
 
+
+def role_of(*, is_superuser: bool, is_staff: bool, group_names: set[str]) -> Role | None:
+    """The role the flags and groups amount to; None for staff outside every role's group."""
+    if is_superuser:
+        return Role.SUPERUSER
+    if not is_staff:
+        return Role.STUDENT
+    return next((role for role, group in ROLE_GROUPS.items() if group in group_names), None)
+
+
 ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
     CONTENT_EDITORS: {
         "tutoring.course": ["add", "change", "view"],

@@ -73,3 +73,52 @@ def test_the_staff_flag_explains_the_groups(client, admin_user, user):
     client.force_login(admin_user)
     page = client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
     assert "Staff with no group see nothing" in page
+
+
+def change_form(user: User, **changes) -> dict:
+    form = {
+        "email": user.email,
+        "username": user.username,
+        "full_name": user.full_name,
+        "is_active": "on",
+        "daily_messages_limit": "",
+        "daily_tokens_limit": "",
+        "_save": "Save",
+        **changes,
+    }
+    return {key: value for key, value in form.items() if value is not None}
+
+
+def test_the_change_page_shows_and_changes_the_role(client, admin_user, make_user):
+    """Issue 26, item 10: the role was on the add page only."""
+    client.force_login(admin_user)
+    student = make_user()
+    page = client.get(f"/admin/accounts/user/{student.pk}/change/").content.decode()
+    assert '<option value="student" selected>' in page
+    response = client.post(f"/admin/accounts/user/{student.pk}/change/", change_form(student, role="ml_team"))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    student.refresh_from_db()
+    assert (student.is_staff, student.is_superuser) == (True, False)
+    assert list(student.groups.values_list("name", flat=True)) == [ML_TEAM]
+    page = client.get(f"/admin/accounts/user/{student.pk}/change/").content.decode()
+    assert '<option value="ml_team" selected>' in page
+
+
+def test_saving_a_staff_member_without_a_role_keeps_their_flags(client, admin_user, make_user):
+    client.force_login(admin_user)
+    odd = make_user(is_staff=True)  # staff, in no role's group
+    page = client.get(f"/admin/accounts/user/{odd.pk}/change/").content.decode()
+    assert '<option value="" selected>' in page
+    form = change_form(odd, role="", is_staff="on")
+    assert client.post(f"/admin/accounts/user/{odd.pk}/change/", form).status_code == 302
+    odd.refresh_from_db()
+    assert odd.is_staff is True and not odd.groups.exists()
+
+
+def test_the_list_has_a_role_column_and_the_page_shows_consent(client, admin_user, make_user):
+    client.force_login(admin_user)
+    consenting = make_user(allow_training=True)
+    listing = client.get("/admin/accounts/user/").content.decode()
+    assert "column-role" in listing and ">Student<" in listing and ">Superuser<" in listing
+    page = client.get(f"/admin/accounts/user/{consenting.pk}/change/").content.decode()
+    assert "field-allow_training" in page and 'name="allow_training"' not in page  # shown, not editable
