@@ -7,6 +7,7 @@ permissions (view for history and diff, change for restore and try-it).
 """
 
 import difflib
+import re
 import uuid
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,23 @@ if TYPE_CHECKING:
     from .admin import TutorAdmin
 
 QUESTION_MAX_CHARS = 2000
+
+
+# difflib's navigation columns (links headed "f", "n", "t") and its empty colgroups.
+DIFF_NAVIGATION = re.compile(r'<t[dh] class="diff_next"[^>]*>.*?</t[dh]>|<colgroup></colgroup>', re.DOTALL)
+
+
+def prompt_diff(left: TutorVersion, right: TutorVersion) -> str:
+    """The two prompts side by side, changes marked. Lines are not cut at a
+    column (difflib's wrapcolumn cut words in two): the page wraps them at
+    spaces, which is why difflib's no-break spaces become plain ones."""
+    table = difflib.HtmlDiff().make_table(
+        left.system_prompt.splitlines(),
+        right.system_prompt.splitlines(),
+        fromdesc=f"v{left.number}",
+        todesc=f"v{right.number}",
+    )
+    return DIFF_NAVIGATION.sub("", table).replace("&nbsp;", " ")
 
 
 def history_table(tutor: Tutor) -> str:
@@ -165,12 +183,7 @@ def version_urls(model_admin: "TutorAdmin") -> list:
                 raise Http404("No such version.") from None
 
         left, right = pick("a", max(newest - 1, 1)), pick("b", newest)
-        diff = difflib.HtmlDiff(wrapcolumn=70).make_table(
-            left.system_prompt.splitlines(),
-            right.system_prompt.splitlines(),
-            fromdesc=f"v{left.number}",
-            todesc=f"v{right.number}",
-        )
+        diff = prompt_diff(left, right)
         stats = tutor_version_stats(version_ids=[left.pk, right.pk])
         context = {
             **site.each_context(request),

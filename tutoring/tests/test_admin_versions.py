@@ -62,10 +62,23 @@ class TestHistoryDiffRestore:
         assert 'class="diff"' in html
         assert "терпеливый" in html and "строгий" in html
         assert "Короче ответы" in html
+        # Issue 26, item 11: no cryptic navigation columns, no word cut at a column.
+        assert 'class="diff_next"' not in html and ">f<" not in html and ">t<" not in html
         assert client.get(f"/admin/tutoring/tutor/{edited.pk}/versions/compare/", {"a": 9}).status_code == 404
         assert (
             client.get(f"/admin/tutoring/tutor/{edited.pk}/versions/compare/", {"a": "x"}).status_code == 404
         )
+
+    def test_a_long_line_is_never_cut_inside_a_word(self, client, staff_in, edited, admin_user):
+        long_line = " ".join(["Объясняй"] + ["последовательно"] * 12)  # ~200 characters
+        tutor_version_save(
+            tutor=edited, content=TutorContent(long_line, "math-v1", "kb-math"), note="Длинно", by=admin_user
+        )
+        staff_in("Content editors")
+        html = client.get(f"/admin/tutoring/tutor/{edited.pk}/versions/compare/", {"a": 2, "b": 3}).content
+        text = html.decode()
+        assert long_line in text.replace('<span class="diff_add">', "").replace("</span>", "")
+        assert "последовательн</" not in text and "&nbsp;" not in text
 
     def test_restore_asks_then_makes_a_new_version(self, client, staff_in, edited):
         editor = staff_in("Content editors")
