@@ -16,6 +16,12 @@ import environ
 environ.Env.read_env(os.environ.get("ENV_FILE", os.path.join(os.path.dirname(__file__), ".env")))
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# gunicorn's control socket (for `gunicornc`) defaults to one path per user
+# account: a second gunicorn of the same user (another service, another
+# checkout) would take it over. Off unless GUNICORN_CONTROL_SOCKET names a
+# path of this service's own.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 # gthread, with requests that wait on AI-Core (sends, /reply/, /regenerate/,
 # re-attached streams) in a pool of their own, GUNICORN_AI_THREADS (128)

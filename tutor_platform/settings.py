@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "privacy",
     "safety",
     "attachments",
+    "tutor_platform",  # its management commands (nginx_config)
 ]
 
 MIDDLEWARE = [

@@ -7,6 +7,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 import requests
 
 from conftest import free_port, serve_with_gunicorn, wait_until_serving
+from tutor_platform.management.commands import nginx_config
 
 pytestmark = pytest.mark.system  # starts servers or processes: not in `-m "not system"`
 
@@ -41,11 +43,11 @@ http {{
 
 
 def render_site(nginx_port: int, app_port: int) -> str:
-    """deploy/nginx.conf as shipped, with this test's ports."""
-    site = (BASE_DIR / "deploy" / "nginx.conf").read_text()
+    """deploy/nginx.conf as `manage.py nginx_config` renders it (upstream from
+    GUNICORN_BIND, origins from CORS_ALLOWED_ORIGINS), listening on this test's port."""
+    site = nginx_config.render(f"127.0.0.1:{app_port}", ["https://tutor.example.com"])
     site, listens = re.subn(r"listen 80;", f"listen 127.0.0.1:{nginx_port};", site)
-    site, upstreams = re.subn(r"server 127\.0\.0\.1:8000;", f"server 127.0.0.1:{app_port};", site)
-    assert listens == upstreams == 1, "deploy/nginx.conf changed shape; update this test"
+    assert listens == 1, "deploy/nginx.conf changed shape; update this test"
     return site
 
 
@@ -222,3 +224,38 @@ def test_the_app_down_is_503_with_cors_and_retry_after(tmp_path):
     finally:
         nginx.terminate()
         nginx.wait(timeout=15)
+
+
+def test_nginx_config_renders_the_deployments_upstream_and_origins(tmp_path):
+    """Issue 26, item 5: one source of truth for the upstream (GUNICORN_BIND)."""
+    env = {**os.environ, "ENV_FILE": os.devnull, "DEBUG": "True", "GUNICORN_BIND": "unix:/run/tutor/app.sock",
+           "CORS_ALLOWED_ORIGINS": "https://app.school.example,http://localhost:5173"}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "manage.py", "nginx_config"], cwd=BASE_DIR, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "server unix:/run/tutor/app.sock;" in done.stdout and "server 127.0.0.1:8000;" not in done.stdout
+    assert '"https://app.school.example" $http_origin;' in done.stdout
+    assert '"http://localhost:5173" $http_origin;' in done.stdout and "tutor.example.com" not in done.stdout
+    (tmp_path / "site.conf").write_text(done.stdout)
+    (tmp_path / "nginx.conf").write_text(MAIN_CONF.format(dir=tmp_path))
+    checked = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
+                              "-e", str(tmp_path / "error.log")], capture_output=True, text=True)  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    bad = subprocess.run(
+        [sys.executable, "manage.py", "nginx_config"], cwd=BASE_DIR, capture_output=True, text=True,
+        env={**env, "CORS_ALLOWED_ORIGINS": 'https://ok.example,"; evil'},
+    )  # fmt: skip
+    assert bad.returncode != 0 and "CORS_ALLOWED_ORIGINS" in bad.stderr
+
+
+def test_gunicorn_control_socket_is_off_unless_given_a_path_of_its_own(monkeypatch):
+    """Issue 26, item 5: a second gunicorn of the same user took over the default socket."""
+    import runpy
+
+    monkeypatch.delenv("GUNICORN_CONTROL_SOCKET", raising=False)
+    default = runpy.run_path(str(BASE_DIR / "gunicorn.conf.py"))
+    assert default["control_socket_disable"] is True
+    monkeypatch.setenv("GUNICORN_CONTROL_SOCKET", "/run/tutor/app.ctl")
+    chosen = runpy.run_path(str(BASE_DIR / "gunicorn.conf.py"))
+    assert (chosen["control_socket"], chosen["control_socket_disable"]) == ("/run/tutor/app.ctl", False)

@@ -1,0 +1,48 @@
+"""Prints deploy/nginx.conf for this deployment, from the settings the app
+itself runs with: the upstream from GUNICORN_BIND and the origins nginx's own
+errors answer with CORS headers from CORS_ALLOWED_ORIGINS. One source of
+truth: change the environment, render again, reload nginx.
+
+    ENV_FILE=.env.production .venv/bin/python manage.py nginx_config \
+        > /etc/nginx/sites-available/tutor_platform
+"""
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+TEMPLATE = Path(settings.BASE_DIR) / "deploy" / "nginx.conf"
+UPSTREAM = re.compile(r"^(\s*)server 127\.0\.0\.1:8000;$", re.MULTILINE)
+ORIGINS = re.compile(r'^(\s*)"https://tutor\.example\.com" \$http_origin;$', re.MULTILINE)
+
+
+def upstream_server(bind: str) -> str:
+    """gunicorn's bind (host:port, or unix:/path) as nginx's upstream server."""
+    return bind if bind.startswith("unix:") else bind.removeprefix("tcp://")
+
+
+def render(bind: str, origins: list[str]) -> str:
+    site = TEMPLATE.read_text()
+    site, upstreams = UPSTREAM.subn(lambda m: f"{m.group(1)}server {upstream_server(bind)};", site)
+    allowed = "".join(f'{{indent}}"{origin}" $http_origin;\n' for origin in origins)
+    site, maps = ORIGINS.subn(lambda m: allowed.replace("{indent}", m.group(1)).rstrip("\n"), site)
+    if upstreams != 1 or maps != 1:
+        raise CommandError(
+            "deploy/nginx.conf changed shape: the upstream or the origins map is not where expected."
+        )
+    return site
+
+
+class Command(BaseCommand):
+    help = "Print deploy/nginx.conf with this deployment's upstream (GUNICORN_BIND) and CORS origins."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")  # what gunicorn.conf.py binds to
+        origins = settings.CORS_ALLOWED_ORIGINS
+        if any(not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+", origin) for origin in origins):
+            raise CommandError("CORS_ALLOWED_ORIGINS must be origins like https://tutor.example.com.")
+        self.stdout.write(render(bind, origins), ending="")
