@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from tutoring.catalogue import catalogue_changed
@@ -118,10 +119,30 @@ CATALOGUE: list[dict[str, Any]] = [
 
 
 class Command(BaseCommand):
-    help = "Create or refresh the demo courses and tutors (idempotent)."
+    help = "Create or refresh the demo courses and tutors (idempotent); --staff adds demo staff and activity."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--staff",
+            action="store_true",
+            help="Development only: an admin, a content editor and an ML team member (passwords printed), "
+            "and a few weeks of students' chats, feedback and usage.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["staff"] and not settings.DEBUG:
+            raise CommandError("--staff is for development (DEBUG=True): it prints passwords.")
+        self._catalogue()
+        if options["staff"]:
+            from tutoring import demo_staff
+
+            for email, role, password in demo_staff.staff_accounts():
+                self.stdout.write(f"{role.split(':')[0]}: {email} / {password}")
+            replies = demo_staff.student_activity()
+            self.stdout.write(f"Demo students' activity: {replies} new replies.")
 
     @transaction.atomic
-    def handle(self, *args: Any, **options: Any) -> None:
+    def _catalogue(self) -> None:
         courses = tutors = 0
         for course_data in CATALOGUE:
             tutors_data = course_data["tutors"]
