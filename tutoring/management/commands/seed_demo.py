@@ -134,11 +134,12 @@ class Command(BaseCommand):
             raise CommandError("--staff is for development (DEBUG=True): it prints passwords.")
         self._catalogue()
         if options["staff"]:
-            from tutoring import demo_staff
+            # In feedback, which already uses chats, progress and usage (tutoring must not).
+            from feedback import demo
 
-            for email, role, password in demo_staff.staff_accounts():
+            for email, role, password in demo.staff_accounts():
                 self.stdout.write(f"{role.split(':')[0]}: {email} / {password}")
-            replies = demo_staff.student_activity()
+            replies = demo.student_activity()
             self.stdout.write(f"Demo students' activity: {replies} new replies.")
 
     @transaction.atomic
