@@ -21,8 +21,13 @@ def thumbnails(kept: Sequence[dict[str, Any]]) -> SafeString | str:
     return format_html_join(
         "",
         '<a class="attachment" href="{0}" target="_blank" rel="noopener" title="{1}">{2}</a> ',
-        ((links.signed_path(item["id"]), _caption(item), _preview(item)) for item in kept),
+        ((link, _caption(item), _preview(item, link)) for item, link in _linked(kept)),
     )
+
+
+def _linked(kept: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
+    """Each attachment with its signed link, signed once for the link and the image alike."""
+    return [(item, links.signed_path(item["id"])) for item in kept]
 
 
 def _caption(item: dict[str, Any]) -> str:
@@ -30,13 +35,13 @@ def _caption(item: dict[str, Any]) -> str:
     return f"{item['name']} ({item['content_type']},{size} {item['size']} B)"
 
 
-def _preview(item: dict[str, Any]) -> SafeString | str:
+def _preview(item: dict[str, Any], link: str) -> SafeString | str:
     if item["kind"] != Attachment.Kind.IMAGE:
         return f"📄 {item['name']}"
     return format_html(
         '<img src="{}" alt="{}" loading="lazy" style="max-width: {}px; max-height: {}px; '
         'border: 1px solid var(--hairline-color); vertical-align: top">',
-        links.signed_path(item["id"]),
+        link,
         item["name"],
         THUMBNAIL_PX,
         THUMBNAIL_PX,
