@@ -1,4 +1,4 @@
-"""Limits on free-form JSON that users store (preferences, attachments)."""
+"""Limits on free-form JSON that users store (preferences; AI-Core's metadata)."""
 
 import json
 import math
