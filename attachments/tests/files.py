@@ -4,6 +4,7 @@ import io
 import struct
 import zlib
 
+from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import ExifTags, Image
 
 from conftest import image_bytes
@@ -55,3 +56,9 @@ def png_claiming(width: int, height: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
         + chunk(b"IEND", b"")
     )
+
+
+def upload(client, content: bytes, name: str = "задача.png", content_type: str = "image/png"):
+    """POST /api/v1/attachments/ as a browser's form does (the declared type is only a claim)."""
+    file = SimpleUploadedFile(name, content, content_type=content_type)
+    return client.post("/api/v1/attachments/", {"file": file}, format="multipart")

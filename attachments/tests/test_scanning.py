@@ -9,10 +9,9 @@ import subprocess
 import time
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from attachments.models import Attachment
-from attachments.tests.files import RUSSIAN_TEXT, image_bytes
+from attachments.tests.files import RUSSIAN_TEXT, image_bytes, upload
 from conftest import free_port
 
 pytestmark = [pytest.mark.django_db, pytest.mark.system]
@@ -55,12 +54,6 @@ def clamd(tmp_path_factory):
     yield f"tcp://127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=10)
-
-
-def upload(client, content: bytes, name: str):
-    return client.post(
-        "/api/v1/attachments/", {"file": SimpleUploadedFile(name, content)}, format="multipart"
-    )
 
 
 def test_a_clean_file_is_scanned_and_stored(auth_client, settings, clamd):

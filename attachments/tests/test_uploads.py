@@ -17,17 +17,13 @@ from attachments.tests.files import (
     jpeg_with_gps_and_rotation,
     pdf_bytes,
     png_claiming,
+    upload,
 )
 from conftest import bearer_client, requires_postgresql, run_in_threads
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/attachments/"
-
-
-def upload(client, content: bytes, name: str = "задача.png", content_type: str = "image/png"):
-    file = SimpleUploadedFile(name, content, content_type=content_type)
-    return client.post(URL, {"file": file}, format="multipart")
 
 
 def stored_files(media_root) -> list:
