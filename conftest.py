@@ -2,14 +2,21 @@
 
 import io
 import itertools
+import os
+import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
+from uuid import uuid4
 
 import pytest
+import redis
+from django.conf import settings as django_settings
 from django.contrib.auth.models import Group, Permission
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -71,6 +78,67 @@ def make_attachment(db) -> Callable[..., Attachment]:
         return attachment_upload(user=user, upload=upload)
 
     return make
+
+
+# The one Redis database the suite writes to. Each test keeps its keys under
+# a prefix of its own and deletes them afterwards: nothing is flushed, so
+# other data in that database (and tests running in parallel) are left alone.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@dataclass(frozen=True)
+class RedisSpace:
+    """One test's keys in TEST_REDIS_URL."""
+
+    prefix: str
+    client: redis.Redis
+
+    @property
+    def url(self) -> str:
+        """A CACHE_URL for a server the test starts: its keys carry the prefix."""
+        separator = "&" if "?" in TEST_REDIS_URL else "?"
+        return f"{TEST_REDIS_URL}{separator}{urlencode({'key_prefix': self.prefix})}"
+
+    def caches(self, **pool_options) -> dict:
+        """CACHES as the settings build them for Redis (short timeouts, one
+        pool per process), with this test's prefix."""
+        pool_options.setdefault("max_connections", django_settings.SERVER_THREADS + 8)
+        return {
+            "default": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": TEST_REDIS_URL,
+                "KEY_PREFIX": self.prefix,
+                "OPTIONS": {
+                    "SOCKET_CONNECT_TIMEOUT": 0.25,
+                    "SOCKET_TIMEOUT": 0.25,
+                    "CONNECTION_POOL_KWARGS": pool_options,
+                },
+            }
+        }
+
+    def keys(self, pattern: str = "*") -> list[bytes]:
+        return self.client.keys(f"{self.prefix}:{pattern}")
+
+
+@contextmanager
+def redis_space(name: str) -> Iterator[RedisSpace]:
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client.ping()  # fails loudly when Redis is not running
+    # Only letters, digits and dashes: the prefix is also a SCAN pattern.
+    space = RedisSpace(prefix=f"test-{re.sub(r'[^A-Za-z0-9]+', '-', name)}-{uuid4().hex[:8]}", client=client)
+    try:
+        yield space
+    finally:
+        if keys := list(client.scan_iter(f"{space.prefix}:*", count=1000)):
+            client.unlink(*keys)
+        client.close()
+
+
+@pytest.fixture
+def test_redis(request) -> Iterator[RedisSpace]:
+    """Redis for this test only (TEST_REDIS_URL under a key prefix)."""
+    with redis_space(request.node.name) as space:
+        yield space
 
 
 def reset_clients() -> None:

@@ -7,17 +7,15 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 
 from aicore.tests.test_stub_server import serve_stub
 from chats.tests.test_streaming import QUESTION, deltas, parse
-from conftest import PASSWORD, free_port, serve_with_gunicorn, wait_until_serving
+from conftest import PASSWORD, free_port, redis_space, serve_with_gunicorn, wait_until_serving
 
 pytestmark = pytest.mark.system  # starts servers or processes: not in `-m "not system"`
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-REDIS_URL = "redis://127.0.0.1:6379/13"
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +25,17 @@ def slow_words():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, slow_words):
-    redis.Redis.from_url(REDIS_URL).flushdb()  # fails loudly when Redis is not running
+    with redis_space("streams") as redis:
+        yield from serve(tmp_path_factory, slow_words, redis.url)
+
+
+def serve(tmp_path_factory, slow_words: str, cache_url: str):
     work = tmp_path_factory.mktemp("streams")
     env = {
         **os.environ,
         "ENV_FILE": os.devnull,
         "DATABASE_URL": f"sqlite:///{work / 'streams.sqlite3'}",
-        "CACHE_URL": REDIS_URL,
+        "CACHE_URL": cache_url,
         "AI_CORE_URL": slow_words,
         "GUNICORN_WORKERS": "3",
         "GUNICORN_THREADS": "8",

@@ -10,16 +10,13 @@ import threading
 import time
 
 import pytest
-import redis
 import requests
 
 from aicore.tests.test_stub_server import serve_stub
 from chats.tests.test_streaming import QUESTION, parse
-from conftest import PASSWORD, free_port, serve_with_gunicorn, wait_until_serving
+from conftest import PASSWORD, RedisSpace, free_port, serve_with_gunicorn, wait_until_serving
 
 pytestmark = pytest.mark.system  # starts servers or processes: not in `-m "not system"`
-
-REDIS_URL = "redis://127.0.0.1:6379/12"
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +25,12 @@ def slow_words():
     yield from serve_stub("--chunk-delay", "0.3")
 
 
-def env_for(work, ai_core: str, **extra: str) -> dict[str, str]:
+def env_for(work, redis: RedisSpace, ai_core: str, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
         "ENV_FILE": os.devnull,
         "DATABASE_URL": f"sqlite:///{work / 'served.sqlite3'}",
-        "CACHE_URL": REDIS_URL,
+        "CACHE_URL": redis.url,
         "AI_CORE_URL": ai_core,
         "AI_DAILY_MESSAGES_PER_USER": "3",
         "GUNICORN_WORKERS": "1",
@@ -81,10 +78,11 @@ def stream_until_first_delta(url: str, headers: dict[str, str], chat: int, **ext
     raise AssertionError("the reply never started")
 
 
-def test_forty_followers_on_one_reply_leave_the_sends_alone(tmp_path, slow_words):
-    redis.Redis.from_url(REDIS_URL).flushdb()  # fails loudly when Redis is not running
+def test_forty_followers_on_one_reply_leave_the_sends_alone(tmp_path, slow_words, test_redis):
     # Two AI threads: the streamed reply takes one, the other student's send needs the other.
-    process, url = start(env_for(tmp_path, slow_words, GUNICORN_AI_THREADS="2", GUNICORN_STREAM_THREADS="8"))
+    process, url = start(
+        env_for(tmp_path, test_redis, slow_words, GUNICORN_AI_THREADS="2", GUNICORN_STREAM_THREADS="8")
+    )
     try:
         alice, bob = student(url, "alice"), student(url, "bob")
         chat, bobs_chat = new_chat(url, alice), new_chat(url, bob)
@@ -143,9 +141,8 @@ def kill_server(process: subprocess.Popen) -> None:
     process.wait(timeout=10)
 
 
-def test_a_reply_whose_server_is_killed_is_ended_within_15_seconds(tmp_path, slow_words):
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    env = env_for(tmp_path, slow_words)
+def test_a_reply_whose_server_is_killed_is_ended_within_15_seconds(tmp_path, slow_words, test_redis):
+    env = env_for(tmp_path, test_redis, slow_words)
     first, first_url = start(env)
     second, url = start(env)  # the same database and Redis: another app server
     try:

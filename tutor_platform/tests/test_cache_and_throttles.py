@@ -15,12 +15,10 @@ from django.test import override_settings
 from chats.throttles import AISendThrottle
 from tutor_platform import throttling
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
 
-
-def redis_cache(url: str = REDIS_URL, **pool_options) -> dict:
+def redis_cache(url: str, **pool_options) -> dict:
     """django-redis as the settings configure it (short timeouts, a pool for
-    every thread), on `url`."""
+    every thread), on `url` (a Redis that is down or hanging)."""
     pool_options.setdefault("max_connections", settings.SERVER_THREADS + 8)
     return {
         "default": {
@@ -41,7 +39,7 @@ def fake_request(user_id: int) -> SimpleNamespace:
 
 
 @pytest.mark.parametrize("backend", ["redis", "locmem"])
-def test_a_burst_of_sends_gets_exactly_the_budget(backend, monkeypatch):
+def test_a_burst_of_sends_gets_exactly_the_budget(backend, monkeypatch, test_redis):
     """Item 5: 120 simultaneous sends let 71 through a budget of 30."""
     from rest_framework.settings import api_settings
     from rest_framework.throttling import SimpleRateThrottle
@@ -50,12 +48,10 @@ def test_a_burst_of_sends_gets_exactly_the_budget(backend, monkeypatch):
         SimpleRateThrottle, "THROTTLE_RATES", {**api_settings.DEFAULT_THROTTLE_RATES, "ai_send": "30/hour"}
     )
     caches = (
-        redis_cache()
+        test_redis.caches()
         if backend == "redis"
         else {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     )
-    if backend == "redis":
-        redis.Redis.from_url(REDIS_URL).flushdb()  # fails loudly when Redis is not running
     with override_settings(CACHES=caches):
         barrier = threading.Barrier(120)
         allowed = []
@@ -152,14 +148,14 @@ def test_the_settings_give_redis_short_timeouts_and_no_retries(monkeypatch):
         importlib.reload(settings_module)
 
 
-def test_every_thread_shares_one_connection_pool_per_process():
+def test_every_thread_shares_one_connection_pool_per_process(test_redis):
     """Issue 17: Django's own backend built a connection pool per thread."""
     from django.core.cache import caches
     from django_redis import get_redis_connection
     from django_redis.cache import RedisCache
 
     seen = []
-    with override_settings(CACHES=redis_cache()):
+    with override_settings(CACHES=test_redis.caches()):
         get_redis_connection("default")  # as gunicorn.conf.py's post_worker_init does
 
         def use_cache() -> None:
@@ -177,7 +173,7 @@ def test_every_thread_shares_one_connection_pool_per_process():
     assert all(client is seen[0] for client in seen)
 
 
-def test_a_throttle_check_is_one_round_trip_to_redis(monkeypatch):
+def test_a_throttle_check_is_one_round_trip_to_redis(monkeypatch, test_redis):
     """Issue 17: the check is one atomic script (INCR, the expiry at the first
     hit, TTL). It was five round trips, because `cache` is a proxy that is
     never an instance of RedisCache, so the generic add/add/incr/get path ran."""
@@ -188,8 +184,7 @@ def test_a_throttle_check_is_one_round_trip_to_redis(monkeypatch):
         sent.append(command)
         return real_send(self, command, *args, **kwargs)
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    with override_settings(CACHES=redis_cache()):
+    with override_settings(CACHES=test_redis.caches()):
         throttling.hit("warm-up", 60)  # the connection's own handshake is not a throttle's cost
         monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", send_packed_command)
         first = throttling.hit("one-trip", 60)
@@ -197,17 +192,15 @@ def test_a_throttle_check_is_one_round_trip_to_redis(monkeypatch):
     assert len(sent) == 2  # one per check
     assert first[0] == 1 and second[0] == 2
     assert 0 < second[1] <= 60
-    stored = redis.Redis.from_url(REDIS_URL)
-    (key,) = stored.keys("*one-trip*")
-    assert stored.get(key) == b"2"
-    assert 0 < stored.ttl(key) <= 60
+    (key,) = test_redis.keys("*one-trip*")
+    assert test_redis.client.get(key) == b"2"
+    assert 0 < test_redis.client.ttl(key) <= 60
 
 
-def test_a_counter_that_lost_its_expiry_gets_it_back():
+def test_a_counter_that_lost_its_expiry_gets_it_back(test_redis):
     """Otherwise a window would never close and its client stay throttled for good."""
-    stored = redis.Redis.from_url(REDIS_URL)
-    stored.flushdb()
-    with override_settings(CACHES=redis_cache()):
+    stored = test_redis.client
+    with override_settings(CACHES=test_redis.caches()):
         from django.core.cache import caches
 
         full_key = str(caches["default"].make_key("lost-expiry"))
@@ -219,9 +212,9 @@ def test_a_counter_that_lost_its_expiry_gets_it_back():
 
 
 @pytest.mark.parametrize("backend", ["redis", "locmem"])
-def test_peek_reads_the_window_hit_counts_without_counting(backend):
+def test_peek_reads_the_window_hit_counts_without_counting(backend, test_redis):
     """Issue 24, item 6: failed logins are counted with `hit` and checked with `peek`."""
-    caches = redis_cache() if backend == "redis" else None
+    caches = test_redis.caches() if backend == "redis" else None
     with override_settings(**({"CACHES": caches} if caches else {})):
         from django.core.cache import cache
 
@@ -234,13 +227,13 @@ def test_peek_reads_the_window_hit_counts_without_counting(backend):
         assert throttling.peek("peeked")[0] == 2  # peeking counted nothing
 
 
-def test_a_raw_redis_write_is_read_back_by_the_cache():
+def test_a_raw_redis_write_is_read_back_by_the_cache(test_redis):
     """redis_value is django-redis's encoding (tutor_platform.cache): this fails
     when it changes. chats.replies.live writes its entries that way, in one
     pipeline with the heartbeat's index."""
     from tutor_platform.cache import redis_for, redis_value
 
-    with override_settings(CACHES=redis_cache()):
+    with override_settings(CACHES=test_redis.caches()):
         from django.core.cache import cache
 
         entry = {"state": "running", "user_message": 7, "text": "Привет"}
@@ -250,3 +243,25 @@ def test_a_raw_redis_write_is_read_back_by_the_cache():
         client.set(key, redis_value(12), ex=60)
         assert cache.get("raw-entry") == 12
         cache.delete("raw-entry")
+
+
+def test_the_suite_deletes_only_its_own_keys_from_redis():
+    """Issue 26, item 14: `make test` ran FLUSHDB on three databases of
+    whatever Redis answered. Now it writes under a prefix of each test's own
+    in TEST_REDIS_URL and deletes those keys alone."""
+    from conftest import TEST_REDIS_URL, redis_space
+
+    someone_elses = redis.Redis.from_url(TEST_REDIS_URL)
+    someone_elses.set("not-the-suites", "kept", ex=60)
+    try:
+        with redis_space("test_[a] b") as space:
+            with override_settings(CACHES=space.caches()):
+                from django.core.cache import cache
+
+                cache.set("mine", 1, 60)
+                throttling.hit("mine-too", 60)
+            assert sorted(space.keys()) == [f"{space.prefix}:1:{key}".encode() for key in ("mine", "mine-too")]
+        assert someone_elses.keys(f"{space.prefix}*") == []
+        assert someone_elses.get("not-the-suites") == b"kept"
+    finally:
+        someone_elses.delete("not-the-suites")

@@ -4,7 +4,6 @@ import os
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 
 from conftest import PASSWORD, free_port, serve_with_gunicorn, wait_until_serving
@@ -12,17 +11,15 @@ from conftest import PASSWORD, free_port, serve_with_gunicorn, wait_until_servin
 pytestmark = pytest.mark.system  # starts servers or processes: not in `-m "not system"`
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 @pytest.fixture
-def two_servers(tmp_path):
-    redis.Redis.from_url(REDIS_URL).flushdb()  # fails loudly when Redis is not running
+def two_servers(tmp_path, test_redis):
     env = {
         **os.environ,
         "ENV_FILE": os.devnull,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'shared.sqlite3'}",
-        "CACHE_URL": REDIS_URL,
+        "CACHE_URL": test_redis.url,
         "THROTTLE_AI_RATE": "3/min",
         "THROTTLE_USER_RATE": "1000/min",
         "THROTTLE_ANON_RATE": "1000/min",
