@@ -438,9 +438,10 @@ def raw_ai_core(settings, answer: Callable[[socket.socket, threading.Event], Non
         server.close()
 
 
-def serve_with_gunicorn(env: dict[str, str], port: int):
+def serve_with_gunicorn(env: dict[str, str], port: int, log: Path | None = None):
     """Migrates and seeds the database `env` names, then starts gunicorn with
-    gunicorn.conf.py on 127.0.0.1:`port`; the caller stops it (terminate())."""
+    gunicorn.conf.py on 127.0.0.1:`port`, its output in `log` (or nowhere);
+    the caller stops it (terminate())."""
     import subprocess
     import sys
     from pathlib import Path
@@ -450,13 +451,19 @@ def serve_with_gunicorn(env: dict[str, str], port: int):
     subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=base_dir, env=env, check=True, timeout=120)
     subprocess.run([*manage, "seed_demo"], cwd=base_dir, env=env, check=True, timeout=60, capture_output=True)
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    return subprocess.Popen(
-        [gunicorn, "tutor_platform.wsgi", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}"],
-        cwd=base_dir,
-        env=env,
-        stdout=subprocess.DEVNULL,  # a pipe nobody reads could fill and block the server
-        stderr=subprocess.DEVNULL,
-    )
+    # A file, not a pipe: a pipe nobody reads could fill and block the server.
+    output = subprocess.DEVNULL if log is None else log.open("ab")
+    try:
+        return subprocess.Popen(
+            [gunicorn, "tutor_platform.wsgi", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}"],
+            cwd=base_dir,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    finally:
+        if log is not None:
+            output.close()  # the server has its own copy
 
 
 def run_in_threads(count: int, work) -> list:

@@ -4,6 +4,8 @@ import logging
 import traceback
 from contextvars import ContextVar
 
+from pythonjsonlogger.json import JsonFormatter
+
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
 
@@ -38,19 +40,33 @@ def _scrubbed(exc: BaseException) -> str:
     return f"[message scrubbed{': ' + ' '.join(parts) if parts else ''}]"
 
 
+def scrubbed_traceback(ei) -> str:
+    """A traceback whose database errors lose their message, which can quote
+    what a student wrote."""
+    if ei[1] is None:
+        return logging.Formatter().formatException(ei)
+    te = traceback.TracebackException.from_exception(ei[1])
+    _scrub_chain(te, ei[1], set())
+    return "".join(te.format()).rstrip("\n")
+
+
 class OneLineFormatter(logging.Formatter):
-    """One line per record, request id included, tracebacks too; database
-    errors lose their message, which can quote what a student wrote."""
+    """One line per record, request id included, tracebacks too (scrubbed)."""
 
     def formatException(self, ei) -> str:
-        if ei[1] is None:
-            return super().formatException(ei)
-        te = traceback.TracebackException.from_exception(ei[1])
-        _scrub_chain(te, ei[1], set())
-        return "".join(te.format()).rstrip("\n")
+        return scrubbed_traceback(ei)
 
     def format(self, record: logging.LogRecord) -> str:
         return super().format(record).replace("\n", " \\n ")
+
+
+class JSONFormatter(JsonFormatter):
+    """LOG_FORMAT=json: one JSON object per line for a log shipper; a
+    record's `extra` fields (the access line's and the reply line's) become
+    keys of their own, and tracebacks are scrubbed as in the line format."""
+
+    def formatException(self, ei) -> str:  # type: ignore[override]
+        return scrubbed_traceback(ei)
 
 
 def _scrub_chain(te: traceback.TracebackException, exc: BaseException | None, seen: set[int]) -> None:

@@ -5,13 +5,14 @@ import re
 import time
 import uuid
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from django.conf import settings
 from django.core.signals import request_finished
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone, translation
+from rest_framework.throttling import BaseThrottle
 
 from .logging import request_id_var
 from .parsers import declared_length
@@ -26,7 +27,11 @@ class RequestIDMiddleware:
     """Tags the request with an `X-Request-ID` and logs one line per request.
 
     The line holds the method, the path (never the query string or body, which
-    may carry message text), the status, the user id and the duration.
+    may carry message text), the status, the duration, the user id and the
+    client address (after NUM_PROXIES proxies, as the throttles see it). A
+    streamed answer is logged when its last byte is sent (or the client
+    left), so its duration is the stream's; how the reply itself ended is
+    the flow's line (chats.replies.flow).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -43,16 +48,39 @@ class RequestIDMiddleware:
         started = time.monotonic()
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
-        user = getattr(request, "user", None)
-        access_log.info(
-            "%s %s %s %.1fms user=%s",
-            request.method,
-            request.path,
-            response.status_code,
-            (time.monotonic() - started) * 1000,
-            user.pk if user is not None and user.is_authenticated else "-",
-        )
+        if response.streaming:
+            response.streaming_content = _logged_when_sent(
+                response.streaming_content, request, response, started
+            )
+        else:
+            _log_access(request, response, started)
         return response
+
+
+def _logged_when_sent(content: Iterator[bytes], request: HttpRequest, response: HttpResponse, started: float):
+    try:
+        yield from content
+    finally:
+        _log_access(request, response, started)
+
+
+def _log_access(request: HttpRequest, response: HttpResponse, started: float) -> None:
+    user = getattr(request, "user", None)
+    fields = {
+        "method": request.method,
+        "path": request.path,
+        "status": response.status_code,
+        "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        "user_id": user.pk if user is not None and user.is_authenticated else None,
+        "client": BaseThrottle().get_ident(request),
+    }
+    access_log.info(
+        "%s %s %s %.1fms user=%s client=%s",
+        *(fields[name] for name in ("method", "path", "status", "duration_ms")),
+        fields["user_id"] or "-",
+        fields["client"],
+        extra=fields,
+    )
 
 
 @receiver(request_finished)

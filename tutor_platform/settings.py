@@ -587,6 +587,10 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 # ---------------------------------------------------------------------------
 # Logging: one line per record on stdout, each with the request id.
 # ---------------------------------------------------------------------------
+# LOG_FORMAT: `line` (for people) or `json` (one object per line, for a log shipper).
+LOG_FORMAT = env.str("LOG_FORMAT", default="line")
+if LOG_FORMAT not in ("line", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be line or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -595,14 +599,19 @@ LOGGING = {
         "line": {
             "()": "tutor_platform.logging.OneLineFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s %(message)s",
-        }
+        },
+        "json": {
+            "()": "tutor_platform.logging.JSONFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
     },
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stdout",
             "filters": ["request_id"],
-            "formatter": "line",
+            "formatter": LOG_FORMAT,
         }
     },
     "root": {"handlers": ["stdout"], "level": env.str("LOG_LEVEL", default="INFO")},

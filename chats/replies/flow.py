@@ -23,6 +23,8 @@ call and the reply saved in a transaction of its own after it.
 """
 
 import enum
+import logging
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +41,10 @@ from usage import services as usage
 from . import attaching, checks, heartbeat, idempotency, live, moderation, saving, streaming
 from .errors import NothingToReply, ReplyDiscarded, ReplyFailed, failure_body
 from .generation import generate
+
+# One line per reply, however it ended (the access line of a streamed send
+# says only 200): outcome or error code, duration, chat, tokens.
+reply_log = logging.getLogger("chats.replies")
 
 
 class Kind(enum.Enum):
@@ -146,6 +152,7 @@ def _reply(
     processes) what has been written so far, and `heartbeat` ends it if
     this process dies."""
     chat, variant = question.chat, question.kind is Kind.REGENERATE
+    started = time.monotonic()
     text = ""
     user_message.reply_status = ReplyStatus.PENDING
     watched = heartbeat.watch(
@@ -177,6 +184,7 @@ def _reply(
         moderation.recorded(reply.verdict, chat=chat, message=message, exchange=user_message)
     except (ReplyDiscarded, NothingToReply) as conflict:
         saving.no_reply_record(chat, reservation, conflict)
+        _log(question, user_message, started, outcome="conflict", code=str(conflict.default_code))
         body = failure_body(conflict, user_message.pk)
         live.finished(chat.pk, user_message.pk, text, event="error", data=body, watched=watched)
         raise
@@ -187,11 +195,13 @@ def _reply(
             user_message.reply_status = ReplyStatus.ANSWERED  # it keeps the answer it had
         else:
             saving.reply_failure_record(user_message, failure.code)
+        _log(question, user_message, started, outcome="failed", code=failure.code)
         body = failure_body(failure, user_message.pk)
         live.finished(chat.pk, user_message.pk, text, event="error", data=body, watched=watched)
         raise failure from exc
     else:
         user_message.reply_status = ReplyStatus.ANSWERED
+        _log(question, user_message, started, outcome=message.moderation or "answered", reply=message)
         live.finished(
             chat.pk,
             user_message.pk,
@@ -210,6 +220,7 @@ def _safe_reply(
 ) -> idempotency.StoredResponse:
     """A send answered with its category's safe text: both messages saved,
     the verdict recorded (and the right adult told), no quota used."""
+    started = time.monotonic()
     user_message, reply = saving.safe_exchange_save(
         chat=question.chat,
         content=question.content,
@@ -217,7 +228,43 @@ def _safe_reply(
         answer=moderation.safe_text(verdict, question.content),
     )
     moderation.recorded(verdict, chat=question.chat, message=user_message, exchange=user_message)
+    _log(question, user_message, started, outcome=Message.Moderation.SAFE_REPLY, reply=reply)
     return _success(question, user_message, reply)
+
+
+def _log(
+    question: Question,
+    user_message: Message,
+    started: float,
+    *,
+    outcome: str,
+    code: str | None = None,
+    reply: Message | None = None,
+) -> None:
+    """The reply's line: `answered`, `withheld` or `safe_reply` (a reply was
+    saved), `failed` with the error code, or `conflict` (nothing to answer)."""
+    fields = {
+        "kind": question.kind.value,
+        "outcome": outcome,
+        "code": code,
+        "chat": question.chat.pk,
+        "user_message": user_message.pk,
+        "reply": reply.pk if reply is not None else None,
+        "tokens": reply.tokens_used if reply is not None else None,
+        "duration_ms": round((time.monotonic() - started) * 1000, 1),
+    }
+    reply_log.log(
+        logging.WARNING if outcome == "failed" else logging.INFO,
+        "%s %s chat=%s message=%s reply=%s tokens=%s %.1fms",
+        question.kind.value,
+        code or outcome,
+        *(
+            fields[name] if fields[name] is not None else "-"
+            for name in ("chat", "user_message", "reply", "tokens")
+        ),
+        fields["duration_ms"],
+        extra=fields,
+    )
 
 
 def _success(question: Question, user_message: Message, reply: Message) -> idempotency.StoredResponse:

@@ -9,6 +9,7 @@ client from any process through `live`.
 """
 
 import contextlib
+import contextvars
 import json
 import logging
 import queue
@@ -155,7 +156,11 @@ def reply_stream(
         finally:
             connection.close()  # this thread's own connection, back to the pool
 
-    threading.Thread(target=generate, name=f"reply-{user_message.pk}", daemon=True).start()
+    # The request's context (its request id, for every log line) goes with it.
+    context = contextvars.copy_context()
+    threading.Thread(
+        target=context.run, args=(generate,), name=f"reply-{user_message.pk}", daemon=True
+    ).start()
     # This thread only relays from now on: its pooled connection goes back now,
     # not when the stream ends (an open stream must not hold one).
     release_db_connection()

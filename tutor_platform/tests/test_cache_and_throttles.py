@@ -260,7 +260,9 @@ def test_the_suite_deletes_only_its_own_keys_from_redis():
 
                 cache.set("mine", 1, 60)
                 throttling.hit("mine-too", 60)
-            assert sorted(space.keys()) == [f"{space.prefix}:1:{key}".encode() for key in ("mine", "mine-too")]
+            assert sorted(space.keys()) == [
+                f"{space.prefix}:1:{key}".encode() for key in ("mine", "mine-too")
+            ]
         assert someone_elses.keys(f"{space.prefix}*") == []
         assert someone_elses.get("not-the-suites") == b"kept"
     finally:

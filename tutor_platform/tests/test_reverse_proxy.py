@@ -47,7 +47,8 @@ def render_site(nginx_port: int, app_port: int) -> str:
     GUNICORN_BIND, origins from CORS_ALLOWED_ORIGINS), listening on this test's port."""
     site = nginx_config.render(f"127.0.0.1:{app_port}", ["https://tutor.example.com"])
     site, listens = re.subn(r"listen 80;", f"listen 127.0.0.1:{nginx_port};", site)
-    assert listens == 1, "deploy/nginx.conf changed shape; update this test"
+    site, logs = re.subn(r"access_log /var/log/nginx/", "access_log ", site)
+    assert listens == logs == 1, "deploy/nginx.conf changed shape; update this test"
     return site
 
 
@@ -77,9 +78,9 @@ def topology(tmp_path_factory):
         "NUM_PROXIES": "1",
     }
     app_port, nginx_port = free_port(), free_port()
-    app = serve_with_gunicorn(env, app_port)
+    app = serve_with_gunicorn(env, app_port, log=work / "app.log")
     nginx = start_nginx(work, nginx_port, app_port)
-    urls = {"app": f"http://127.0.0.1:{app_port}", "nginx": f"http://127.0.0.1:{nginx_port}"}
+    urls = {"app": f"http://127.0.0.1:{app_port}", "nginx": f"http://127.0.0.1:{nginx_port}", "work": work}
     try:
         wait_until_serving(f"{urls['app']}/api/v1/health/", timeout=60)
         wait_until_serving(f"{urls['nginx']}/api/v1/health/", timeout=30)
@@ -200,6 +201,21 @@ def test_the_app_sees_the_request_id_nginx_logs(topology):
         f"{topology['nginx']}/api/v1/health/", headers={"X-Request-ID": "a b\tc"}, timeout=10
     )
     assert re.fullmatch(r"[0-9a-f]{32}", unsafe.headers["X-Request-ID"])  # nginx's, passed to the app
+    # Issue 26, item 7: both access logs carry the id, and the app's the
+    # client's address as nginx saw it (NUM_PROXIES=1), not what it claimed.
+    spoofed = requests.get(
+        f"{topology['nginx']}/api/v1/tutors/",
+        headers={"X-Request-ID": "spoof-1", "X-Forwarded-For": "10.9.8.7"},
+        timeout=10,
+    )
+    assert spoofed.status_code == 200
+    nginx_log = (topology["work"] / "tutor_platform.access.log").read_text()
+    for request_id in ("abc-123", unsafe.headers["X-Request-ID"], "spoof-1"):
+        assert f"request_id={request_id} " in nginx_log
+    app_log = (topology["work"] / "app.log").read_text()
+    (line,) = [line for line in app_log.splitlines() if "request_id=spoof-1 " in line]
+    assert re.search(r"tutor_platform\.access request_id=spoof-1 GET /api/v1/tutors/ 200 [0-9.]+ms user=- "
+                     r"client=127\.0\.0\.1$", line), line  # fmt: skip
 
 
 def test_the_app_down_is_503_with_cors_and_retry_after(tmp_path):

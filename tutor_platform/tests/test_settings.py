@@ -1,5 +1,6 @@
 """Production safety of the settings, checked in a fresh interpreter each time."""
 
+import json
 import os
 import re
 import subprocess
@@ -301,3 +302,31 @@ def test_a_repeated_statement_is_prepared_on_its_connection_when_enabled(enabled
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == prepared
+
+
+def test_log_format_json_is_one_object_per_line_with_the_extra_fields():
+    """Issue 26, item 7: LOG_FORMAT=json for log shippers; tracebacks are
+    scrubbed as in the line format."""
+    code = """
+import json, logging, sqlite3
+from tutor_platform.logging import request_id_var
+request_id_var.set("req-1")
+logging.getLogger("chats.replies").info("send answered chat=%s", 7, extra={"outcome": "answered", "chat": 7})
+try:
+    raise sqlite3.IntegrityError("NOT NULL constraint failed, row (секрет ученика)")
+except sqlite3.Error:
+    logging.getLogger("chats").exception("Saving failed")
+"""
+    result = run_django(code, SECRET_KEY=STRONG_KEY, LOG_FORMAT="json")
+    assert result.returncode == 0, result.stderr
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["message"] == "send answered chat=7"
+    assert (first["level"], first["logger"], first["request_id"]) == ("INFO", "chats.replies", "req-1")
+    assert (first["outcome"], first["chat"]) == ("answered", 7)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}", first["time"])
+    assert second["level"] == "ERROR" and "IntegrityError: [message scrubbed]" in second["exc_info"]
+    assert "секрет" not in result.stdout
+
+    refused = run_django("", SECRET_KEY=STRONG_KEY, LOG_FORMAT="xml")
+    assert refused.returncode != 0
+    assert "LOG_FORMAT must be line or json, not 'xml'" in refused.stderr
