@@ -42,20 +42,21 @@ http {{
 """
 
 
-def render_site(nginx_port: int, app_port: int) -> str:
-    """deploy/nginx.conf as `manage.py nginx_config` renders it (upstream from
-    GUNICORN_BIND, origins from CORS_ALLOWED_ORIGINS), listening on this test's port."""
-    site = nginx_config.render(f"127.0.0.1:{app_port}", ["https://tutor.example.com"])
+def render_site(nginx_port: int, *app_ports: int) -> str:
+    """deploy/nginx.conf as `manage.py nginx_config` renders it (the upstream
+    from GUNICORN_BIND or --upstream, origins from CORS_ALLOWED_ORIGINS),
+    listening on this test's port, logging in its folder."""
+    site = nginx_config.render([f"127.0.0.1:{port}" for port in app_ports], ["https://tutor.example.com"])
     site, listens = re.subn(r"listen 80;", f"listen 127.0.0.1:{nginx_port};", site)
     site, logs = re.subn(r"access_log /var/log/nginx/", "access_log ", site)
     assert listens == logs == 1, "deploy/nginx.conf changed shape; update this test"
     return site
 
 
-def start_nginx(work: Path, nginx_port: int, app_port: int) -> subprocess.Popen:
-    """nginx with deploy/nginx.conf in front of 127.0.0.1:`app_port`; the caller stops it."""
+def start_nginx(work: Path, nginx_port: int, *app_ports: int) -> subprocess.Popen:
+    """nginx with deploy/nginx.conf in front of 127.0.0.1:`app_ports`; the caller stops it."""
     work.mkdir(exist_ok=True)
-    (work / "site.conf").write_text(render_site(nginx_port, app_port))
+    (work / "site.conf").write_text(render_site(nginx_port, *app_ports))
     (work / "nginx.conf").write_text(MAIN_CONF.format(dir=work))
     command = [NGINX, "-e", str(work / "error.log"), "-p", str(work), "-c", str(work / "nginx.conf"), "-g",
                "daemon off;"]  # fmt: skip
@@ -263,6 +264,18 @@ def test_nginx_config_renders_the_deployments_upstream_and_origins(tmp_path):
         env={**env, "CORS_ALLOWED_ORIGINS": 'https://ok.example,"; evil'},
     )  # fmt: skip
     assert bad.returncode != 0 and "CORS_ALLOWED_ORIGINS" in bad.stderr
+    several = subprocess.run(
+        [sys.executable, "manage.py", "nginx_config", "--upstream", "10.0.0.11:8000", "--upstream", "10.0.0.12:8000"],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert several.returncode == 0, several.stderr
+    assert "    server 10.0.0.11:8000;\n    server 10.0.0.12:8000;\n" in several.stdout
+    assert "app.sock" not in several.stdout
+    injected = subprocess.run(
+        [sys.executable, "manage.py", "nginx_config", "--upstream", "10.0.0.11:8000; evil"],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert injected.returncode != 0 and "host:port" in injected.stderr
 
 
 def test_gunicorn_control_socket_is_off_unless_given_a_path_of_its_own(monkeypatch):
