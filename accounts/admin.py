@@ -6,6 +6,8 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.utils.html import format_html
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from privacy import services as erasure
 
@@ -13,7 +15,7 @@ from . import services
 from .models import User
 from .roles import CONTENT_EDITORS, ML_TEAM, Role, role_of
 
-ROLE_HELP = (
+ROLE_HELP = _(
     "What this person may do. Content editors maintain courses, tutors and prompts; "
     "the ML team triages feedback (admin and /api/v1/ml/); safety reviewers work the safety "
     "review queue and its term lists; superusers manage everything, users too."
@@ -21,7 +23,7 @@ ROLE_HELP = (
 
 
 class UserCreateForm(UserCreationForm):
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.STUDENT, help_text=ROLE_HELP)
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.STUDENT, help_text=ROLE_HELP)
 
     class Meta:
         model = User
@@ -38,9 +40,12 @@ def current_role(user: User) -> Role | None:
 
 class UserEditForm(UserChangeForm):
     role = forms.ChoiceField(
-        choices=[("", "— (staff with no role's group: flags and groups as set below)"), *Role.choices],
+        label=_("Role"),
+        choices=[("", _("— (staff with no role's group: flags and groups as set below)")), *Role.choices],
         required=False,
-        help_text=ROLE_HELP + " Changing it sets staff status, superuser status and the group below.",
+        help_text=format_lazy(
+            "{} {}", ROLE_HELP, _("Changing it sets staff status, superuser status and the group below.")
+        ),
     )
 
     def __init__(self, *args, **kwargs) -> None:
@@ -52,12 +57,19 @@ class UserEditForm(UserChangeForm):
         model = User
         fields = "__all__"
         help_texts = {
-            "is_staff": (
-                "May log in to this admin. What they see there comes from their groups: "
-                f"“{CONTENT_EDITORS}” (courses, tutors) or “{ML_TEAM}” (feedback). "
-                "Staff with no group see nothing."
+            "is_staff": format_lazy(
+                _(
+                    "May log in to this admin. What they see there comes from their groups: "
+                    "“{editors}” (courses, tutors) or “{ml}” (feedback). Staff with no group see nothing."
+                ),
+                editors=CONTENT_EDITORS,
+                ml=ML_TEAM,
             ),
-            "groups": f"“{CONTENT_EDITORS}” edit courses and tutors; “{ML_TEAM}” triage feedback.",
+            "groups": format_lazy(
+                _("“{editors}” edit courses and tutors; “{ml}” triage feedback."),
+                editors=CONTENT_EDITORS,
+                ml=ML_TEAM,
+            ),
         }
 
 
@@ -67,8 +79,10 @@ class StaffLoginForm(AdminAuthenticationForm):
     def confirm_login_allowed(self, user: User) -> None:
         if user.is_active and not user.is_staff and user.groups.exists():
             raise forms.ValidationError(
-                "This account belongs to a staff group but is not marked as staff. "
-                "Ask a superuser to tick “Staff status” on it.",
+                _(
+                    "This account belongs to a staff group but is not marked as staff. "
+                    "Ask a superuser to tick “Staff status” on it."
+                ),
                 code="not_staff",
             )
         super().confirm_login_allowed(user)
@@ -91,13 +105,13 @@ class UserAdmin(DjangoUserAdmin):
     filter_horizontal = ("groups", "user_permissions")
     fieldsets = (
         (None, {"fields": ("email", "username", "full_name", "password")}),
-        ("Preferences and consent", {"fields": ("preferences_pretty", "allow_training")}),
-        ("Daily quota", {"fields": ("daily_messages_limit", "daily_tokens_limit")}),
+        (_("Preferences and consent"), {"fields": ("preferences_pretty", "allow_training")}),
+        (_("Daily quota"), {"fields": ("daily_messages_limit", "daily_tokens_limit")}),
         (
-            "Permissions",
+            _("Permissions"),
             {"fields": ("role", "is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
         ),
-        ("Dates", {"fields": ("last_login", "created_at", "updated_at")}),
+        (_("Dates"), {"fields": ("last_login", "created_at", "updated_at")}),
     )
     add_fieldsets = (
         (
@@ -137,12 +151,12 @@ class UserAdmin(DjangoUserAdmin):
         if change and "role" in form.changed_data and form.cleaned_data["role"]:
             services.user_set_role(user=form.instance, role=form.cleaned_data["role"])
 
-    @admin.display(description="Role")
+    @admin.display(description=_("Role"))
     def role(self, obj: User) -> str:
         role = current_role(obj)
-        return role.label.split(":")[0].split(" (")[0] if role is not None else "Staff, no role"
+        return str(role.label).split(":")[0].split(" (")[0] if role is not None else _("Staff, no role")
 
-    @admin.display(description="Preferences")
+    @admin.display(description=_("Preferences"))
     def preferences_pretty(self, obj: User) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.preferences, indent=2, ensure_ascii=False))
 

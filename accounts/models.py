@@ -3,6 +3,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
 
 
 class UserManager(BaseUserManager["User"]):
@@ -36,7 +37,7 @@ class UserManager(BaseUserManager["User"]):
 # identifier with "@" is looked up as an email.
 USERNAME_VALIDATOR = RegexValidator(
     r"^[\w.+-]+\Z",
-    "Enter a valid username: letters, digits and ./+/-/_ only.",
+    _("Enter a valid username: letters, digits and ./+/-/_ only."),
     code="invalid",
 )
 
@@ -46,34 +47,38 @@ def normalize_email(email: str) -> str:
 
 
 class User(AbstractBaseUser, PermissionsMixin):
-    email = models.EmailField(max_length=254, unique=True)
+    email = models.EmailField(_("email"), max_length=254, unique=True)
     username = models.CharField(
+        _("username"),
         max_length=150,
         validators=[USERNAME_VALIDATOR],
-        help_text="Letters, digits and ./+/-/_ only. Unique regardless of case.",
+        help_text=_("Letters, digits and ./+/-/_ only. Unique regardless of case."),
     )
-    full_name = models.CharField(max_length=255, blank=True)
-    is_active = models.BooleanField(default=True)
-    is_staff = models.BooleanField(default=False)
-    preferences = models.JSONField(default=dict, blank=True)
+    full_name = models.CharField(_("full name"), max_length=255, blank=True)
+    is_active = models.BooleanField(_("is active"), default=True)
+    is_staff = models.BooleanField(_("is staff"), default=False, help_text=_("Can log in to the admin site."))
+    preferences = models.JSONField(_("preferences"), default=dict, blank=True)
     allow_training = models.BooleanField(
+        _("allow training"),
         default=False,
-        help_text="The student's standing consent to use their conversations for training.",
+        help_text=_("The student's standing consent to use their conversations for training."),
     )
     # Staff's per-student quota override: null follows AI_DAILY_MESSAGES_PER_USER /
     # AI_DAILY_TOKENS_PER_USER, 0 is no limit.
     daily_messages_limit = models.PositiveIntegerField(
+        _("daily messages limit"),
         null=True,
         blank=True,
-        help_text="Replies per UTC day for this student. Empty: the platform's default; 0: no limit.",
+        help_text=_("Replies per UTC day for this student. Empty: the platform's default; 0: no limit."),
     )
     daily_tokens_limit = models.PositiveBigIntegerField(
+        _("daily tokens limit"),
         null=True,
         blank=True,
-        help_text="Tokens per UTC day for this student. Empty: the platform's default; 0: no limit.",
+        help_text=_("Tokens per UTC day for this student. Empty: the platform's default; 0: no limit."),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     objects = UserManager()
 
@@ -82,6 +87,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     REQUIRED_FIELDS = ["username"]
 
     class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),

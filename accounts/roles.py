@@ -1,6 +1,7 @@
 """The staff roles and exactly the permissions each needs in the admin."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 CONTENT_EDITORS = "Content editors"
 ML_TEAM = "ML team"
@@ -10,11 +11,11 @@ SAFETY_REVIEWERS = "Safety reviewers"
 class Role(models.TextChoices):
     """What the admin's "add user" form offers; groups and flags follow from it."""
 
-    STUDENT = "student", "Student (no admin access)"
-    CONTENT_EDITOR = "content_editor", "Content editor: courses, tutors and prompts"
-    ML_TEAM = "ml_team", "ML team: feedback triage and the ML API"
-    SAFETY_REVIEWER = "safety_reviewer", "Safety reviewer: the review queue and the term lists"
-    SUPERUSER = "superuser", "Superuser: everything, including users"
+    STUDENT = "student", _("Student (no admin access)")
+    CONTENT_EDITOR = "content_editor", _("Content editor: courses, tutors and prompts")
+    ML_TEAM = "ml_team", _("ML team: feedback triage and the ML API")
+    SAFETY_REVIEWER = "safety_reviewer", _("Safety reviewer: the review queue and the term lists")
+    SUPERUSER = "superuser", _("Superuser: everything, including users")
 
 
 ROLE_GROUPS = {

@@ -5,6 +5,7 @@ feedback pages, through the same guarded view the API serves files with
 from collections.abc import Sequence
 from typing import Any
 
+from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -32,7 +33,7 @@ def _linked(kept: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
 
 def _caption(item: dict[str, Any]) -> str:
     size = f" {item['width']}×{item['height']}," if item["kind"] == Attachment.Kind.IMAGE else ""
-    return f"{item['name']} ({item['content_type']},{size} {item['size']} B)"
+    return f"{item['name']} ({item['content_type']},{size} {filesizeformat(item['size'])})"
 
 
 def _preview(item: dict[str, Any], link: str) -> SafeString | str:

@@ -11,6 +11,9 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 
 def storage_name(instance: "Attachment", filename: str) -> str:
@@ -31,24 +34,32 @@ EXTENSIONS = {
 
 class Attachment(models.Model):
     class Kind(models.TextChoices):
-        IMAGE = "image", "Image"
-        DOCUMENT = "document", "Document"
+        IMAGE = "image", _("Image")
+        DOCUMENT = "document", _("Document")
 
     # Indexed by (user, size) below.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attachments", db_index=False
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="attachments",
+        db_index=False,
+        verbose_name=_("user"),
     )
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    content_type = models.CharField(max_length=64, choices=[(t, t) for t in EXTENSIONS])
-    name = models.CharField(max_length=255, help_text="The file's name as the student gave it (shown only).")
-    file = models.FileField(upload_to=storage_name, max_length=255)
-    size = models.PositiveBigIntegerField(help_text="Bytes stored.")
-    width = models.PositiveIntegerField(null=True, blank=True)
-    height = models.PositiveIntegerField(null=True, blank=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    content_type = models.CharField(_("content type"), max_length=64, choices=[(t, t) for t in EXTENSIONS])
+    name = models.CharField(
+        _("name"), max_length=255, help_text=_("The file's name as the student gave it (shown only).")
+    )
+    file = models.FileField(_("file"), upload_to=storage_name, max_length=255)
+    size = models.PositiveBigIntegerField(_("size"), help_text=_("Bytes stored."))
+    width = models.PositiveIntegerField(_("width"), null=True, blank=True)
+    height = models.PositiveIntegerField(_("height"), null=True, blank=True)
     sha256 = models.CharField(max_length=64)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
         indexes = [
             # The storage quota's sum, and the orphan purge's scan by age.
             models.Index(fields=["user", "size"], name="attachment_user_size_idx"),
@@ -63,7 +74,7 @@ class Attachment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.content_type}, {self.size} B)"
+        return f"{self.name} ({self.content_type}, {filesizeformat(self.size)})"
 
 
 class Reference(models.Model):
@@ -71,16 +82,27 @@ class Reference(models.Model):
 
     # Indexed by the unique (message, attachment) below.
     message = models.ForeignKey(
-        "chats.Message", on_delete=models.CASCADE, related_name="attachment_references", db_index=False
+        "chats.Message",
+        on_delete=models.CASCADE,
+        related_name="attachment_references",
+        db_index=False,
+        verbose_name=_("message"),
     )
     # RESTRICT: an upload a message shows is never deleted on its own; with
     # the message (erasure, a deleted chat) it may go.
-    attachment = models.ForeignKey(Attachment, on_delete=models.RESTRICT, related_name="references")
+    attachment = models.ForeignKey(
+        Attachment, on_delete=models.RESTRICT, related_name="references", verbose_name=_("attachment")
+    )
 
     class Meta:
+        verbose_name = _("reference")
+        verbose_name_plural = _("references")
         constraints = [
             models.UniqueConstraint(fields=["message", "attachment"], name="reference_unique"),
         ]
 
     def __str__(self) -> str:
-        return f"message {self.message_id} shows attachment {self.attachment_id}"
+        return gettext("message %(message)s shows attachment %(attachment)s") % {
+            "message": self.message_id,
+            "attachment": self.attachment_id,
+        }

@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from attachments.admin import thumbnails
 from tutor_platform.pseudonyms import NoLookupsByStudent, student_key
@@ -36,11 +38,11 @@ class ChatAdmin(ReadOnlyAdmin):
     fields = ("student", "tutor", "title", "created_at", "last_message_at", "conversation")
     readonly_fields = fields
 
-    @admin.display(description="Student (pseudonymous key)")
+    @admin.display(description=_("Student (pseudonymous key)"))
     def student(self, obj: Chat) -> str | None:
         return student_key(obj.user_id)
 
-    @admin.display(description=f"Last {CONVERSATION_PREVIEW} messages")
+    @admin.display(description=format_lazy(_("Last {count} messages"), count=CONVERSATION_PREVIEW))
     def conversation(self, obj: Chat) -> str:
         latest = list(obj.messages.order_by("-id")[:CONVERSATION_PREVIEW])[::-1]
         rows = format_html_join(
@@ -50,7 +52,9 @@ class ChatAdmin(ReadOnlyAdmin):
             ((m.role, m.get_role_display(), m.created_at, m.content) for m in latest),
         )
         link = reverse("admin:chats_message_changelist") + f"?chat__id__exact={obj.pk}"
-        return format_html('{}<p><a href="{}">All messages of this chat →</a></p>', rows or "—", link)
+        return format_html(
+            '{}<p><a href="{}">{}</a></p>', rows or "—", link, _("All messages of this chat →")
+        )
 
 
 @admin.register(Message)
@@ -63,14 +67,14 @@ class MessageAdmin(ReadOnlyAdmin):
     fields = ("chat", "role", "content", "attachments_pretty", "metadata_pretty", "reply_to", "created_at")
     readonly_fields = fields
 
-    @admin.display(description="Content")
+    @admin.display(description=_("Content"))
     def short_content(self, obj: Message) -> str:
         return obj.content if len(obj.content) <= 80 else obj.content[:80] + "…"
 
-    @admin.display(description="Metadata")
+    @admin.display(description=_("Metadata"))
     def metadata_pretty(self, obj: Message) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.metadata, indent=2, ensure_ascii=False))
 
-    @admin.display(description="Attachments")
+    @admin.display(description=_("Attachments"))
     def attachments_pretty(self, obj: Message) -> str:
         return thumbnails(obj.attachments)

@@ -2,16 +2,24 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 
 class Chat(models.Model):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chats")
-    tutor = models.ForeignKey("tutoring.Tutor", on_delete=models.PROTECT, related_name="chats")
-    title = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_message_at = models.DateTimeField(null=True, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chats", verbose_name=_("user")
+    )
+    tutor = models.ForeignKey(
+        "tutoring.Tutor", on_delete=models.PROTECT, related_name="chats", verbose_name=_("tutor")
+    )
+    title = models.CharField(_("title"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    last_message_at = models.DateTimeField(_("last message at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("chat")
+        verbose_name_plural = _("chats")
         ordering = [Coalesce("last_message_at", "created_at").desc(), "-id"]
         indexes = [
             # "My chats, most recently active first".
@@ -24,7 +32,7 @@ class Chat(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.title or f"Chat {self.pk}"
+        return self.title or gettext("Chat %(id)s") % {"id": self.pk}
 
 
 class ReplyStatus(models.TextChoices):
@@ -38,50 +46,64 @@ class ReplyStatus(models.TextChoices):
 
 class Message(models.Model):
     class Role(models.TextChoices):
-        USER = "user", "User"
-        ASSISTANT = "assistant", "Assistant"
+        USER = "user", _("User")
+        ASSISTANT = "assistant", _("Assistant")
 
     class Moderation(models.TextChoices):
         """Why a reply is not what AI-Core wrote (safety); empty when it is."""
 
-        SAFE_REPLY = "safe_reply", "Safe reply (AI-Core not asked)"
-        WITHHELD = "withheld", "Withheld (the generated reply was replaced)"
+        SAFE_REPLY = "safe_reply", _("Safe reply (AI-Core not asked)")
+        WITHHELD = "withheld", _("Withheld (the generated reply was replaced)")
 
     # The (chat, id) index below serves every message query, so the FK's own
     # single-column index would be redundant.
-    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages", db_index=False)
-    role = models.CharField(max_length=16, choices=Role.choices)
-    content = models.TextField()
-    attachments = models.JSONField(default=list, blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
+    chat = models.ForeignKey(
+        Chat, on_delete=models.CASCADE, related_name="messages", db_index=False, verbose_name=_("chat")
+    )
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices)
+    content = models.TextField(_("content"))
+    attachments = models.JSONField(_("attachments"), default=list, blank=True)
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True)
     # The user message an assistant message answers. Several replies to one
     # message are its variants (regenerate); exactly one of them is current
     # (`is_current`, a partial unique constraint). User messages are always
     # current. Only current messages are shown and sent to AI-Core as history.
     reply_to = models.ForeignKey(
-        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="replies"
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="replies",
+        verbose_name=_("reply to"),
     )
     # Database defaults too: rows inserted by SQL (bulk loads, the benchmark) get them.
-    is_current = models.BooleanField(default=True, db_default=True)
+    is_current = models.BooleanField(_("is current"), default=True, db_default=True)
     # On a user message: the error code of the last failed attempt to answer
     # it (empty once answered, or before any failure). See reply_status().
-    reply_error = models.CharField(max_length=64, blank=True, default="", db_default="")
+    reply_error = models.CharField(_("reply error"), max_length=64, blank=True, default="", db_default="")
     # The tutor version that produced an assistant message (null on user
     # messages, and on replies saved before versions were kept).
     tutor_version = models.ForeignKey(
-        "tutoring.TutorVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="replies"
+        "tutoring.TutorVersion",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="replies",
+        verbose_name=_("tutor version"),
     )
     # On assistant messages: what AI-Core reported using (null when it did
     # not say) and how long the backend waited for it. Null on user messages.
-    tokens_used = models.PositiveIntegerField(null=True, blank=True)
-    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    tokens_used = models.PositiveIntegerField(_("tokens used"), null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(_("latency ms"), null=True, blank=True)
     moderation = models.CharField(
-        max_length=16, choices=Moderation.choices, blank=True, default="", db_default=""
+        _("moderation"), max_length=16, choices=Moderation.choices, blank=True, default="", db_default=""
     )
     # Set by the send flow to the moment the chat's last_message_at records.
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 
     class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
         ordering = ["id"]
         indexes = [models.Index(fields=["chat", "id"], name="message_chat_id_idx")]
         constraints = [
@@ -106,7 +128,7 @@ class Message(models.Model):
     variant: dict[str, int] | None  # a reply's place among its siblings
 
     def __str__(self) -> str:
-        return f"{self.role} message {self.pk}"
+        return gettext("%(role)s message %(id)s") % {"role": self.get_role_display(), "id": self.pk}
 
 
 class IdempotencyKey(models.Model):
@@ -126,7 +148,7 @@ class IdempotencyKey(models.Model):
         Message, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
     key = models.CharField(max_length=255)
-    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the chat and the body.")
+    fingerprint = models.CharField(max_length=64, help_text=_("SHA-256 of the chat and the body."))
     state = models.CharField(max_length=16, choices=State.choices, default=State.IN_PROGRESS)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.JSONField(null=True, blank=True)

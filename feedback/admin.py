@@ -7,7 +7,10 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext, pgettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from attachments.admin import thumbnails
 from tutor_platform.pseudonyms import NoLookupsByStudent, student_key
@@ -59,7 +62,7 @@ class FeedbackAdmin(NoLookupsByStudent, admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("processed", "processed_at", "processed_by")}),
         (
-            "Feedback",
+            pgettext_lazy("one", "feedback"),
             {
                 "fields": (
                     "student",
@@ -77,7 +80,7 @@ class FeedbackAdmin(NoLookupsByStudent, admin.ModelAdmin):
             },
         ),
         (
-            "What was rated",
+            _("What was rated"),
             {"fields": ("prompt_block", "attached_block", "reply_block", "reply_metadata_pretty")},
         ),
     )
@@ -124,52 +127,52 @@ class FeedbackAdmin(NoLookupsByStudent, admin.ModelAdmin):
         ]
         context = {
             **self.admin_site.each_context(request),
-            "title": "Feedback by tutor",
+            "title": _("Feedback by tutor"),
             "opts": self.model._meta,
             "rows": rows,
             "changelist_url": changelist,
         }
         return TemplateResponse(request, "admin/feedback/feedback/overview.html", context)
 
-    @admin.display(description="Created", ordering="created_at")
+    @admin.display(description=_("Created"), ordering="created_at")
     def when(self, obj: Feedback) -> str:
-        return timezone.localtime(obj.created_at).strftime("%Y-%m-%d %H:%M")
+        return date_format(timezone.localtime(obj.created_at), "DATETIME_FORMAT")
 
-    @admin.display(description="Ver.", ordering="tutor_version__number")
+    @admin.display(description=_("Ver."), ordering="tutor_version__number")
     def version(self, obj: Feedback) -> str:
-        return f"v{obj.tutor_version.number}" if obj.tutor_version else "—"
+        return gettext("v%(number)s") % {"number": obj.tutor_version.number} if obj.tutor_version else "—"
 
-    @admin.display(description="Rating / reaction")
+    @admin.display(description=_("Rating / reaction"))
     def verdict(self, obj: Feedback) -> str:
         return f"{obj.rating} ★" if obj.rating else obj.get_quick_reaction_display()
 
-    @admin.display(description="What to improve")
+    @admin.display(description=_("What to improve"))
     def improvement_snippet(self, obj: Feedback) -> str | None:
         # Praise is not something to improve: none given shows the empty mark.
         return snippet(obj.improvement_text) if obj.improvement_text.strip() else None
 
-    @admin.display(description="Reply")
+    @admin.display(description=_("Reply"))
     def reply_snippet(self, obj: Feedback) -> str:
         return snippet(obj.reply_content)
 
-    @admin.display(description="Student (pseudonymous key)")
+    @admin.display(description=_("Student (pseudonymous key)"))
     def student(self, obj: Feedback) -> str:
-        return student_key(obj.user_id) or "— (erased)"
+        return student_key(obj.user_id) or gettext("— (erased)")
 
-    @admin.display(description="Prompt (the student's message)")
+    @admin.display(description=_("Prompt (the student's message)"))
     def prompt_block(self, obj: Feedback) -> str:
         return format_html('<pre style="white-space: pre-wrap">{}</pre>', obj.prompt_content or "—")
 
-    @admin.display(description="What the student attached")
+    @admin.display(description=_("What the student attached"))
     def attached_block(self, obj: Feedback) -> str:
         asked = obj.message.reply_to if obj.message is not None else None
         return thumbnails(asked.attachments if asked is not None else [])
 
-    @admin.display(description="Reply (the tutor's answer)")
+    @admin.display(description=_("Reply (the tutor's answer)"))
     def reply_block(self, obj: Feedback) -> str:
         return format_html('<pre style="white-space: pre-wrap">{}</pre>', obj.reply_content)
 
-    @admin.display(description="Reply metadata")
+    @admin.display(description=_("Reply metadata"))
     def reply_metadata_pretty(self, obj: Feedback) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.reply_metadata, indent=2, ensure_ascii=False))
 
@@ -189,19 +192,31 @@ class FeedbackAdmin(NoLookupsByStudent, admin.ModelAdmin):
     def _mark(self, request: HttpRequest, queryset: QuerySet[Feedback], processed: bool) -> None:
         ids = list(queryset.values_list("id", flat=True))
         result = services.feedback_mark_processed(ids=ids, by=request.user, processed=processed)
-        state = "processed" if processed else "unprocessed"
-        self.message_user(request, f"{result.updated} feedback item(s) marked {state}.", messages.SUCCESS)
+        template = (
+            ngettext(
+                "%(count)d feedback item marked processed.",
+                "%(count)d feedback items marked processed.",
+                result.updated,
+            )
+            if processed
+            else ngettext(
+                "%(count)d feedback item marked unprocessed.",
+                "%(count)d feedback items marked unprocessed.",
+                result.updated,
+            )
+        )
+        self.message_user(request, template % {"count": result.updated}, messages.SUCCESS)
 
-    @admin.action(description="Mark as processed", permissions=["change"])
+    @admin.action(description=_("Mark as processed"), permissions=["change"])
     def mark_processed(self, request: HttpRequest, queryset: QuerySet[Feedback]) -> None:
         self._mark(request, queryset, processed=True)
 
-    @admin.action(description="Mark as unprocessed", permissions=["change"])
+    @admin.action(description=_("Mark as unprocessed"), permissions=["change"])
     def mark_unprocessed(self, request: HttpRequest, queryset: QuerySet[Feedback]) -> None:
         self._mark(request, queryset, processed=False)
 
     @admin.action(
-        description="Export for training (consented items; marks them processed)", permissions=["change"]
+        description=_("Export for training (consented items; marks them processed)"), permissions=["change"]
     )
     def export_for_training(
         self, request: HttpRequest, queryset: QuerySet[Feedback]

@@ -1,55 +1,93 @@
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext, pgettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 
 class Feedback(models.Model):
     class FeedbackType(models.TextChoices):
-        DETAILED = "detailed", "Detailed"
-        QUICK = "quick", "Quick"
+        DETAILED = "detailed", _("Detailed")
+        QUICK = "quick", _("Quick")
 
     class QuickReaction(models.TextChoices):
-        UNDERSTOOD = "understood", "Understood"
-        TOO_HARD = "too_hard", "Too hard"
-        NEED_MORE_EXAMPLES = "need_more_examples", "Need more examples"
-        TOO_EASY = "too_easy", "Too easy"
-        INCORRECT = "incorrect", "Incorrect"
+        UNDERSTOOD = "understood", _("Understood")
+        TOO_HARD = "too_hard", _("Too hard")
+        NEED_MORE_EXAMPLES = "need_more_examples", _("Need more examples")
+        TOO_EASY = "too_easy", _("Too easy")
+        INCORRECT = "incorrect", _("Incorrect")
 
     # Null once the author was erased (accounts.services.user_erase keeps
     # consented feedback without any link to the person). PROTECT: only that
     # service deletes a user with feedback, never a plain cascade.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="feedback"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="feedback",
+        verbose_name=_("user"),
     )
     # Feedback outlives its chat and message: the links become null and the
     # copies below keep what the ML team needs.
-    chat = models.ForeignKey("chats.Chat", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    message = models.ForeignKey(
-        "chats.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="feedback"
+    chat = models.ForeignKey(
+        "chats.Chat",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("chat"),
     )
-    tutor = models.ForeignKey("tutoring.Tutor", on_delete=models.PROTECT, related_name="feedback")
+    message = models.ForeignKey(
+        "chats.Message",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="feedback",
+        verbose_name=_("message"),
+    )
+    tutor = models.ForeignKey(
+        "tutoring.Tutor", on_delete=models.PROTECT, related_name="feedback", verbose_name=_("tutor")
+    )
     # Part of the snapshot: the version that produced the rated reply.
     tutor_version = models.ForeignKey(
-        "tutoring.TutorVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="feedback"
+        "tutoring.TutorVersion",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="feedback",
+        verbose_name=_("tutor version"),
     )
-    feedback_type = models.CharField(max_length=16, choices=FeedbackType.choices)
-    rating = models.PositiveSmallIntegerField(null=True, blank=True)
-    positive_text = models.TextField(blank=True)
-    improvement_text = models.TextField(blank=True)
-    quick_reaction = models.CharField(max_length=32, choices=QuickReaction.choices, blank=True)
-    allow_training = models.BooleanField(default=False)
-    processed = models.BooleanField(default=False)
-    processed_at = models.DateTimeField(null=True, blank=True)
+    feedback_type = models.CharField(_("feedback type"), max_length=16, choices=FeedbackType.choices)
+    rating = models.PositiveSmallIntegerField(_("rating"), null=True, blank=True)
+    positive_text = models.TextField(_("positive text"), blank=True)
+    improvement_text = models.TextField(_("improvement text"), blank=True)
+    quick_reaction = models.CharField(
+        _("quick reaction"), max_length=32, choices=QuickReaction.choices, blank=True
+    )
+    allow_training = models.BooleanField(_("allow training"), default=False)
+    processed = models.BooleanField(_("processed"), default=False)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
     processed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("processed by"),
     )
-    reply_content = models.TextField(help_text="The assistant reply this feedback rates.")
-    reply_metadata = models.JSONField(default=dict, blank=True)
-    prompt_content = models.TextField(blank=True, help_text="The user message that prompted the reply.")
+    reply_content = models.TextField(
+        _("reply content"), help_text=_("The assistant reply this feedback rates.")
+    )
+    reply_metadata = models.JSONField(_("reply metadata"), default=dict, blank=True)
+    prompt_content = models.TextField(
+        _("prompt content"), blank=True, help_text=_("The user message that prompted the reply.")
+    )
     prompt_attachments = models.JSONField(
+        _("prompt attachments"),
         default=list,
         blank=True,
-        help_text=(
+        help_text=_(
             "What that message showed: each upload's kind, type, size, pixels and SHA-256 (no name, no file)."
         ),
     )
@@ -57,19 +95,21 @@ class Feedback(models.Model):
     # variants of one reply share it (preference pairs).
     prompt_message_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     history = models.JSONField(
+        _("history"),
         default=list,
         blank=True,
-        help_text="The conversation before that user message, as AI-Core got it ([{role, content}]).",
+        help_text=_("The conversation before that user message, as AI-Core got it ([{role, content}])."),
     )
     # Set when a training export took the item (feedback.training): the
     # export's id, so a batch can be written again if its download failed.
     export_batch = models.UUIDField(null=True, blank=True, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = pgettext_lazy("one", "feedback")
+        verbose_name_plural = pgettext_lazy("many", "feedback")
         ordering = ["-created_at", "-id"]
-        verbose_name_plural = "feedback"
         constraints = [
             models.UniqueConstraint(
                 fields=["user", "message", "feedback_type"], name="feedback_one_per_user_message_type"
@@ -99,7 +139,7 @@ class Feedback(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_feedback_type_display()} feedback {self.pk}"
+        return gettext("%(type)s feedback %(id)s") % {"type": self.get_feedback_type_display(), "id": self.pk}
 
 
 class ConsentRevocation(models.Model):
@@ -109,8 +149,8 @@ class ConsentRevocation(models.Model):
     may be gone, so its id is kept as a plain number."""
 
     class Reason(models.TextChoices):
-        REVOKED = "revoked", "Consent revoked"
-        ERASED = "erased", "Author erased"
+        REVOKED = "revoked", _("Consent revoked")
+        ERASED = "erased", _("Author erased")
 
     feedback_id = models.BigIntegerField()
     revoked_at = models.DateTimeField(default=timezone.now)

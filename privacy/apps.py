@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class PrivacyConfig(AppConfig):
@@ -6,4 +7,4 @@ class PrivacyConfig(AppConfig):
     purge. The top layer: it reads every app, and no app imports it."""
 
     name = "privacy"
-    verbose_name = "Privacy"
+    verbose_name = _("Privacy")

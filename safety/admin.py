@@ -7,9 +7,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from . import services
-from .models import Flag, Policy, Term
+from .models import Category, Flag, Policy, Term
 
 SNIPPET_CHARS = 80
 REVIEW_FIELDS = ("review", "review_note")  # all a reviewer may edit
@@ -24,10 +26,10 @@ def snippet(text: str) -> str:
 class ReviewFilter(admin.SimpleListFilter):
     """The queue opens on what is still to review."""
 
-    title, parameter_name = "review", "review"
+    title, parameter_name = _("review"), "review"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [*Flag.Review.choices, ("all", "All")]
+        return [*Flag.Review.choices, ("all", gettext("All"))]
 
     def choices(self, changelist):  # type: ignore[no-untyped-def]
         value = self.value() or Flag.Review.PENDING
@@ -67,9 +69,9 @@ class FlagAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ["confirm", "dismiss"]
     fieldsets = (
-        ("Review", {"fields": (*REVIEW_FIELDS, "reviewed_by", "reviewed_at")}),
+        (_("Review"), {"fields": (*REVIEW_FIELDS, "reviewed_by", "reviewed_at")}),
         (
-            "What was found",
+            _("What was found"),
             {
                 "fields": (
                     "created_at",
@@ -83,23 +85,23 @@ class FlagAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Where", {"fields": ("student", "tutor", "chat", "message", "exchange", "conversation")}),
+        (_("Where"), {"fields": ("student", "tutor", "chat", "message", "exchange", "conversation")}),
     )
     readonly_fields = tuple(name for name in flatten_fieldsets(fieldsets) if name not in REVIEW_FIELDS)
 
-    @admin.display(description="categories")
+    @admin.display(description=_("categories"))
     def categories_shown(self, flag: Flag) -> str:
-        return ", ".join(flag.categories) or "—"
+        return ", ".join(str(Category(code).label) for code in flag.categories if code in Category) or "—"
 
-    @admin.display(description="text")
+    @admin.display(description=_("text"))
     def text_snippet(self, flag: Flag) -> str:
         return snippet(flag.text)
 
-    @admin.display(description="The exchange in context")
+    @admin.display(description=_("The exchange in context"))
     def conversation(self, flag: Flag) -> str:
         pivot = flag.message_id or flag.exchange
         if flag.chat_id is None or pivot is None:
-            return (
+            return gettext(
                 "The chat is gone (cleared or deleted), or nothing was saved in it: the text is all there is."
             )
         message_model = Flag._meta.get_field("message").related_model
@@ -112,7 +114,7 @@ class FlagAdmin(admin.ModelAdmin):
             (
                 (
                     mark_safe(' style="background:#fff3cd"') if m.pk == pivot else "",
-                    m.role,
+                    m.get_role_display(),
                     m.content[:2000],
                 )
                 for m in before + after
@@ -133,14 +135,20 @@ class FlagAdmin(admin.ModelAdmin):
     def _review(self, request: HttpRequest, queryset: QuerySet[Flag], review: str) -> None:
         for flag in queryset:
             services.flag_review(flag=flag, by=request.user, review=review, note=flag.review_note)
-        self.message_user(request, f"{queryset.count()} flag(s) marked {review}.", messages.SUCCESS)
+        count = queryset.count()
+        done = (
+            ngettext("%(count)d flag confirmed.", "%(count)d flags confirmed.", count)
+            if review == Flag.Review.CONFIRMED
+            else ngettext("%(count)d flag dismissed.", "%(count)d flags dismissed.", count)
+        )
+        self.message_user(request, done % {"count": count}, messages.SUCCESS)
 
-    @admin.action(description="Confirm the selected flags", permissions=["change"])
+    @admin.action(description=_("Confirm the selected flags"), permissions=["change"])
     def confirm(self, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
         self._review(request, queryset, Flag.Review.CONFIRMED)
 
     @admin.action(
-        description="Dismiss the selected flags (their exchanges may be used for training again)",
+        description=_("Dismiss the selected flags (their exchanges may be used for training again)"),
         permissions=["change"],
     )
     def dismiss(self, request: HttpRequest, queryset: QuerySet[Flag]) -> None:

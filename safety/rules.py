@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import ahocorasick
+from django.utils.translation import gettext
 
 RULES_TTL_SECONDS = 10.0
 
@@ -88,9 +89,9 @@ def pattern_error(pattern: str) -> str | None:
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
-        return f"Not a valid regular expression: {exc}."
+        return gettext("Not a valid regular expression: %(error)s.") % {"error": exc}
     if compiled.search(""):
-        return "This pattern matches empty text, so it would flag every message."
+        return gettext("This pattern matches empty text, so it would flag every message.")
     return None
 
 

@@ -307,6 +307,9 @@ USE_I18N = True
 USE_TZ = True
 LANGUAGES = [("ru", "Русский"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "tutor_platform" / "locale"]
+# One date format across the admin (lists, pages, the version history, the
+# dashboard): tutor_platform/formats/<language>/formats.py.
+FORMAT_MODULE_PATH = ["tutor_platform.formats"]
 STAFF_LANGUAGE = env.str("STAFF_LANGUAGE", default="ru")
 STAFF_TIME_ZONE = env.str("STAFF_TIME_ZONE", default="Europe/Moscow")
 # Where the admin's "View site" goes (the students' web app); unset hides the link.

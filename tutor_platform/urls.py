@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.views import admin_login
 
@@ -29,6 +30,11 @@ admin.site.index_title = _("Courses, tutors and student feedback")
 admin.site.site_url = settings.FRONTEND_URL or None  # "View site": the students' app, when known
 # The lists need the width on a 1366-px laptop more than a second menu does.
 admin.site.enable_nav_sidebar = False
+# simplejwt's token bookkeeping is not the staff's to read or edit (logout and
+# the daily purge keep it); its rows are bearer credentials.
+for model in (OutstandingToken, BlacklistedToken):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),

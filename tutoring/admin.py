@@ -3,7 +3,10 @@ from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from feedback.selectors import tutor_feedback_summary
 
@@ -58,7 +61,7 @@ class CourseForm(forms.ModelForm):
         others = Course.objects.exclude(pk=self.instance.pk).values_list("name", flat=True)
         if any(other.casefold() == name.casefold() for other in others):
             raise forms.ValidationError(
-                "A course named “%(name)s” already exists. Choose another name or edit that course.",
+                _("A course named “%(name)s” already exists. Choose another name or edit that course."),
                 params={"name": name},
                 code="duplicate",
             )
@@ -78,25 +81,27 @@ class CourseAdmin(ChangesCatalogue, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Course]:
         return super().get_queryset(request).annotate(tutors_total=Count("tutors"))
 
-    @admin.display(description="Tutors", ordering="tutors_total")
+    @admin.display(description=_("Tutors"), ordering="tutors_total")
     def tutors_count(self, obj: Course) -> int:
         return obj.tutors_total
 
-    @admin.action(description="Activate selected courses (publish to students)", permissions=["change"])
+    @admin.action(description=_("Activate selected courses (publish to students)"), permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[Course]) -> None:
         changed = services.courses_set_active(
             course_ids=list(queryset.values_list("pk", flat=True)), active=True
         )
-        self.message_user(request, f"{changed} course(s) activated.", messages.SUCCESS)
+        done = ngettext("%(count)d course activated.", "%(count)d courses activated.", changed)
+        self.message_user(request, done % {"count": changed}, messages.SUCCESS)
 
     @admin.action(
-        description="Deactivate selected courses (hide them and their tutors)", permissions=["change"]
+        description=_("Deactivate selected courses (hide them and their tutors)"), permissions=["change"]
     )
     def deactivate(self, request: HttpRequest, queryset: QuerySet[Course]) -> None:
         changed = services.courses_set_active(
             course_ids=list(queryset.values_list("pk", flat=True)), active=False
         )
-        self.message_user(request, f"{changed} course(s) deactivated.", messages.SUCCESS)
+        done = ngettext("%(count)d course deactivated.", "%(count)d courses deactivated.", changed)
+        self.message_user(request, done % {"count": changed}, messages.SUCCESS)
 
 
 class SystemPromptWidget(forms.Textarea):
@@ -116,22 +121,27 @@ class TutorForm(forms.ModelForm):
     """The tutor's own fields plus its content, which is saved as a new
     version (tutoring.services) when it changed."""
 
-    model_id = forms.CharField(max_length=200, help_text="AI-Core model that answers for this tutor.")
-    knowledge_base_id = forms.CharField(max_length=200, required=False)
+    model_id = forms.CharField(
+        label=_("Model id"), max_length=200, help_text=_("AI-Core model that answers for this tutor.")
+    )
+    knowledge_base_id = forms.CharField(label=_("Knowledge base id"), max_length=200, required=False)
     system_prompt = forms.CharField(
+        label=_("System prompt"),
         widget=SystemPromptWidget(),
         required=False,
-        help_text="Instructions sent to AI-Core with every message. Saving a change makes a new version.",
+        help_text=_("Instructions sent to AI-Core with every message. Saving a change makes a new version."),
     )
     note = forms.CharField(
         max_length=500,
         required=False,
-        label="What changed and why",
-        help_text="Kept with the new version, for whoever reads the history.",
+        label=_("What changed and why"),
+        help_text=_("Kept with the new version, for whoever reads the history."),
     )
     # The version the editor's page showed: a save from a page opened before
     # another editor's save is refused (clean), never a silent undo.
-    base_version = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0)
+    base_version = forms.IntegerField(
+        label=_("Base version"), widget=forms.HiddenInput, required=False, min_value=0
+    )
 
     class Meta:
         model = Tutor
@@ -153,7 +163,7 @@ class TutorForm(forms.ModelForm):
         if data.get("is_active") and not normalize_prompt(data.get("system_prompt", "")):
             self.add_error(
                 "system_prompt",
-                "An active tutor needs a system prompt. Write one, or untick “Is active” to save a draft.",
+                _("An active tutor needs a system prompt. Write one, or untick “Is active” to save a draft."),
             )
         return data
 
@@ -170,11 +180,17 @@ class TutorForm(forms.ModelForm):
         current = TutorVersion.objects.filter(pk=locked.first()).select_related("created_by").first()
         if current is None or current.number == base:
             return
-        by = f" by {current.created_by}" if current.created_by else ""
-        when = timezone.localtime(current.created_at).strftime("%Y-%m-%d %H:%M")
         raise forms.ValidationError(
-            f"Version v{current.number} was saved{by} at {when}, after you opened this page "
-            f"(v{base or 0}). Your changes were not saved: reload the page, then apply them again.",
+            _(
+                "Version v%(number)s was saved by %(by)s at %(when)s, after you opened this page "
+                "(v%(base)s). Your changes were not saved: reload the page, then apply them again."
+            ),
+            params={
+                "number": current.number,
+                "by": current.created_by or "—",
+                "when": date_format(timezone.localtime(current.created_at), "DATETIME_FORMAT"),
+                "base": base or 0,
+            },
             code="stale_version",
         )
 
@@ -216,16 +232,16 @@ class TutorAdmin(ChangesCatalogue, admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("course", "name", "description", "is_active")}),
         (
-            "AI configuration",
+            _("AI configuration"),
             {"fields": ("model_id", "knowledge_base_id", "system_prompt", "note", "base_version")},
         ),
-        ("Try it before it goes live", {"fields": ("try_it",)}),
-        ("Version history", {"fields": ("version_history",)}),
+        (_("Try it before it goes live"), {"fields": ("try_it",)}),
+        (_("Version history"), {"fields": ("version_history",)}),
         (
-            "Feedback (computed)",
+            _("Feedback (computed)"),
             {"fields": ("rating", "total_feedbacks", "feedback_summary")},
         ),
-        ("Dates", {"fields": ("created_at", "updated_at")}),
+        (_("Dates"), {"fields": ("created_at", "updated_at")}),
     )
 
     class Media:
@@ -271,50 +287,68 @@ class TutorAdmin(ChangesCatalogue, admin.ModelAdmin):
         super().save_model(request, obj, form, change)  # the tutor's own fields (and catalogue_changed)
         version = services.tutor_version_save(tutor=obj, content=content, note=note, by=request.user)
         if version is not None:
-            self.message_user(request, f"Saved as version v{version.number}.", messages.INFO)
+            self.message_user(
+                request, gettext("Saved as version v%(number)s.") % {"number": version.number}, messages.INFO
+            )
 
-    @admin.display(description="Model", ordering="current_version__model_id")
+    @admin.display(description=_("Model"), ordering="current_version__model_id")
     def model_id(self, obj: Tutor) -> str:
         return obj.model_id
 
-    @admin.display(description="Version", ordering="current_version__number")
-    def version(self, obj: Tutor) -> str:
-        return f"v{obj.current_version.number}" if obj.current_version else "—"
+    # The current version's content, as the ML team (view only) reads it.
+    @admin.display(description=_("Knowledge base id"))
+    def knowledge_base_id(self, obj: Tutor) -> str:
+        return obj.knowledge_base_id
 
-    @admin.display(description="Versions")
+    @admin.display(description=_("System prompt"))
+    def system_prompt(self, obj: Tutor) -> str:
+        return obj.system_prompt
+
+    @admin.display(description=_("Version"), ordering="current_version__number")
+    def version(self, obj: Tutor) -> str:
+        return gettext("v%(number)s") % {"number": obj.current_version.number} if obj.current_version else "—"
+
+    @admin.display(description=_("Versions"))
     def version_history(self, obj: Tutor) -> str:
         return history_table(obj) if obj.pk else "—"
 
-    @admin.display(description="Try a question")
+    @admin.display(description=_("Try a question"))
     def try_it(self, obj: Tutor | None) -> str:
         return try_it_panel(obj if obj is not None and obj.pk else None)
 
-    @admin.action(description="Activate selected tutors (publish to students)", permissions=["change"])
+    @admin.action(description=_("Activate selected tutors (publish to students)"), permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[Tutor]) -> None:
         result = services.tutors_set_active(
             tutor_ids=list(queryset.values_list("pk", flat=True)), active=True
         )
-        self.message_user(request, f"{result.changed} tutor(s) activated.", messages.SUCCESS)
+        done = ngettext("%(count)d tutor activated.", "%(count)d tutors activated.", result.changed)
+        self.message_user(request, done % {"count": result.changed}, messages.SUCCESS)
         if result.without_prompt:
             self.message_user(
                 request,
-                "Left inactive, they have no system prompt yet: " + ", ".join(result.without_prompt) + ".",
+                gettext("Left inactive, they have no system prompt yet: %(names)s.")
+                % {"names": ", ".join(result.without_prompt)},
                 messages.WARNING,
             )
 
-    @admin.action(description="Deactivate selected tutors (hide from students)", permissions=["change"])
+    @admin.action(description=_("Deactivate selected tutors (hide from students)"), permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet[Tutor]) -> None:
         result = services.tutors_set_active(
             tutor_ids=list(queryset.values_list("pk", flat=True)), active=False
         )
+        done = ngettext("%(count)d tutor deactivated.", "%(count)d tutors deactivated.", result.changed)
+        students = ngettext(
+            "%(count)d student has chats with them: they can read those chats but not continue them.",
+            "%(count)d students have chats with them: they can read those chats but not continue them.",
+            result.students_with_chats,
+        )
         self.message_user(
             request,
-            f"{result.changed} tutor(s) deactivated. {result.students_with_chats} student(s) have chats "
-            "with them: they can read those chats but not continue them.",
+            f"{done % {'count': result.changed}} {students % {'count': result.students_with_chats}}",
             messages.SUCCESS,
         )
 
-    @admin.display(description="Feedback summary")
+    @admin.display(description=_("Feedback summary"))
     def feedback_summary(self, obj: Tutor) -> str:
         if obj.pk is None:
             return "—"
@@ -325,11 +359,16 @@ class TutorAdmin(ChangesCatalogue, admin.ModelAdmin):
         reactions = format_html_join(
             "", "<tr><th>{}</th><td>{}</td></tr>", ((label, n) for label, n in summary.reactions.items())
         )
+        unprocessed = format_html(
+            ngettext("{} unprocessed feedback item.", "{} unprocessed feedback items.", summary.unprocessed),
+            format_html("<strong>{}</strong>", summary.unprocessed),
+        )
         return format_html(
-            '<div class="feedback-summary"><table><caption>Ratings (detailed)</caption>{}</table>'
-            "<table><caption>Quick reactions</caption>{}</table>"
-            "<p><strong>{}</strong> unprocessed feedback item(s).</p></div>",
+            '<div class="feedback-summary"><table><caption>{}</caption>{}</table>'
+            "<table><caption>{}</caption>{}</table><p>{}</p></div>",
+            gettext("Ratings (detailed)"),
             ratings,
+            gettext("Quick reactions"),
             reactions,
-            summary.unprocessed,
+            unprocessed,
         )

@@ -19,11 +19,14 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_POST
 
 from aicore.exceptions import AICoreError
+from feedback.models import Feedback
 from feedback.selectors import VersionStats, tutor_version_stats
 from tutor_platform.throttling import TryItThrottle
 
@@ -49,10 +52,16 @@ def prompt_diff(left: TutorVersion, right: TutorVersion) -> str:
     table = difflib.HtmlDiff().make_table(
         left.system_prompt.splitlines(),
         right.system_prompt.splitlines(),
-        fromdesc=f"v{left.number}",
-        todesc=f"v{right.number}",
+        fromdesc=gettext("v%(number)s") % {"number": left.number},
+        todesc=gettext("v%(number)s") % {"number": right.number},
     )
     return DIFF_NAVIGATION.sub("", table).replace("&nbsp;", " ")
+
+
+def reaction_counts(numbers: VersionStats) -> list[tuple[str, int]]:
+    """The quick reactions a version got, by their names in the staff's language."""
+    names = dict(Feedback.QuickReaction.choices)
+    return [(str(names.get(code, code)), n) for code, n in numbers.reactions.items() if n]
 
 
 def history_table(tutor: Tutor) -> str:
@@ -67,30 +76,32 @@ def history_table(tutor: Tutor) -> str:
     def compare_link(version: TutorVersion) -> tuple[str, str]:
         # Against the current one; the current one against its predecessor.
         if version.pk != current:
-            return f"{compare}?a={version.number}&b={current_number}", "Compare with current"
+            return f"{compare}?a={version.number}&b={current_number}", gettext("Compare with current")
         if version.number > 1:
-            return f"{compare}?a={version.number - 1}&b={version.number}", "Compare with previous"
+            return f"{compare}?a={version.number - 1}&b={version.number}", gettext("Compare with previous")
         return "", ""
 
     def row(version: TutorVersion) -> tuple:
         numbers: VersionStats = stats[version.pk]
         restore = (
-            "current"
+            gettext("current")
             if version.pk == current
             else format_html(
-                '<a href="{}">Restore…</a>',
+                '<a href="{}">{}</a>',
                 reverse("admin:tutoring_tutor_restore", args=[tutor.pk, version.number]),
+                gettext("Restore…"),
             )
         )
-        reactions = ", ".join(f"{name}: {n}" for name, n in numbers.reactions.items() if n) or "—"
+        reactions = ", ".join(f"{name}: {n}" for name, n in reaction_counts(numbers)) or "—"
         return (
             version.number,
             version.created_by.username if version.created_by else "—",
-            timezone.localtime(version.created_at).strftime("%Y-%m-%d %H:%M"),  # the staff's zone
+            date_format(timezone.localtime(version.created_at), "DATETIME_FORMAT"),  # the staff's zone
             version.note or "—",
             numbers.replies,
             numbers.rating_avg if numbers.rating_avg is not None else "—",
-            numbers.detailed_count,
+            ngettext("%(count)d rating", "%(count)d ratings", numbers.detailed_count)
+            % {"count": numbers.detailed_count},
             reactions,
             *compare_link(version),
             restore,
@@ -98,15 +109,23 @@ def history_table(tutor: Tutor) -> str:
 
     rows = format_html_join(
         "",
-        "<tr><td>v{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({} ratings)</td>"
+        "<tr><td>v{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td>"
         '<td>{}</td><td><a href="{}">{}</a></td><td>{}</td></tr>',  # an empty link is not shown
         (row(v) for v in versions),
     )
+    headings = format_html_join(
+        "",
+        "<th>{}</th>",
+        (
+            (heading,)
+            for heading in (
+                gettext("Version"), gettext("By"), gettext("When"), gettext("What changed and why"),
+                gettext("Replies"), gettext("Mean rating"), gettext("Reactions"), "", "",
+            )
+        ),
+    )  # fmt: skip
     return format_html(
-        '<table class="version-history"><thead><tr><th>Version</th><th>By</th><th>When</th>'
-        "<th>What changed and why</th><th>Replies</th><th>Mean rating</th><th>Reactions</th>"
-        "<th></th><th></th></tr></thead><tbody>{}</tbody></table>",
-        rows,
+        '<table class="version-history"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', headings, rows
     )
 
 
@@ -117,24 +136,39 @@ def try_it_panel(tutor: Tutor | None) -> str:
         if tutor
         else reverse("admin:tutoring_tutor_try_new")
     )
-    saved = f"Saved version v{tutor.current_version.number}" if tutor and tutor.current_version else ""
+    saved = (
+        gettext("Saved version v%(number)s") % {"number": tutor.current_version.number}
+        if tutor and tutor.current_version
+        else ""
+    )
     return format_html(
-        '<div class="try-it" data-url="{}">'
-        '<label for="try-it-question">A student\'s question</label>'
-        '<textarea id="try-it-question" rows="3" maxlength="{}" '
-        'placeholder="Например: объясни, как решать квадратные уравнения"></textarea>'
-        '<p><button type="button" class="button try-it-send">Ask AI-Core</button> '
+        '<div class="try-it" data-url="{}" data-asking="{}" data-done="{}" data-failed="{}" '
+        'data-no-answer="{}">'
+        '<label for="try-it-question">{}</label>'
+        '<textarea id="try-it-question" rows="3" maxlength="{}" placeholder="{}"></textarea>'
+        '<p><button type="button" class="button try-it-send">{}</button> '
         '<span class="try-it-status" aria-live="polite"></span></p>'
         '<div class="try-it-answers">'
-        '<section><h4>With the prompt as edited (not saved)</h4><div class="try-it-draft"></div></section>'
+        '<section><h4>{}</h4><div class="try-it-draft"></div></section>'
         '<section{}><h4>{}</h4><div class="try-it-saved"></div></section>'
         "</div>"
-        '<p class="help">Nothing is saved: no chat, message or feedback is created. '
-        "Each try asks AI-Core, so tries are limited per editor.</p></div>",
+        '<p class="help">{}</p></div>',
         url,
+        gettext("Asking AI-Core…"),
+        gettext("Done."),
+        gettext("The request failed:"),
+        gettext("AI-Core could not answer:"),
+        gettext("A student's question"),
         QUESTION_MAX_CHARS,
+        gettext("For example: explain how to solve quadratic equations"),
+        gettext("Ask AI-Core"),
+        gettext("With the prompt as edited (not saved)"),
         mark_safe("") if saved else mark_safe(' hidden=""'),
         saved,
+        gettext(
+            "Nothing is saved: no chat, message or feedback is created. "
+            "Each try asks AI-Core, so tries are limited per editor."
+        ),
     )
 
 
@@ -173,26 +207,27 @@ def version_urls(model_admin: "TutorAdmin") -> list:
         tutor = tutor_for(request, pk, change=False)
         versions = {v.number: v for v in tutor.versions.select_related("created_by")}
         if not versions:
-            raise Http404("This tutor has no versions.")
+            raise Http404(gettext("This tutor has no versions."))
         newest = max(versions)
 
         def pick(name: str, default: int) -> TutorVersion:
             try:
                 return versions[int(request.GET.get(name, default))]
             except (ValueError, KeyError):
-                raise Http404("No such version.") from None
+                raise Http404(gettext("No such version.")) from None
 
         left, right = pick("a", max(newest - 1, 1)), pick("b", newest)
         diff = prompt_diff(left, right)
         stats = tutor_version_stats(version_ids=[left.pk, right.pk])
         context = {
             **site.each_context(request),
-            "title": f"{tutor.name}: v{left.number} ↔ v{right.number}",
+            "title": gettext("%(tutor)s: v%(left)s ↔ v%(right)s")
+            % {"tutor": tutor.name, "left": left.number, "right": right.number},
             "opts": Tutor._meta,
             "original": tutor,
             "tutor": tutor,
             "numbers": sorted(versions, reverse=True),
-            "sides": [(left, stats[left.pk]), (right, stats[right.pk])],
+            "sides": [(side, stats[side.pk], reaction_counts(stats[side.pk])) for side in (left, right)],
             "diff": diff,
             "same_prompt": left.system_prompt == right.system_prompt,
             "can_change": model_admin.has_change_permission(request, tutor),
@@ -206,17 +241,22 @@ def version_urls(model_admin: "TutorAdmin") -> list:
         if request.method == "POST":
             made = services.tutor_version_restore(tutor=tutor, number=number, by=request.user)
             if made is None:
-                model_admin.message_user(request, f"v{number} is already the current content.", messages.INFO)
+                model_admin.message_user(
+                    request,
+                    gettext("v%(number)s is already the current content.") % {"number": number},
+                    messages.INFO,
+                )
             else:
                 model_admin.message_user(
                     request,
-                    f"Restored v{number} as the new current version v{made.number}.",
+                    gettext("Restored v%(number)s as the new current version v%(new)s.")
+                    % {"number": number, "new": made.number},
                     messages.SUCCESS,
                 )
             return HttpResponseRedirect(change_url)
         context = {
             **site.each_context(request),
-            "title": f"Restore v{number} of {tutor.name}?",
+            "title": gettext("Restore v%(number)s of %(tutor)s?") % {"number": number, "tutor": tutor.name},
             "opts": Tutor._meta,
             "original": tutor,
             "version": version,
@@ -236,7 +276,15 @@ def version_urls(model_admin: "TutorAdmin") -> list:
         if not throttle.allow_request(request, None):
             wait = int(throttle.wait())
             return JsonResponse(
-                {"detail": f"Too many tries. Try again in {wait} seconds.", "code": "throttled"},
+                {
+                    "detail": ngettext(
+                        "Too many tries. Try again in %(wait)d second.",
+                        "Too many tries. Try again in %(wait)d seconds.",
+                        wait,
+                    )
+                    % {"wait": wait},
+                    "code": "throttled",
+                },
                 status=429,
                 headers={"Retry-After": str(wait)},
             )

@@ -4,18 +4,22 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 
 class Course(models.Model):
-    name = models.CharField(max_length=200)
-    slug = models.SlugField(max_length=200, unique=True)
-    description = models.TextField(blank=True)
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=200, unique=True)
+    description = models.TextField(_("description"), blank=True)
     # New courses start hidden; an editor publishes them when they are ready.
-    is_active = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    is_active = models.BooleanField(_("is active"), default=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("course")
+        verbose_name_plural = _("courses")
         ordering = ["name", "id"]
         constraints = [
             # Case-insensitive for Cyrillic too on PostgreSQL; the admin form
@@ -23,7 +27,7 @@ class Course(models.Model):
             models.UniqueConstraint(
                 Lower("name"),
                 name="course_name_ci_unique",
-                violation_error_message="A course with this name already exists.",
+                violation_error_message=_("A course with this name already exists."),
             ),
         ]
 
@@ -38,20 +42,30 @@ class Tutor(models.Model):
 
     # PROTECT: a tutor with chats or feedback is deactivated, never deleted,
     # so students keep their history and the ML team its training data.
-    course = models.ForeignKey(Course, on_delete=models.PROTECT, related_name="tutors")
-    name = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
-    current_version = models.OneToOneField(
-        "TutorVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    course = models.ForeignKey(
+        Course, on_delete=models.PROTECT, related_name="tutors", verbose_name=_("course")
     )
-    is_active = models.BooleanField(default=False)
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    current_version = models.OneToOneField(
+        "TutorVersion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("current version"),
+    )
+    is_active = models.BooleanField(_("is active"), default=False)
     # Computed from detailed feedback by feedback.services; never edited by hand.
-    rating = models.DecimalField(max_digits=3, decimal_places=2, default=Decimal("0.00"))
-    total_feedbacks = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    rating = models.DecimalField(_("rating"), max_digits=3, decimal_places=2, default=Decimal("0.00"))
+    total_feedbacks = models.PositiveIntegerField(_("total feedbacks"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("tutor")
+        verbose_name_plural = _("tutors")
         ordering = ["name", "id"]
         constraints = [
             models.CheckConstraint(condition=models.Q(rating__gte=0, rating__lte=5), name="tutor_rating_0_5"),
@@ -85,18 +99,31 @@ class TutorVersion(models.Model):
     """An immutable snapshot of what AI-Core gets for a tutor. Rows are only
     ever added (tutoring.services), never changed or deleted."""
 
-    tutor = models.ForeignKey(Tutor, on_delete=models.CASCADE, related_name="versions")
-    number = models.PositiveIntegerField()
-    system_prompt = models.TextField(blank=True, help_text="Instructions sent to AI-Core with every message.")
-    model_id = models.CharField(max_length=200, help_text="AI-Core model that answers for this tutor.")
-    knowledge_base_id = models.CharField(max_length=200, blank=True)
-    note = models.CharField(max_length=500, blank=True, help_text="What changed and why.")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    tutor = models.ForeignKey(
+        Tutor, on_delete=models.CASCADE, related_name="versions", verbose_name=_("tutor")
     )
-    created_at = models.DateTimeField(default=timezone.now)
+    number = models.PositiveIntegerField(_("number"))
+    system_prompt = models.TextField(
+        _("system prompt"), blank=True, help_text=_("Instructions sent to AI-Core with every message.")
+    )
+    model_id = models.CharField(
+        _("model id"), max_length=200, help_text=_("AI-Core model that answers for this tutor.")
+    )
+    knowledge_base_id = models.CharField(_("knowledge base id"), max_length=200, blank=True)
+    note = models.CharField(_("note"), max_length=500, blank=True, help_text=_("What changed and why."))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("tutor version")
+        verbose_name_plural = _("tutor versions")
         ordering = ["tutor", "-number"]
         constraints = [
             models.UniqueConstraint(fields=["tutor", "number"], name="tutor_version_number_unique"),
@@ -104,4 +131,4 @@ class TutorVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.tutor} v{self.number}"
+        return gettext("%(tutor)s v%(number)s") % {"tutor": self.tutor, "number": self.number}

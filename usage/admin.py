@@ -7,7 +7,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import gettext
 
+from safety.models import Category
 from safety.selectors import daily_counts
 from tutor_platform.api import ID_PATTERN
 from tutor_platform.pseudonyms import student_key
@@ -45,32 +47,37 @@ class UsageDashboardAdmin(admin.ModelAdmin):
         days = [entry.day for entry in data.days]
         context = {
             **self.admin_site.each_context(request),
-            "title": "Usage dashboard",
+            "title": gettext("Usage dashboard"),
             "opts": self.opts,
             "data": data,
             "tutor_id": tutor_id,
             "last_day": days[-1],
             "charts": [
-                charts.bar_chart("Replies per day", days, [entry.messages for entry in data.days]),
-                charts.bar_chart("Tokens per day", days, [entry.tokens for entry in data.days]),
-                charts.bar_chart("Active students per day", days, [entry.students for entry in data.days]),
+                charts.bar_chart(gettext("Replies per day"), days, [entry.messages for entry in data.days]),
+                charts.bar_chart(gettext("Tokens per day"), days, [entry.tokens for entry in data.days]),
+                charts.bar_chart(
+                    gettext("Active students per day"), days, [entry.students for entry in data.days]
+                ),
                 charts.line_chart(
-                    "AI-Core failures, % of asks",
+                    gettext("AI-Core failures, percent of asks"),
                     days,
-                    {"failure rate": [entry.failure_rate for entry in data.days]},
+                    {gettext("failure rate"): [entry.failure_rate for entry in data.days]},
                     unit="%",
                 ),
                 charts.line_chart(
-                    "AI-Core latency, ms",
+                    gettext("AI-Core latency, ms"),
                     days,
-                    {"p50": [entry.p50 for entry in data.days], "p95": [entry.p95 for entry in data.days]},
+                    {
+                        gettext("median"): [entry.p50 for entry in data.days],
+                        gettext("95th percentile"): [entry.p95 for entry in data.days],
+                    },
                 ),
-                charts.line_chart("Mean rating", days, data.ratings, top=5),
+                charts.line_chart(gettext("Mean rating"), days, data.ratings, top=5),
                 charts.line_chart(
-                    "Safety flags per day, by category",
+                    gettext("Safety flags per day, by category"),
                     days,
-                    daily_counts(first=days[0], last=days[-1], tutor_id=tutor_id)
-                    or {"none": [0] * len(days)},
+                    _category_names(daily_counts(first=days[0], last=days[-1], tutor_id=tutor_id))
+                    or {gettext("none"): [0] * len(days)},
                 ),
             ],
             "students": [
@@ -85,6 +92,12 @@ class UsageDashboardAdmin(admin.ModelAdmin):
             ],
         }
         return TemplateResponse(request, "admin/usage/usage_dashboard.html", context)
+
+
+def _category_names(counts: dict[str, list[int]]) -> dict[str, list[int]]:
+    """The series under the categories' names (and `unchecked`), not their codes."""
+    names = {**dict(Category.choices), "unchecked": gettext("unchecked")}
+    return {str(names.get(code, code)): values for code, values in counts.items()}
 
 
 def _tutor_id(raw: str | None) -> int | None:

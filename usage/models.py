@@ -7,6 +7,8 @@ concurrency and the dashboard and the quotas never scan the messages.
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 # Upper bounds (ms) of the latency histogram's buckets; one more bucket
 # holds everything slower. Fine enough for p50 / p95 within a bucket.
@@ -35,18 +37,19 @@ class UserDailyUsage(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     day = models.DateField()
-    messages = _counter(help_text="Replies saved (sends, replies and regenerations).")
+    messages = _counter(help_text=_("Replies saved (sends, replies and regenerations)."))
     tokens = models.PositiveBigIntegerField(default=0, db_default=0)
-    reserved = _counter(help_text="Replies being generated now: the quota counts them too.")
+    reserved = _counter(help_text=_("Replies being generated now: the quota counts them too."))
 
     class Meta:
-        verbose_name_plural = "user daily usage"
+        verbose_name = _("user daily usage")
+        verbose_name_plural = _("user daily usage")
         constraints = [models.UniqueConstraint(fields=["user", "day"], name="user_usage_one_per_day")]
         # The day's most active students (nearest their quota), and students per day.
         indexes = [models.Index(fields=["day", "-messages"], name="user_usage_day_messages_idx")]
 
     def __str__(self) -> str:
-        return f"user {self.user_id} on {self.day}"
+        return gettext("user %(user)s on %(day)s") % {"user": self.user_id, "day": self.day}
 
 
 class TutorDailyUsage(models.Model):
@@ -56,8 +59,8 @@ class TutorDailyUsage(models.Model):
     day = models.DateField()
     messages = _counter()
     tokens = models.PositiveBigIntegerField(default=0, db_default=0)
-    failures = _counter(help_text="Sends, replies and regenerations AI-Core failed (no reply saved).")
-    students = _counter(help_text="Students the tutor answered (see TutorDailyStudent).")
+    failures = _counter(help_text=_("Sends, replies and regenerations AI-Core failed (no reply saved)."))
+    students = _counter(help_text=_("Students the tutor answered (see TutorDailyStudent)."))
     latency_ms_sum = models.PositiveBigIntegerField(default=0, db_default=0)
     latency_le_250 = _counter()
     latency_le_500 = _counter()
@@ -76,7 +79,8 @@ class TutorDailyUsage(models.Model):
     rating = models.DecimalField(max_digits=3, decimal_places=2, null=True, blank=True)
 
     class Meta:
-        verbose_name_plural = "tutor daily usage"
+        verbose_name = _("tutor daily usage")
+        verbose_name_plural = _("tutor daily usage")
         constraints = [models.UniqueConstraint(fields=["day", "tutor"], name="tutor_usage_one_per_day")]
         # A tutor's rating notes, newest first: the dashboard's rating line
         # and the last note before its window, whatever the history's length.
@@ -89,7 +93,7 @@ class TutorDailyUsage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"tutor {self.tutor_id} on {self.day}"
+        return gettext("tutor %(tutor)s on %(day)s") % {"tutor": self.tutor_id, "day": self.day}
 
 
 class DailyStudents(models.Model):
@@ -99,10 +103,14 @@ class DailyStudents(models.Model):
     students = _counter()
 
     class Meta:
-        verbose_name_plural = "daily students"
+        verbose_name = _("daily students")
+        verbose_name_plural = _("daily students")
 
     def __str__(self) -> str:
-        return f"{self.students} students on {self.day}"
+        return ngettext("%(count)d student on %(day)s", "%(count)d students on %(day)s", self.students) % {
+            "count": self.students,
+            "day": self.day,
+        }
 
 
 class TutorDailyStudent(models.Model):
@@ -114,12 +122,18 @@ class TutorDailyStudent(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
 
     class Meta:
+        verbose_name = _("tutor daily student")
+        verbose_name_plural = _("tutor daily students")
         constraints = [
             models.UniqueConstraint(fields=["day", "tutor", "user"], name="tutor_student_one_per_day")
         ]
 
     def __str__(self) -> str:
-        return f"user {self.user_id} with tutor {self.tutor_id} on {self.day}"
+        return gettext("user %(user)s with tutor %(tutor)s on %(day)s") % {
+            "user": self.user_id,
+            "tutor": self.tutor_id,
+            "day": self.day,
+        }
 
 
 class UsageDashboard(TutorDailyUsage):
@@ -127,5 +141,5 @@ class UsageDashboard(TutorDailyUsage):
 
     class Meta:
         proxy = True
-        verbose_name = verbose_name_plural = "usage dashboard"
+        verbose_name = verbose_name_plural = _("usage dashboard")
         default_permissions = ("view",)

@@ -40,7 +40,7 @@ def add_user(client, role: str, email: str) -> User:
 def test_the_add_form_sets_flags_and_group_from_the_role(client, admin_user, role, staff, superuser, groups):
     client.force_login(admin_user)
     page = client.get(ADD).content.decode()
-    assert 'name="role"' in page and "Content editor: courses, tutors and prompts" in page
+    assert 'name="role"' in page and "Редактор контента: курсы, репетиторы и промпты" in page
     user = add_user(client, role, f"{role}@example.com")
     assert (user.is_staff, user.is_superuser) == (staff, superuser)
     assert list(user.groups.values_list("name", flat=True)) == groups
@@ -63,7 +63,7 @@ def test_a_group_member_without_staff_status_is_told_why(client, make_user):
         "/admin/login/", {"username": member.email, "password": PASSWORD, "next": "/admin/"}
     )
     assert response.status_code == 200
-    assert "not marked as staff" in response.content.decode()
+    assert "не отмечена как сотрудник" in response.content.decode()
     # A wrong password still gets the generic answer: nothing is revealed to a guesser.
     wrong = client.post("/admin/login/", {"username": member.email, "password": "nope", "next": "/admin/"})
     assert "not marked as staff" not in wrong.content.decode()
@@ -72,7 +72,7 @@ def test_a_group_member_without_staff_status_is_told_why(client, make_user):
 def test_the_staff_flag_explains_the_groups(client, admin_user, user):
     client.force_login(admin_user)
     page = client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
-    assert "Staff with no group see nothing" in page
+    assert "Сотрудник без группы не видит ничего" in page
 
 
 def change_form(user: User, **changes) -> dict:
@@ -119,6 +119,6 @@ def test_the_list_has_a_role_column_and_the_page_shows_consent(client, admin_use
     client.force_login(admin_user)
     consenting = make_user(allow_training=True)
     listing = client.get("/admin/accounts/user/").content.decode()
-    assert "column-role" in listing and ">Student<" in listing and ">Superuser<" in listing
+    assert "column-role" in listing and ">Ученик<" in listing and ">Суперпользователь<" in listing
     page = client.get(f"/admin/accounts/user/{consenting.pk}/change/").content.decode()
     assert "field-allow_training" in page and 'name="allow_training"' not in page  # shown, not editable

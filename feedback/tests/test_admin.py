@@ -85,8 +85,8 @@ def test_tutor_page_shows_the_feedback_summary(admin_client, make_feedback, tuto
     with CaptureQueriesContext(connection) as queries:
         page = admin_client.get(f"/admin/tutoring/tutor/{tutor.id}/change/")
     html = page.content.decode()
-    assert "Feedback summary" in html
-    assert "<strong>7</strong> unprocessed" in html
+    assert "Сводка отзывов" in html
+    assert "<strong>7</strong> необработанных отзывов" in html
     summary_queries = [q for q in queries.captured_queries if "unprocessed" in q["sql"]]
     assert len(summary_queries) == 1
 
@@ -182,7 +182,7 @@ class TestLooksLikeTheProduct:
         (item,) = make_feedback()
         Feedback.objects.filter(pk=item.pk).update(created_at="2026-03-01T21:30:00Z")
         html = client.get(f"/admin/feedback/feedback/{item.pk}/change/").content.decode()
-        assert "2 марта 2026 г. 0:30" in html  # 21:30 UTC is 00:30 the next day in Moscow
+        assert "02.03.2026 00:30" in html  # 21:30 UTC is 00:30 the next day in Moscow
         from conftest import bearer_client
 
         (api_item,) = bearer_client(ml_user).get("/api/v1/ml/feedback/").json()["results"]

@@ -79,9 +79,9 @@ def test_the_bulk_actions_review_the_selected_flags(staff_in, client):
 @pytest.mark.parametrize(
     ("kind", "text", "message"),
     [
-        ("pattern", "(незакрытая", "Not a valid regular expression"),
-        ("pattern", "x*", "matches empty text"),
-        ("stem", "я", "at least two letters"),
+        ("pattern", "(незакрытая", "Некорректное регулярное выражение"),
+        ("pattern", "x*", "совпадает с пустым текстом"),
+        ("stem", "я", "не меньше двух букв"),
     ],
 )
 def test_a_bad_term_is_refused_with_a_message(staff_in, client, kind, text, message):

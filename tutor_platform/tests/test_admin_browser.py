@@ -156,7 +156,7 @@ def test_content_editor_tries_a_prompt_saves_it_compares_and_restores(page, live
     page.click(".try-it-send")
     page.wait_for_function("document.querySelector('.try-it-draft').textContent.length > 0")
     assert page.locator(".try-it-saved").inner_text()
-    assert "Saved version v1" in page.locator(".try-it").inner_text()
+    assert "Сохранённая версия v1" in page.locator(".try-it").inner_text()
     screenshot(page, "admin-tutor-try-it.png")
     assert tutor.versions.count() == 1  # trying saved nothing
 
@@ -164,24 +164,24 @@ def test_content_editor_tries_a_prompt_saves_it_compares_and_restores(page, live
     page.fill("#id_note", "Примеры из жизни")
     page.click("input[name=_continue]")
     page.wait_for_selector(".messagelist .info")
-    assert "Saved as version v2." in page.locator(".messagelist").inner_text()
+    assert "Сохранено как версия v2." in page.locator(".messagelist").inner_text()
     history = page.locator(".version-history").inner_text()
     assert "v2" in history and "Примеры из жизни" in history and "content" in history
     screenshot(page, "admin-tutor-history.png")
 
     # Compare the two versions side by side.
-    page.click(".version-history >> text=Compare with previous")
+    page.click(".version-history >> text=Сравнить с предыдущей")
     page.wait_for_selector("table.diff")
     assert "Примеры из жизни" in page.content()
     assert "терпеливый" in page.locator("table.diff").inner_text()
     screenshot(page, "admin-tutor-diff.png")
 
     # Restore the old one: a new version, after a confirmation.
-    page.click("text=Restore v1…")
-    page.wait_for_selector("input[type=submit][value='Restore v1']")
-    page.click("input[type=submit][value='Restore v1']")
+    page.click("text=Восстановить v1…")
+    page.wait_for_selector("input[type=submit][value='Восстановить v1']")
+    page.click("input[type=submit][value='Восстановить v1']")
     page.wait_for_selector(".messagelist .success")
-    assert "Restored v1 as the new current version v3." in page.locator(".messagelist").inner_text()
+    assert "Версия v1 восстановлена как новая текущая версия v3." in page.locator(".messagelist").inner_text()
     screenshot(page, "admin-tutor-restored.png")
     tutor.refresh_from_db()
     assert (tutor.current_version.number, tutor.system_prompt) == (3, original)
@@ -215,7 +215,7 @@ def test_ml_team_triages_feedback(page, live_server, feedback_rows, tutor):
     page.select_option("select[name=action]", "mark_processed")
     page.click("button[name=index]")
     page.wait_for_selector(".messagelist .success")
-    assert "2 feedback item(s) marked processed" in page.locator(".messagelist").inner_text()
+    assert "2 отзыва отмечены обработанными." in page.locator(".messagelist").inner_text()
     for feedback in feedback_rows[:2]:
         feedback.refresh_from_db()
         assert feedback.processed is True
@@ -278,7 +278,7 @@ def test_the_triage_list_fits_1366_px_and_the_overview_links_the_queue(
         )
         assert praise_only.inner_text() in ("-", "—")
 
-        page.click("text=Overview by tutor")
+        page.click("text=Сводка по репетиторам")
         page.wait_for_selector(".feedback-overview")
         screenshot(page, "admin-feedback-overview.png")
         page.click(".feedback-overview a.unprocessed")
@@ -347,7 +347,7 @@ def test_the_usage_dashboard_fits_1366_px_and_its_csv_has_the_numbers(
         page.select_option("#usage-tutor", str(physics.pk))
         page.wait_for_url(f"**tutor={physics.pk}**")
         with page.expect_download() as download_info:
-            page.click("text=Download CSV")
+            page.click("text=Скачать CSV")
         rows = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text(encoding="utf-8"))))
         assert len(rows) == 30
         assert rows[-1] == {

@@ -33,7 +33,7 @@ def test_a_save_from_a_page_opened_before_another_save_is_refused(client, staff_
 
     assert response.status_code == 200
     page = response.content.decode()
-    assert "Version v2 was saved by admin" in page and "after you opened this page (v1)" in page
+    assert "Версию v2 сохранил(а) admin" in page and "после того, как вы открыли эту страницу (v1)" in page
     tutor.refresh_from_db()
     assert tutor.description != "Только описание"  # nothing of the stale page was saved
     assert tutor.system_prompt == "Новый промпт коллеги"  # the colleague's prompt is not reverted

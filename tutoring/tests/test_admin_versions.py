@@ -51,7 +51,7 @@ class TestHistoryDiffRestore:
         assert "version-history" in html
         assert "Короче ответы" in html and ">admin<" in html
         assert "<td>v2</td>" in html and "<td>v1</td>" in html
-        assert "4.00 (1 ratings)" in html
+        assert "4.00 (1 оценка)" in html
         assert f"/admin/tutoring/tutor/{edited.pk}/versions/1/restore/" in html
 
     def test_the_diff_shows_both_prompts_side_by_side(self, client, staff_in, edited):
@@ -83,14 +83,14 @@ class TestHistoryDiffRestore:
     def test_restore_asks_then_makes_a_new_version(self, client, staff_in, edited):
         editor = staff_in("Content editors")
         url = f"/admin/tutoring/tutor/{edited.pk}/versions/1/restore/"
-        assert "makes a <strong>new version</strong>" in client.get(url).content.decode()
+        assert "создаёт <strong>новую версию</strong>" in client.get(url).content.decode()
         assert edited.versions.count() == 2  # asking changed nothing
         response = client.post(url)
         assert response.status_code == 302
         edited.refresh_from_db()
         assert (edited.current_version.number, edited.current_version.created_by) == (3, editor)
         assert edited.system_prompt == edited.versions.get(number=1).system_prompt
-        assert "Restored v1 as the new current version v3." in [
+        assert "Версия v1 восстановлена как новая текущая версия v3." in [
             str(m) for m in get_messages(response.wsgi_request)
         ]
 
@@ -184,7 +184,7 @@ class TestTryIt:
         staff_in("Content editors")
         codes = [try_it(client, tutor).status_code for _ in range(3)]
         assert codes == [200, 200, 429]
-        assert "Too many tries" in try_it(client, tutor).json()["detail"]
+        assert "Слишком много попыток" in try_it(client, tutor).json()["detail"]
 
     def test_a_missing_question_is_400(self, client, staff_in, tutor):
         staff_in("Content editors")
@@ -205,7 +205,7 @@ class TestEditorFixes:
         staff_in("Content editors")
         response = client.post("/admin/tutoring/tutor/add/", new_tutor_form(course, is_active="on"))
         assert response.status_code == 200
-        assert "An active tutor needs a system prompt" in response.content.decode()
+        assert "Активному репетитору нужен системный промпт" in response.content.decode()
         assert not Tutor.objects.filter(name="Новый").exists()
         # Inactive, it is a draft: saved, and not in the catalogue.
         assert client.post("/admin/tutoring/tutor/add/", new_tutor_form(course)).status_code == 302
@@ -222,7 +222,7 @@ class TestEditorFixes:
             "/admin/tutoring/course/add/", form | {"name": "МАТЕМАТИКА", "slug": "math-2"}
         )
         assert duplicate.status_code == 200
-        assert "A course named “МАТЕМАТИКА” already exists" in duplicate.content.decode()
+        assert "Курс «МАТЕМАТИКА» уже есть" in duplicate.content.decode()
         assert not Course.objects.filter(slug="math-2").exists()
 
     def test_bulk_activation_skips_tutors_without_a_prompt(self, client, staff_in, course, make_tutor):
@@ -235,8 +235,8 @@ class TestEditorFixes:
             follow=True,
         )
         text = [str(m) for m in response.context["messages"]]
-        assert "1 tutor(s) activated." in text
-        assert any("Черновик" in m and "no system prompt" in m for m in text)
+        assert "1 репетитор включён." in text
+        assert any("Черновик" in m and "нет системного промпта" in m for m in text)
         ready.refresh_from_db(), draft.refresh_from_db()
         assert (ready.is_active, draft.is_active) == (True, False)
 
@@ -248,7 +248,7 @@ class TestEditorFixes:
         response = client.post(
             "/admin/tutoring/tutor/", {"action": "deactivate", "_selected_action": [tutor.pk]}, follow=True
         )
-        assert any("2 student(s) have chats" in str(m) for m in response.context["messages"])
+        assert any("У 2 учеников есть чаты с ними" in str(m) for m in response.context["messages"])
         tutor.refresh_from_db()
         assert tutor.is_active is False
         assert APIClient().get("/api/v1/tutors/").json()["count"] == 0

@@ -1,5 +1,6 @@
 // The try-it panel: asks AI-Core with the prompt as currently edited (unsaved)
-// and, for a saved tutor, with its current version, side by side.
+// and, for a saved tutor, with its current version, side by side. Its words,
+// in the staff's language, come in the panel's data attributes.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   const panel = document.querySelector(".try-it");
@@ -7,7 +8,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const status = panel.querySelector(".try-it-status");
   const show = (box, answer) => {
     box.classList.toggle("try-it-error", Boolean(answer && answer.error));
-    box.textContent = !answer ? "" : answer.error ? `AI-Core could not answer: ${answer.error}` : answer.content;
+    box.textContent = !answer ? "" : answer.error ? `${panel.dataset.noAnswer} ${answer.error}` : answer.content;
   };
   panel.querySelector(".try-it-send").addEventListener("click", async () => {
     const value = (id) => (document.getElementById(id) || { value: "" }).value;
@@ -18,7 +19,7 @@ document.addEventListener("DOMContentLoaded", () => {
       knowledge_base_id: value("id_knowledge_base_id"),
     });
     const token = document.querySelector("[name=csrfmiddlewaretoken]").value;
-    status.textContent = "Asking AI-Core…";
+    status.textContent = panel.dataset.asking;
     show(panel.querySelector(".try-it-draft"), null);
     show(panel.querySelector(".try-it-saved"), null);
     try {
@@ -31,14 +32,14 @@ document.addEventListener("DOMContentLoaded", () => {
       const data = await response.json();
       if (!response.ok) {
         const errors = data.errors ? Object.entries(data.errors).map(([k, v]) => `${k}: ${v.join(" ")}`) : [];
-        status.textContent = data.detail || errors.join("; ") || `Error ${response.status}`;
+        status.textContent = data.detail || errors.join("; ") || `${panel.dataset.failed} ${response.status}`;
         return;
       }
-      status.textContent = "Done.";
+      status.textContent = panel.dataset.done;
       show(panel.querySelector(".try-it-draft"), data.draft);
       show(panel.querySelector(".try-it-saved"), data.saved);
     } catch (error) {
-      status.textContent = `The request failed: ${error}`;
+      status.textContent = `${panel.dataset.failed} ${error}`;
     }
   });
 });
