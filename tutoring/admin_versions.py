@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from aicore.exceptions import AICoreError
@@ -179,13 +179,22 @@ class TryItForm(forms.Form):
     knowledge_base_id = forms.CharField(max_length=200, required=False)
 
 
+# The editor's words for the API's AI-Core errors (the API's own stay English).
+AI_CORE_FAILURES = {
+    "ai_core_error": gettext_lazy("AI-Core failed."),
+    "ai_core_timeout": gettext_lazy("AI-Core did not answer in time."),
+    "ai_core_unavailable": gettext_lazy("AI-Core is unavailable right now."),
+    "ai_core_bad_response": gettext_lazy("AI-Core gave an invalid answer."),
+}
+
+
 def _answer(**kwargs) -> dict[str, str]:
     try:
         return {"content": preview_reply(**kwargs)}
     except AICoreError as exc:  # shown to the editor in words, never a stack trace
-        words = (
-            exc.default_detail if exc.detail == exc.default_detail else f"{exc.default_detail} ({exc.detail})"
-        )
+        words = str(AI_CORE_FAILURES.get(exc.code, AI_CORE_FAILURES["ai_core_error"]))
+        if exc.detail != exc.default_detail:
+            words = f"{words} ({exc.detail})"  # what AI-Core itself said, as it said it
         return {"error": words, "code": exc.code}
 
 

@@ -205,6 +205,7 @@ def test_every_admin_page_a_role_opens_is_in_russian(role, world, client, admin_
     found, seen = walk(client, data=stored_words())
     flag = Flag.objects.get()
     assert {page.format(t=world.id, f=flag.id) for page in MUST_REACH[role]} <= seen
+    assert not any(page.startswith("/admin/token_blacklist/") for page in seen)  # hidden from everyone
     assert found == {}, "\n".join(f"{path}: {' '.join(sorted(words))}" for path, words in found.items())
 
 

@@ -152,9 +152,9 @@ class TestTryIt:
     @pytest.mark.parametrize(
         "failure, words",
         [
-            (dict(status=500, json={"detail": "boom"}), "invalid answer"),
-            (dict(json={"no_content": True}), "invalid answer"),
-            (dict(body=requests.ConnectionError("refused")), "unavailable"),
+            (dict(status=500, json={"detail": "boom"}), "AI-Core дал некорректный ответ"),
+            (dict(json={"no_content": True}), "AI-Core дал некорректный ответ"),
+            (dict(body=requests.ConnectionError("refused")), "AI-Core сейчас недоступен"),
         ],
     )
     def test_ai_core_errors_are_shown_in_words(self, client, staff_in, tutor, settings, failure, words):
