@@ -79,6 +79,11 @@ def cluster(tmp_path, database, test_redis, slow_words):
         "CACHE_URL": test_redis.url,
         "AI_CORE_URL": slow_words,
         "MEDIA_ROOT": str(tmp_path / "bucket"),  # the storage both servers share (S3 in production)
+        # The budget split as in production, on a small share of this
+        # PostgreSQL (the suite may run beside it): (26 - 10) / 2 servers /
+        # 2 workers = 4 connections per process, 16 in all.
+        "DB_MAX_CONNECTIONS": "26",
+        "DB_POOL_MIN_SIZE": "1",
         "APP_SERVERS": "2",
         "GUNICORN_WORKERS": "2",
         "NUM_PROXIES": "1",

@@ -64,7 +64,7 @@ def test_four_editors_saving_at_once_make_one_version_and_are_told_the_rest(make
     winner = next(i for i, r in enumerate(responses) if r.status_code == 302)
     for response in responses:
         if response.status_code == 200:
-            assert f"Version v{base + 1} was saved" in response.content.decode()
+            assert f"Версию v{base + 1} сохранил(а)" in response.content.decode()
     tutor = Tutor.objects.get(pk=tutor.pk)
     newest = TutorVersion.objects.filter(tutor=tutor).order_by("-number").first()
     assert tutor.current_version_id == newest.pk and newest.number == base + 1
