@@ -9,7 +9,6 @@ client from any process through `live`.
 """
 
 import contextlib
-import contextvars
 import json
 import logging
 import queue
@@ -30,6 +29,7 @@ from chats import selectors
 from chats.models import Message
 from chats.serializers import MessageSerializer
 from tutor_platform.connections import release_db_connection
+from tutor_platform.logging import request_id_var
 
 from . import followers, live
 from .errors import ServerError, failure_body
@@ -156,11 +156,17 @@ def reply_stream(
         finally:
             connection.close()  # this thread's own connection, back to the pool
 
-    # The request's context (its request id, for every log line) goes with it.
-    context = contextvars.copy_context()
-    threading.Thread(
-        target=context.run, args=(generate,), name=f"reply-{user_message.pk}", daemon=True
-    ).start()
+    # The request's id goes with it, for every log line. Only that: a copy of
+    # the whole context would also carry Django's per-thread state (database
+    # connections, the active language), kept in context variables that only
+    # asgiref's thread tagging keeps out of another thread.
+    request_id = request_id_var.get()
+
+    def generate_as_the_request() -> None:
+        request_id_var.set(request_id)
+        generate()
+
+    threading.Thread(target=generate_as_the_request, name=f"reply-{user_message.pk}", daemon=True).start()
     # This thread only relays from now on: its pooled connection goes back now,
     # not when the stream ends (an open stream must not hold one).
     release_db_connection()
