@@ -140,7 +140,7 @@ class FeedbackAdmin(NoLookupsByStudent, admin.ModelAdmin):
 
     @admin.display(description=_("Ver."), ordering="tutor_version__number")
     def version(self, obj: Feedback) -> str:
-        return gettext("v%(number)s") % {"number": obj.tutor_version.number} if obj.tutor_version else "—"
+        return f"v{obj.tutor_version.number}" if obj.tutor_version else "—"
 
     @admin.display(description=_("Rating / reaction"))
     def verdict(self, obj: Feedback) -> str:

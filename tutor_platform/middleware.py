@@ -76,7 +76,10 @@ def _log_access(request: HttpRequest, response: HttpResponse, started: float) ->
     }
     access_log.info(
         "%s %s %s %.1fms user=%s client=%s",
-        *(fields[name] for name in ("method", "path", "status", "duration_ms")),
+        fields["method"],
+        fields["path"],
+        fields["status"],
+        fields["duration_ms"],
         fields["user_id"] or "-",
         fields["client"],
         extra=fields,

@@ -306,7 +306,7 @@ class TutorAdmin(ChangesCatalogue, admin.ModelAdmin):
 
     @admin.display(description=_("Version"), ordering="current_version__number")
     def version(self, obj: Tutor) -> str:
-        return gettext("v%(number)s") % {"number": obj.current_version.number} if obj.current_version else "—"
+        return f"v{obj.current_version.number}" if obj.current_version else "—"
 
     @admin.display(description=_("Versions"))
     def version_history(self, obj: Tutor) -> str:

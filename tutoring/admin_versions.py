@@ -52,8 +52,8 @@ def prompt_diff(left: TutorVersion, right: TutorVersion) -> str:
     table = difflib.HtmlDiff().make_table(
         left.system_prompt.splitlines(),
         right.system_prompt.splitlines(),
-        fromdesc=gettext("v%(number)s") % {"number": left.number},
-        todesc=gettext("v%(number)s") % {"number": right.number},
+        fromdesc=f"v{left.number}",
+        todesc=f"v{right.number}",
     )
     return DIFF_NAVIGATION.sub("", table).replace("&nbsp;", " ")
 
@@ -230,8 +230,7 @@ def version_urls(model_admin: "TutorAdmin") -> list:
         stats = tutor_version_stats(version_ids=[left.pk, right.pk])
         context = {
             **site.each_context(request),
-            "title": gettext("%(tutor)s: v%(left)s ↔ v%(right)s")
-            % {"tutor": tutor.name, "left": left.number, "right": right.number},
+            "title": f"{tutor.name}: v{left.number} ↔ v{right.number}",
             "opts": Tutor._meta,
             "original": tutor,
             "tutor": tutor,

@@ -258,10 +258,10 @@ def _log(
         "%s %s chat=%s message=%s reply=%s tokens=%s %.1fms",
         question.kind.value,
         code or outcome,
-        *(
-            fields[name] if fields[name] is not None else "-"
-            for name in ("chat", "user_message", "reply", "tokens")
-        ),
+        question.chat.pk,
+        user_message.pk,
+        "-" if reply is None else reply.pk,
+        "-" if reply is None or reply.tokens_used is None else reply.tokens_used,
         fields["duration_ms"],
         extra=fields,
     )
