@@ -5,6 +5,8 @@ import itertools
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +18,6 @@ from uuid import uuid4
 
 import pytest
 import redis
-from django.conf import settings as django_settings
 from django.contrib.auth.models import Group, Permission
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -36,6 +37,7 @@ from safety import policies as safety_policies
 from safety import providers as safety_providers
 from safety import rules as safety_rules
 from safety import starter
+from tutor_platform import serving
 from tutoring.models import Course, Tutor
 from tutoring.services import TutorContent, tutor_create
 
@@ -101,8 +103,10 @@ class RedisSpace:
 
     def caches(self, **pool_options) -> dict:
         """CACHES as the settings build them for Redis (short timeouts, one
-        pool per process), with this test's prefix."""
-        pool_options.setdefault("max_connections", django_settings.SERVER_THREADS + 8)
+        pool per process), with this test's prefix. The pool is the largest
+        service's (the ai service's): a test's threads may stand for it."""
+        largest = max(service.threads() for service in serving.SERVICES.values())
+        pool_options.setdefault("max_connections", largest + 8)
         return {
             "default": {
                 "BACKEND": "django_redis.cache.RedisCache",
@@ -438,25 +442,25 @@ def raw_ai_core(settings, answer: Callable[[socket.socket, threading.Event], Non
         server.close()
 
 
-def serve_with_gunicorn(env: dict[str, str], port: int, log: Path | None = None):
-    """Migrates and seeds the database `env` names, then starts gunicorn with
-    gunicorn.conf.py on 127.0.0.1:`port`, its output in `log` (or nowhere);
-    the caller stops it (terminate())."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
+def prepare_served_database(env: dict[str, str]) -> None:
+    """Migrates and seeds the database `env` names, for servers a test starts."""
     base_dir = Path(__file__).resolve().parent
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=base_dir, env=env, check=True, timeout=120)
     subprocess.run([*manage, "seed_demo"], cwd=base_dir, env=env, check=True, timeout=60, capture_output=True)
+
+
+def start_gunicorn(env: dict[str, str], port: int, log: Path | None = None):
+    """gunicorn with gunicorn.conf.py (the service GUNICORN_SERVICE names) on
+    127.0.0.1:`port`, its output in `log` (or nowhere); the caller stops it
+    (terminate())."""
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     # A file, not a pipe: a pipe nobody reads could fill and block the server.
     output = subprocess.DEVNULL if log is None else log.open("ab")
     try:
         return subprocess.Popen(
             [gunicorn, "tutor_platform.wsgi", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}"],
-            cwd=base_dir,
+            cwd=Path(__file__).resolve().parent,
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -464,6 +468,16 @@ def serve_with_gunicorn(env: dict[str, str], port: int, log: Path | None = None)
     finally:
         if log is not None:
             output.close()  # the server has its own copy
+
+
+def serve_with_gunicorn(env: dict[str, str], port: int, log: Path | None = None):
+    """An app server as one gunicorn serving everything (GUNICORN_SERVICES=app
+    unless `env` says otherwise), on a migrated and seeded database; the
+    caller stops it. The three services behind nginx:
+    tutor_platform/tests/served.py."""
+    env = {"GUNICORN_SERVICES": "app", **env}
+    prepare_served_database(env)
+    return start_gunicorn(env, port, log)
 
 
 def run_in_threads(count: int, work) -> list:

@@ -1,21 +1,32 @@
-"""gunicorn settings for production: `gunicorn tutor_platform.wsgi -c gunicorn.conf.py`.
+"""gunicorn settings for production, one service per gunicorn:
 
-gunicorn runs behind nginx (`deploy/nginx.conf`), which reads each request
-whole before passing it on, so it binds to the loopback interface by
-default. Requests spend most of their time waiting on AI-Core, so each
-worker runs many threads. Every knob can be set from the environment or the
-env file the app reads (ENV_FILE, default .env); the settings size the
-database pool from the same GUNICORN_WORKERS and GUNICORN_THREADS.
+    GUNICORN_SERVICE=app gunicorn tutor_platform.wsgi -c gunicorn.conf.py
+    GUNICORN_SERVICE=ai gunicorn tutor_platform.wsgi -c gunicorn.conf.py
+    GUNICORN_SERVICE=stream gunicorn tutor_platform.wsgi -c gunicorn.conf.py
+
+nginx (`deploy/nginx.conf`) routes each request to its service and reads it
+whole before passing it on, so each binds to the loopback interface by
+default (127.0.0.1:8000, :8010, :8020; AI-Core's stub takes :8001). The services, their threads and why:
+tutor_platform/serving/__init__.py. Every knob can be set from the
+environment or the env file the app reads (ENV_FILE, default .env); the
+settings size the database pool from the same variables.
 """
 
 import multiprocessing
 import os
+import sys
 
 import environ
 
-environ.Env.read_env(os.environ.get("ENV_FILE", os.path.join(os.path.dirname(__file__), ".env")))
+BASE_DIR = os.path.dirname(os.path.abspath(__file__))
+environ.Env.read_env(os.environ.get("ENV_FILE", os.path.join(BASE_DIR, ".env")))
+sys.path.insert(0, BASE_DIR)
 
-bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+from tutor_platform.serving import this_service  # noqa: E402  (after the env file is read)
+
+service = this_service()
+bind = service.bind()
+proc_name = f"tutor_platform-{service.name}"
 # gunicorn's control socket (for `gunicornc`) defaults to one path per user
 # account: a second gunicorn of the same user (another service, another
 # checkout) would take it over. Off unless GUNICORN_CONTROL_SOCKET names a
@@ -23,12 +34,11 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
 control_socket_disable = not control_socket
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
-# gthread, with requests that wait on AI-Core (sends, /reply/, /regenerate/,
-# re-attached streams) in a pool of their own, GUNICORN_AI_THREADS (128)
-# threads per process: a burst of waiting students cannot take the threads
-# everyone else needs (tutor_platform/serving/worker.py).
-worker_class = "tutor_platform.serving.worker.TwoPoolWorker"
-threads = int(os.environ.get("GUNICORN_THREADS", 32))
+worker_class = "gthread"
+# Requests spend most of their time waiting (on AI-Core in the `ai` service),
+# so each process runs many threads: GUNICORN_THREADS (32), GUNICORN_AI_THREADS
+# (128) or GUNICORN_STREAM_THREADS (32).
+threads = service.threads()
 # A send may wait AI_CORE_TIMEOUT (60 s) plus retries; leave room for it.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 200))
 graceful_timeout = 30

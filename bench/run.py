@@ -4,11 +4,14 @@
 
 Starts, on this machine only (127.0.0.1): a fresh PostgreSQL database
 `tutor_bench`, three `aicore_stub` servers (instant, 2 s, and streaming a word
-every 0.1 s), and gunicorn with the production configuration (DEBUG off, gunicorn.conf.py, DB_POOL, Redis
-cache). Load comes from a separate process: wrk when installed for
-throughput, Python threads for latencies and the 200-student burst. Every
-figure is a ratio against a baseline measured in the same run, because
-absolute times on a shared 2-core machine are noisy.
+every 0.1 s), and the production topology: the three gunicorn services
+(gunicorn.conf.py, tutor_platform/serving; DEBUG off, DB_POOL, Redis cache)
+behind nginx with deploy/nginx.conf. Load comes from a separate process: wrk
+when installed for throughput, Python threads for latencies and the
+200-student burst, all through nginx. Server CPU is the gunicorn processes'
+(nginx's is not counted). Every figure is a ratio against a baseline
+measured in the same run, because absolute times on a shared 2-core machine
+are noisy.
 """
 
 import argparse
@@ -32,6 +35,10 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 GUNICORN = str(Path(PYTHON).with_name("gunicorn"))
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+SERVICES = ("app", "ai", "stream")  # tutor_platform.serving.SERVICES, as shipped
+# deploy/nginx.conf's upstream of each service, as the template writes it.
+TEMPLATE_SERVERS = {"app": "127.0.0.1:8000", "ai": "127.0.0.1:8010", "stream": "127.0.0.1:8020"}
 DB_NAME = "tutor_bench"
 PG = "postgres://postgres@127.0.0.1:5432"
 AI_LATENCY = 2.0
@@ -118,9 +125,67 @@ def process(args: list[str], env: dict[str, str], port: int, ready_path: str):
         proc.wait(timeout=30)
 
 
+NGINX_MAIN_CONF = """
+user root;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    include {dir}/site.conf;
+}}
+"""
+
+
+def nginx_site(nginx_port: int, ports: dict[str, int]) -> str:
+    """deploy/nginx.conf as shipped, on `nginx_port`, each service's upstream
+    on its port in `ports` (the app service's for a service not run)."""
+    conf = (BASE_DIR / "deploy" / "nginx.conf").read_text()
+    conf = conf.replace("listen 80;", f"listen 127.0.0.1:{nginx_port};")
+    conf = conf.replace(
+        "access_log /var/log/nginx/tutor_platform.access.log tutor_platform;", "access_log off;"
+    )
+    for name, server in TEMPLATE_SERVERS.items():
+        conf = conf.replace(f"server {server};", f"server 127.0.0.1:{ports.get(name, ports['app'])};")
+    return conf
+
+
+@contextmanager
+def served(env: dict[str, str], work: Path, services: tuple[str, ...] = SERVICES):
+    """The gunicorn services (all under one shell, so that `family` of the
+    pid yielded is every gunicorn process) behind nginx; yields (nginx's
+    port, the shell's pid)."""
+    ports = {name: free_port() for name in services}
+    command = " & ".join(
+        f"GUNICORN_SERVICE={name} {GUNICORN} tutor_platform.wsgi -c gunicorn.conf.py -b 127.0.0.1:{port}"
+        for name, port in ports.items()
+    )
+    nginx_port = free_port()
+    work.mkdir(parents=True, exist_ok=True)
+    for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (work / name).mkdir(exist_ok=True)
+    (work / "site.conf").write_text(nginx_site(nginx_port, ports))
+    (work / "nginx.conf").write_text(NGINX_MAIN_CONF.format(dir=work))
+    nginx = [NGINX, "-p", str(work), "-c", str(work / "nginx.conf"), "-e", str(work / "error.log"),
+             "-g", "daemon off;"]  # fmt: skip
+    server_env = {**env, "GUNICORN_SERVICES": ",".join(services)}
+    with process(["sh", "-c", command + " & wait"], server_env, ports["app"], "/api/v1/health/") as server:
+        for port in ports.values():
+            wait_for(port, "/api/v1/health/")
+        with process(nginx, env, nginx_port, "/api/v1/health/"):
+            time.sleep(1)
+            yield nginx_port, server.pid
+
+
 def family(pid: int) -> list[int]:
-    """The process and all its descendants (gunicorn's workers; with two
-    services under one shell, both masters and their workers)."""
+    """The process and all its descendants (with the gunicorn services under
+    one shell: every master and its workers)."""
     children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
     return [pid, *(p for child in children.split() for p in family(int(child)))]
 
@@ -313,36 +378,36 @@ def main() -> None:
     args = parser.parse_args()
     serving = chosen_serving(args)
 
-    stub_fast, stub_slow, stub_words, app_port = free_port(), free_port(), free_port(), free_port()
+    stub_fast, stub_slow, stub_words = free_port(), free_port(), free_port()
     env = base_env()
+    rows: list[tuple[str, str, str, str]] = []
+    stub = [PYTHON, "manage.py", "aicore_stub", "--quiet", "--port"]
     with tempfile.TemporaryDirectory() as tmp:
         print("Loading data (100 000-message chat, 200 students)...", flush=True)
         data = prepare_database(env, f"{tmp}/data.json")
-    rows: list[tuple[str, str, str, str]] = []
-    stub = [PYTHON, "manage.py", "aicore_stub", "--quiet", "--port"]
-    gunicorn = [GUNICORN, "tutor_platform.wsgi", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{app_port}"]
-    with (
-        process([*stub, str(stub_fast)], env, stub_fast, "/api/v1/health"),
-        process([*stub, str(stub_slow), "--delay", str(AI_LATENCY)], env, stub_slow, "/api/v1/health"),
-        process(
-            [*stub, str(stub_words), "--chunk-delay", str(CHUNK_DELAY)], env, stub_words, "/api/v1/health"
-        ),
-    ):
-        fast_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_fast}", **serving)
-        with process(gunicorn, fast_env, app_port, "/api/v1/health/") as server:
-            if args.cpu_only:
-                rows += measure_cpu(app_port, data, server.pid)
-                return finish(rows, args)
-            rows += measure_fast(app_port, data, args)
-            rows.append(("", "", "", f"gunicorn RSS after items 1-3, 5: {rss_mb(server.pid):.0f} MiB"))
-            rows += measure_cpu(app_port, data, server.pid)
-        slow_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_slow}", **serving)
-        with process(gunicorn, slow_env, app_port, "/api/v1/health/") as server:
-            rows += measure_burst(app_port, data, server.pid, args)
-            rows += measure_burst(app_port, data, server.pid, args, per_student=5)
-        words_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_words}", **serving)
-        with process(gunicorn, words_env, app_port, "/api/v1/health/") as server:
-            rows += measure_streams(app_port, data, server.pid)
+        work = Path(tmp)
+        with (
+            process([*stub, str(stub_fast)], env, stub_fast, "/api/v1/health"),
+            process([*stub, str(stub_slow), "--delay", str(AI_LATENCY)], env, stub_slow, "/api/v1/health"),
+            process(
+                [*stub, str(stub_words), "--chunk-delay", str(CHUNK_DELAY)], env, stub_words, "/api/v1/health"
+            ),
+        ):
+            fast_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_fast}", **serving)
+            with served(fast_env, work / "fast") as (port, pid):
+                if args.cpu_only:
+                    rows += measure_cpu(port, data, pid)
+                    return finish(rows, args)
+                rows += measure_fast(port, data, args)
+                rows.append(("", "", "", f"gunicorn RSS after items 1-3, 5: {rss_mb(pid):.0f} MiB"))
+                rows += measure_cpu(port, data, pid)
+            slow_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_slow}", **serving)
+            with served(slow_env, work / "slow") as (port, pid):
+                rows += measure_burst(port, data, pid, args)
+                rows += measure_burst(port, data, pid, args, per_student=5)
+            words_env = base_env(AI_CORE_URL=f"http://127.0.0.1:{stub_words}", **serving)
+            with served(words_env, work / "words") as (port, pid):
+                rows += measure_streams(port, data, pid)
     finish(rows, args)
 
 
@@ -625,7 +690,8 @@ def render(rows: list[tuple[str, str, str, str]], args) -> str:
             ", ".join(f"{name}={value}" for name, value in chosen_serving(args).items())
             or "the shipped defaults"
         )
-        + f" (gunicorn.conf.py: workers = cores, 32 + 128 AI + 32 stream threads), {os.cpu_count()} cores.",
+        + " (gunicorn.conf.py: three services of workers = cores each, app 32, ai 128 and stream 32"
+        + f" threads, behind nginx), {os.cpu_count()} cores.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from tutor_platform.serving import ai_threads, stream_threads
+from tutor_platform import serving
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -177,16 +177,20 @@ if DB_PREPARED_STATEMENTS:
         server_side_binding=True, prepare_threshold=env.int("DB_PREPARE_THRESHOLD", default=5)
     )
 
-# Connections: never more than the database accepts. Each gunicorn worker
-# process serves GUNICORN_THREADS requests at once (the same variables
-# gunicorn.conf.py reads); DB_MAX_CONNECTIONS is PostgreSQL's
-# max_connections, less DB_RESERVED_CONNECTIONS for migrations, cron jobs,
-# psql and the superuser.
+# Connections: never more than the database accepts. An app server runs
+# GUNICORN_WORKERS processes for each of GUNICORN_SERVICES (app, ai and
+# stream by default, tutor_platform/serving), each serving its service's
+# threads at once (the same variables gunicorn.conf.py reads);
+# DB_MAX_CONNECTIONS is PostgreSQL's max_connections, less
+# DB_RESERVED_CONNECTIONS for migrations, cron jobs, psql and the superuser.
+try:
+    SERVER_SERVICES = serving.services_run()
+    SERVICE = serving.this_service()
+except serving.ServingError as error:
+    raise ImproperlyConfigured(str(error)) from error
+SERVICE_THREADS = SERVICE.threads()  # this process's
 SERVER_WORKERS = env.int("GUNICORN_WORKERS", default=os.cpu_count() or 1)
-# Threads per process: GUNICORN_THREADS for most requests, plus a pool of
-# GUNICORN_AI_THREADS for those that wait on AI-Core and GUNICORN_STREAM_THREADS
-# for re-attached streams (tutor_platform/serving/worker.py).
-SERVER_THREADS = env.int("GUNICORN_THREADS", default=32) + ai_threads() + stream_threads()
+SERVER_PROCESSES = SERVER_WORKERS * len(SERVER_SERVICES)
 # App servers (hosts) sharing the database, each with this configuration:
 # they share its connections too.
 APP_SERVERS = env.int("APP_SERVERS", default=1)
@@ -197,6 +201,15 @@ DB_CONNECTION_BUDGET = (
 ) // APP_SERVERS
 _postgresql = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 DB_POOL = env.bool("DB_POOL", default=_postgresql and not DEBUG)
+
+
+def _pool_size(service: serving.Service) -> int:
+    """A process's pool: an equal share of the server's budget, no more than its threads."""
+    return env.int(
+        "DB_POOL_MAX_SIZE", default=max(1, min(service.threads(), DB_CONNECTION_BUDGET // SERVER_PROCESSES))
+    )
+
+
 if DB_POOL:
     # A bounded psycopg pool per process: a request (or a send waiting on
     # AI-Core, which hands its connection back meanwhile) borrows a
@@ -206,9 +219,7 @@ if DB_POOL:
         raise ImproperlyConfigured("DB_POOL=True needs PostgreSQL.")
     # Django's backend, with a pool that drops all dead connections at once.
     DATABASES["default"]["ENGINE"] = "tutor_platform.db"
-    DB_POOL_MAX_SIZE = env.int(
-        "DB_POOL_MAX_SIZE", default=max(1, min(SERVER_THREADS, DB_CONNECTION_BUDGET // SERVER_WORKERS))
-    )
+    DB_POOL_MAX_SIZE = _pool_size(SERVICE)
     # With CONN_HEALTH_CHECKS, Django asks the pool to check each connection
     # before handing it out.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -217,15 +228,16 @@ if DB_POOL:
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
     }
-    DB_CONNECTIONS_AT_MOST = SERVER_WORKERS * DB_POOL_MAX_SIZE
+    _per_service = {service.name: _pool_size(service) for service in SERVER_SERVICES}
 else:
     # Without a pool every serving thread may hold a connection of its own.
-    DB_CONNECTIONS_AT_MOST = SERVER_WORKERS * SERVER_THREADS
+    _per_service = {service.name: service.threads() for service in SERVER_SERVICES}
+DB_CONNECTIONS_AT_MOST = SERVER_WORKERS * sum(_per_service.values())
 if _postgresql and not DEBUG and DB_CONNECTIONS_AT_MOST > DB_CONNECTION_BUDGET:
     raise ImproperlyConfigured(
-        f"Up to {DB_CONNECTIONS_AT_MOST} database connections "
-        f"({SERVER_WORKERS} workers x {DB_POOL_MAX_SIZE if DB_POOL else SERVER_THREADS} "
-        f"{'pooled connections' if DB_POOL else 'threads'}) exceed the {DB_CONNECTION_BUDGET} "
+        f"Up to {DB_CONNECTIONS_AT_MOST} database connections ({SERVER_WORKERS} workers x "
+        + " + ".join(f"{count} ({name})" for name, count in _per_service.items())
+        + f" {'pooled connections' if DB_POOL else 'threads'}) exceed the {DB_CONNECTION_BUDGET} "
         "the database can give this server ((DB_MAX_CONNECTIONS - DB_RESERVED_CONNECTIONS) / APP_SERVERS). "
         + ("Lower DB_POOL_MAX_SIZE or GUNICORN_WORKERS." if DB_POOL else "Use DB_POOL=True (the default).")
     )
@@ -252,11 +264,11 @@ PER_PROCESS_CACHES = (
     "django.core.cache.backends.locmem.LocMemCache",
     "django.core.cache.backends.dummy.DummyCache",
 )
-if not DEBUG and SERVER_WORKERS > 1 and CACHES["default"]["BACKEND"] in PER_PROCESS_CACHES:
+if not DEBUG and SERVER_PROCESSES > 1 and CACHES["default"]["BACKEND"] in PER_PROCESS_CACHES:
     raise ImproperlyConfigured(
         f"CACHE_URL is a per-process cache ({CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}) with "
-        f"{SERVER_WORKERS} gunicorn workers: each would see its own live replies and throttle counters. "
-        "Set CACHE_URL=redis://... (or GUNICORN_WORKERS=1)."
+        f"{SERVER_PROCESSES} gunicorn processes: each would see its own live replies and throttle counters. "
+        "Set CACHE_URL=redis://... (or run one process: GUNICORN_SERVICES=app, GUNICORN_WORKERS=1)."
     )
 if CACHES["default"]["BACKEND"] in (
     "django.core.cache.backends.redis.RedisCache",
@@ -278,7 +290,7 @@ if CACHES["default"]["BACKEND"] in (
         "SOCKET_TIMEOUT": CACHE_TIMEOUT,
         # Every thread of a process may use Redis at once (and the heartbeat's
         # thread): redis-py's default of 100 would refuse the rest.
-        "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 0), "max_connections": SERVER_THREADS + 8},
+        "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 0), "max_connections": SERVICE_THREADS + 8},
     }
 
 # ---------------------------------------------------------------------------

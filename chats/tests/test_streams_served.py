@@ -1,6 +1,7 @@
 """Issue 24, items 1 and 2, through real gunicorn sharing Redis: followers
-are capped and never take a send's thread; a reply whose server is killed
-(`kill -9`) mid-stream is ended within 15 s by another server."""
+are capped and never take a send's thread (the stream service behind nginx,
+tutor_platform/serving); a reply whose server is killed (`kill -9`)
+mid-stream is ended within 15 s by another server."""
 
 import contextlib
 import os
@@ -15,6 +16,7 @@ import requests
 from aicore.tests.test_stub_server import serve_stub
 from chats.tests.test_streaming import QUESTION, parse
 from conftest import PASSWORD, RedisSpace, free_port, serve_with_gunicorn, wait_until_serving
+from tutor_platform.tests.served import serve_behind_nginx
 
 pytestmark = pytest.mark.system  # starts servers or processes: not in `-m "not system"`
 
@@ -79,11 +81,11 @@ def stream_until_first_delta(url: str, headers: dict[str, str], chat: int, **ext
 
 
 def test_forty_followers_on_one_reply_leave_the_sends_alone(tmp_path, slow_words, test_redis):
-    # Two AI threads: the streamed reply takes one, the other student's send needs the other.
-    process, url = start(
-        env_for(tmp_path, test_redis, slow_words, GUNICORN_AI_THREADS="2", GUNICORN_STREAM_THREADS="8")
-    )
-    try:
+    # Two threads in the ai service: the streamed reply takes one, the other
+    # student's send needs the other; followers go to the stream service.
+    env = env_for(tmp_path, test_redis, slow_words, GUNICORN_AI_THREADS="2", GUNICORN_STREAM_THREADS="8")
+    with serve_behind_nginx({**env, "NUM_PROXIES": "1"}, tmp_path / "served") as served:
+        url = served.nginx
         alice, bob = student(url, "alice"), student(url, "bob")
         chat, bobs_chat = new_chat(url, alice), new_chat(url, bob)
         sending = stream_until_first_delta(url, alice, chat)
@@ -125,9 +127,6 @@ def test_forty_followers_on_one_reply_leave_the_sends_alone(tmp_path, slow_words
         for response in held:
             response.close()
         sending.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def kill_server(process: subprocess.Popen) -> None:

@@ -1,26 +1,38 @@
-"""How the product is served: processes, thread pools and CPU slots.
+"""How the product is served: three gunicorn services behind nginx.
 
-gunicorn runs GUNICORN_WORKERS processes (the cores by default). Each
-process has three thread pools (worker.py): GUNICORN_THREADS for ordinary
-requests, GUNICORN_AI_THREADS for those that wait on AI-Core (a send,
-/reply/, /regenerate/) and GUNICORN_STREAM_THREADS for re-attached streams,
-so students waiting on the tutor never take the threads the catalogue, the
-logins and the message pages need. Which pool a request goes to is decided
-here from its request line (`pool_for`). Inside a process, at most
-AI_CPU_SLOTS of the AI requests run Python at once (cpu_gate.py): each
-holds a slot while it works and sets it aside while AI-Core thinks. The
-database pool is sized from the same thread counts (settings).
+The same code runs as up to three plain gthread gunicorn services per app
+server, and nginx (deploy/nginx.conf) routes each request by method and
+path (`service_for`, the same rule as nginx's map):
 
-This module is imported by the settings and must not import gunicorn.
+- `ai`: POST /api/v1/chats/<id>/{messages,reply,regenerate}/, the requests
+  that wait on AI-Core for seconds, up to a minute (GUNICORN_AI_THREADS,
+  128, threads per process: they hold no database connection while they
+  wait, so memory bounds them, not the database);
+- `stream`: GET /api/v1/chats/<id>/stream/, re-attached streams
+  (GUNICORN_STREAM_THREADS, 32), so followers never take a thread a send
+  needs (chats.replies.followers caps them at 2 per chat and 5 per student);
+- `app`: everything else (GUNICORN_THREADS, 32), so a burst of waiting
+  students never takes the threads the catalogue, the logins and the
+  message pages need.
+
+GUNICORN_SERVICE names the service a gunicorn is (gunicorn.conf.py reads
+it for its bind and threads); GUNICORN_SERVICES lists the ones this app
+server runs (default all three; `app` alone serves everything in one
+service, for a box that cannot spare the memory of six processes). The
+settings split the database budget over all of their processes.
+Measured against the two-pool worker this replaced:
+docs/decisions/2026-12-05-serving-topology.md.
+
+Inside a process, at most AI_CPU_SLOTS of the requests that ask AI-Core
+run Python at once (cpu_gate.py).
+
+This module is imported by the settings and gunicorn.conf.py, and imports
+neither Django nor gunicorn.
 
 Private names this product relies on (PRIVATE_NAMES below; each is pinned
 by tutor_platform/tests/test_private_names.py, which fails when a library
 renames or drops one, the signal to revisit the code that uses it):
 
-- gunicorn's gthread worker (serving/worker.py): ThreadWorker's
-  `enqueue_req`, `handle`, `finish_request`, `on_pending_socket_readable`,
-  `tpool`, `poller`, `pending_conns`, `method_queue` (and its `defer`), and
-  TConn's `sock`, `initialized`, `data_ready`, `timeout`.
 - Django's PostgreSQL backend (tutor_platform/db/base.py): DatabaseWrapper's
   `_connection_pools` and `_configure_connection`.
 - The standard library's traceback (tutor_platform/logging.py):
@@ -29,62 +41,83 @@ renames or drops one, the signal to revisit the code that uses it):
 
 import os
 import re
+from dataclasses import dataclass
 
 # Object ids in URLs: digits only, and short enough to fit a 64-bit integer,
 # so `/chats/abc/` and `/chats/99999999999999999999999/` are plain 404s. The
 # routes take them from here too (tutor_platform.api re-exports it).
 ID_PATTERN = "[0-9]{1,18}"
 _AI_PATHS = re.compile(rf"^/api/v1/chats/{ID_PATTERN}/(messages|reply|regenerate|stream)/$")
-# Threads per process for requests that wait on AI-Core (GUNICORN_AI_THREADS).
-# They hold no database connection while they wait, so the database does
-# not bound them; memory does, and a waiting thread costs little of it.
-DEFAULT_AI_THREADS = 128
-# Threads per process for re-attached streams (GUNICORN_STREAM_THREADS): a
-# pool of their own, so that followers never take a thread a send needs.
-# chats.replies.followers caps them at 2 per chat and 5 per student.
-DEFAULT_STREAM_THREADS = 32
 
 
-def ai_threads() -> int:
-    return int(os.environ.get("GUNICORN_AI_THREADS") or DEFAULT_AI_THREADS)
+class ServingError(ValueError):
+    """A GUNICORN_SERVICE or GUNICORN_SERVICES value that names no service."""
 
 
-def stream_threads() -> int:
-    return int(os.environ.get("GUNICORN_STREAM_THREADS") or DEFAULT_STREAM_THREADS)
+@dataclass(frozen=True)
+class Service:
+    name: str
+    bind_variable: str
+    default_bind: str
+    threads_variable: str
+    default_threads: int
+
+    def bind(self) -> str:
+        return os.environ.get(self.bind_variable) or self.default_bind
+
+    def threads(self) -> int:
+        return int(os.environ.get(self.threads_variable) or self.default_threads)
 
 
-def pool_for(method: str, path: str) -> str | None:
-    """`ai` for POST /api/v1/chats/<id>/{messages,reply,regenerate}/, `stream`
-    for GET .../stream/ (a follower), None for everything else."""
+SERVICES = {
+    service.name: service
+    for service in (
+        Service("app", "GUNICORN_BIND", "127.0.0.1:8000", "GUNICORN_THREADS", 32),
+        Service("ai", "GUNICORN_AI_BIND", "127.0.0.1:8010", "GUNICORN_AI_THREADS", 128),
+        Service("stream", "GUNICORN_STREAM_BIND", "127.0.0.1:8020", "GUNICORN_STREAM_THREADS", 32),
+    )
+}
+
+
+def services_run() -> list[Service]:
+    """GUNICORN_SERVICES: the services this app server runs, `app` among them."""
+    names = [name.strip() for name in os.environ.get("GUNICORN_SERVICES", "app,ai,stream").split(",")]
+    unknown = [name for name in names if name not in SERVICES]
+    if unknown or "app" not in names or len(set(names)) != len(names):
+        raise ServingError(
+            f"GUNICORN_SERVICES lists each of {', '.join(SERVICES)} at most once, app among them."
+        )
+    return [SERVICES[name] for name in names]
+
+
+def this_service() -> Service:
+    """GUNICORN_SERVICE: the service this process is (default `app`)."""
+    name = os.environ.get("GUNICORN_SERVICE") or "app"
+    if name not in {service.name for service in services_run()}:
+        raise ServingError(f"GUNICORN_SERVICE={name!r} is not one of GUNICORN_SERVICES.")
+    return SERVICES[name]
+
+
+def service_for(method: str, path: str) -> str:
+    """The service nginx routes a request to: `ai` for POST
+    /api/v1/chats/<id>/{messages,reply,regenerate}/, `stream` for GET
+    .../stream/ (a follower), `app` for everything else."""
     found = _AI_PATHS.match(path)
     if found is None:
-        return None
+        return "app"
     if found[1] == "stream":
-        return "stream" if method == "GET" else None
-    return "ai" if method == "POST" else None
+        return "stream" if method == "GET" else "app"
+    return "ai" if method == "POST" else "app"
 
 
 def asks_ai_core(method: str, path: str) -> bool:
     """A send, a reply, a regeneration or a follower (they wait on AI-Core)."""
-    return pool_for(method, path) is not None
+    return service_for(method, path) != "app"
 
 
 # (module, class, name, how it is found): "attribute" on the class, or
 # "self" for an instance attribute its __init__ sets.
 PRIVATE_NAMES = (
-    ("gunicorn.workers.gthread", "ThreadWorker", "enqueue_req", "attribute"),
-    ("gunicorn.workers.gthread", "ThreadWorker", "handle", "attribute"),
-    ("gunicorn.workers.gthread", "ThreadWorker", "finish_request", "attribute"),
-    ("gunicorn.workers.gthread", "ThreadWorker", "on_pending_socket_readable", "attribute"),
-    ("gunicorn.workers.gthread", "ThreadWorker", "tpool", "self"),
-    ("gunicorn.workers.gthread", "ThreadWorker", "poller", "self"),
-    ("gunicorn.workers.gthread", "ThreadWorker", "pending_conns", "self"),
-    ("gunicorn.workers.gthread", "ThreadWorker", "method_queue", "self"),
-    ("gunicorn.workers.gthread", "PollableMethodQueue", "defer", "attribute"),
-    ("gunicorn.workers.gthread", "TConn", "sock", "self"),
-    ("gunicorn.workers.gthread", "TConn", "initialized", "self"),
-    ("gunicorn.workers.gthread", "TConn", "data_ready", "self"),
-    ("gunicorn.workers.gthread", "TConn", "timeout", "self"),
     ("django.db.backends.postgresql.base", "DatabaseWrapper", "_connection_pools", "attribute"),
     ("django.db.backends.postgresql.base", "DatabaseWrapper", "_configure_connection", "attribute"),
     ("traceback", "TracebackException", "_str", "self"),

@@ -19,7 +19,7 @@ from tutor_platform import throttling
 def redis_cache(url: str, **pool_options) -> dict:
     """django-redis as the settings configure it (short timeouts, a pool for
     every thread), on `url` (a Redis that is down or hanging)."""
-    pool_options.setdefault("max_connections", settings.SERVER_THREADS + 8)
+    pool_options.setdefault("max_connections", settings.SERVICE_THREADS + 8)
     return {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
@@ -142,7 +142,7 @@ def test_the_settings_give_redis_short_timeouts_and_no_retries(monkeypatch):
         options = reloaded.CACHES["default"]["OPTIONS"]
         assert options["SOCKET_TIMEOUT"] == options["SOCKET_CONNECT_TIMEOUT"] == 0.25
         assert options["CONNECTION_POOL_KWARGS"]["retry"].get_retries() == 0
-        assert options["CONNECTION_POOL_KWARGS"]["max_connections"] == reloaded.SERVER_THREADS + 8
+        assert options["CONNECTION_POOL_KWARGS"]["max_connections"] == reloaded.SERVICE_THREADS + 8
     finally:
         monkeypatch.delenv("CACHE_URL")
         importlib.reload(settings_module)

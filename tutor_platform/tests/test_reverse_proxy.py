@@ -1,10 +1,11 @@
-"""The production topology: nginx (deploy/nginx.conf) in front of gunicorn
-(gunicorn.conf.py). Issue 10, item 7: 80 half-sent requests froze gunicorn
-on its own; through nginx, 200 of them do not delay anyone."""
+"""The production topology: nginx (deploy/nginx.conf) in front of the three
+gunicorn services (gunicorn.conf.py, tutor_platform/serving). Issue 10,
+item 7: 80 half-sent requests froze gunicorn on its own; through nginx, 200
+of them do not delay anyone. Issue 25: nginx routes each request to its
+service by the rule tutor_platform.serving.service_for states."""
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,82 +15,36 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import free_port, serve_with_gunicorn, wait_until_serving
-from tutor_platform.management.commands import nginx_config
+from conftest import free_port, redis_space
+from tutor_platform import serving
+from tutor_platform.tests.served import MAIN_CONF, NGINX, logged_within, serve_behind_nginx, start_nginx
 
 pytestmark = pytest.mark.system  # starts servers or processes: not in `-m "not system"`
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 HALF_OPEN = 200
 GUNICORN_THREADS = 8
-
-MAIN_CONF = """
-user root;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 2048; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    include {dir}/site.conf;
-}}
-"""
-
-
-def render_site(nginx_port: int, *app_ports: int) -> str:
-    """deploy/nginx.conf as `manage.py nginx_config` renders it (the upstream
-    from GUNICORN_BIND or --upstream, origins from CORS_ALLOWED_ORIGINS),
-    listening on this test's port, logging in its folder."""
-    site = nginx_config.render([f"127.0.0.1:{port}" for port in app_ports], ["https://tutor.example.com"])
-    site, listens = re.subn(r"listen 80;", f"listen 127.0.0.1:{nginx_port};", site)
-    site, logs = re.subn(r"access_log /var/log/nginx/", "access_log ", site)
-    assert listens == logs == 1, "deploy/nginx.conf changed shape; update this test"
-    return site
-
-
-def start_nginx(work: Path, nginx_port: int, *app_ports: int) -> subprocess.Popen:
-    """nginx with deploy/nginx.conf in front of 127.0.0.1:`app_ports`; the caller stops it."""
-    work.mkdir(exist_ok=True)
-    (work / "site.conf").write_text(render_site(nginx_port, *app_ports))
-    (work / "nginx.conf").write_text(MAIN_CONF.format(dir=work))
-    command = [NGINX, "-e", str(work / "error.log"), "-p", str(work), "-c", str(work / "nginx.conf"), "-g",
-               "daemon off;"]  # fmt: skip
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory):
-    if not Path(NGINX).exists():
-        pytest.fail(f"{NGINX} is missing: apt-get install nginx-light (make test installs it)")
     work = tmp_path_factory.mktemp("proxy")
-    env = {
-        **os.environ,
-        "ENV_FILE": os.devnull,
-        "DATABASE_URL": f"sqlite:///{work / 'proxy.sqlite3'}",
-        "CACHE_URL": "locmemcache://",
-        "AI_CORE_URL": "stub",
-        "GUNICORN_WORKERS": "1",
-        "GUNICORN_THREADS": str(GUNICORN_THREADS),
-        "NUM_PROXIES": "1",
-    }
-    app_port, nginx_port = free_port(), free_port()
-    app = serve_with_gunicorn(env, app_port, log=work / "app.log")
-    nginx = start_nginx(work, nginx_port, app_port)
-    urls = {"app": f"http://127.0.0.1:{app_port}", "nginx": f"http://127.0.0.1:{nginx_port}", "work": work}
-    try:
-        wait_until_serving(f"{urls['app']}/api/v1/health/", timeout=60)
-        wait_until_serving(f"{urls['nginx']}/api/v1/health/", timeout=30)
-        yield urls
-    finally:
-        for process in (nginx, app):
-            process.terminate()
-            process.wait(timeout=15)
+    with redis_space("reverse-proxy") as redis:
+        env = {
+            **os.environ,
+            "ENV_FILE": os.devnull,
+            "DATABASE_URL": f"sqlite:///{work / 'proxy.sqlite3'}",
+            "CACHE_URL": redis.url,
+            "AI_CORE_URL": "stub",
+            "GUNICORN_WORKERS": "1",
+            "GUNICORN_THREADS": str(GUNICORN_THREADS),
+            "GUNICORN_AI_THREADS": "4",
+            "GUNICORN_STREAM_THREADS": "4",
+            "NUM_PROXIES": "1",
+        }
+        with serve_behind_nginx(env, work) as served:
+            yield {"app": served.services["app"], "nginx": served.nginx, "work": work,
+                   "ports": {name: url.rsplit(":", 1)[1] for name, url in served.services.items()}}  # fmt: skip
 
 
 def half_open(url: str, count: int) -> list[socket.socket]:
@@ -193,14 +148,6 @@ def test_nginx_errors_carry_cors_and_the_request_id(topology):
     assert long_line.status_code == 414 and re.fullmatch(r"[0-9a-f]{32}", long_line.headers["X-Request-ID"])
 
 
-def logged_within(log: Path, text: str, seconds: float = 5) -> str:
-    """The log once it has `text` (nginx writes a request's line after its answer)."""
-    deadline = time.monotonic() + seconds
-    while text not in (content := log.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return content
-
-
 def test_the_app_sees_the_request_id_nginx_logs(topology):
     mine = requests.get(
         f"{topology['nginx']}/api/v1/health/", headers={"X-Request-ID": "abc-123"}, timeout=10
@@ -224,7 +171,7 @@ def test_the_app_sees_the_request_id_nginx_logs(topology):
     nginx_log = logged_within(topology["work"] / "tutor_platform.access.log", expected[-1])
     for line in expected:
         assert line in nginx_log
-    app_log = (topology["work"] / "app.log").read_text()
+    app_log = (topology["work"] / "app.log").read_text()  # the app service's
     (line,) = [line for line in app_log.splitlines() if "request_id=spoof-1 " in line]
     assert re.search(r"tutor_platform\.access request_id=spoof-1 GET /api/v1/tutors/ 200 [0-9.]+ms user=- "
                      r"client=127\.0\.0\.1$", line), line  # fmt: skip
@@ -232,7 +179,9 @@ def test_the_app_sees_the_request_id_nginx_logs(topology):
 
 def test_the_app_down_is_503_with_cors_and_retry_after(tmp_path):
     dead_app, nginx_port = free_port(), free_port()  # nothing listens on dead_app
-    nginx = start_nginx(tmp_path / "down", nginx_port, dead_app)
+    nginx = start_nginx(
+        tmp_path / "down", nginx_port, {name: [f"127.0.0.1:{dead_app}"] for name in serving.SERVICES}
+    )
     try:
         url = f"http://127.0.0.1:{nginx_port}"
         deadline = time.monotonic() + 15
@@ -254,15 +203,35 @@ def test_the_app_down_is_503_with_cors_and_retry_after(tmp_path):
         nginx.wait(timeout=15)
 
 
-def test_nginx_config_renders_the_deployments_upstream_and_origins(tmp_path):
-    """Issue 26, item 5: one source of truth for the upstream (GUNICORN_BIND)."""
-    env = {**os.environ, "ENV_FILE": os.devnull, "DEBUG": "True", "GUNICORN_BIND": "unix:/run/tutor/app.sock",
+def nginx_config(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """`manage.py nginx_config` with `env`, without the suite's GUNICORN_* (one service)."""
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith("GUNICORN_")}
+    return subprocess.run(
+        [sys.executable, "manage.py", "nginx_config", *args], cwd=BASE_DIR, capture_output=True, text=True,
+        env={**inherited, "ENV_FILE": os.devnull, "DEBUG": "True", **env},
+    )  # fmt: skip
+
+
+def upstream(site: str, name: str) -> list[str]:
+    """The servers of the rendered site's upstream for service `name`."""
+    block = re.search(rf"upstream tutor_platform_{name} {{(.*?)}}", site, re.DOTALL)
+    assert block, f"no upstream for {name}"
+    return re.findall(r"server (\S+);", block[1])
+
+
+def test_nginx_config_renders_the_deployments_upstreams_and_origins(tmp_path):
+    """Issue 26, item 5: one source of truth for the upstreams (the services'
+    binds) and the origins; issue 25: one upstream per service."""
+    env = {"GUNICORN_BIND": "unix:/run/tutor/app.sock", "GUNICORN_AI_BIND": "unix:/run/tutor/ai.sock",
+           "GUNICORN_STREAM_BIND": "unix:/run/tutor/stream.sock",
            "CORS_ALLOWED_ORIGINS": "https://app.school.example,http://localhost:5173"}  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "manage.py", "nginx_config"], cwd=BASE_DIR, env=env, capture_output=True, text=True
-    )
+    done = nginx_config(**env)
     assert done.returncode == 0, done.stderr
-    assert "server unix:/run/tutor/app.sock;" in done.stdout and "server 127.0.0.1:8000;" not in done.stdout
+    assert [upstream(done.stdout, name) for name in ("app", "ai", "stream")] == [
+        ["unix:/run/tutor/app.sock"],
+        ["unix:/run/tutor/ai.sock"],
+        ["unix:/run/tutor/stream.sock"],
+    ]
     assert '"https://app.school.example" $http_origin;' in done.stdout
     assert '"http://localhost:5173" $http_origin;' in done.stdout and "tutor.example.com" not in done.stdout
     (tmp_path / "site.conf").write_text(done.stdout)
@@ -270,23 +239,50 @@ def test_nginx_config_renders_the_deployments_upstream_and_origins(tmp_path):
     checked = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
                               "-e", str(tmp_path / "error.log")], capture_output=True, text=True)  # fmt: skip
     assert checked.returncode == 0, checked.stderr
-    bad = subprocess.run(
-        [sys.executable, "manage.py", "nginx_config"], cwd=BASE_DIR, capture_output=True, text=True,
-        env={**env, "CORS_ALLOWED_ORIGINS": 'https://ok.example,"; evil'},
-    )  # fmt: skip
+
+    bad = nginx_config(**{**env, "CORS_ALLOWED_ORIGINS": 'https://ok.example,"; evil'})
     assert bad.returncode != 0 and "CORS_ALLOWED_ORIGINS" in bad.stderr
-    several = subprocess.run(
-        [sys.executable, "manage.py", "nginx_config", "--upstream", "10.0.0.11:8000", "--upstream", "10.0.0.12:8000"],
-        cwd=BASE_DIR, env=env, capture_output=True, text=True,
-    )  # fmt: skip
+    # One service for everything: every upstream is the app service.
+    alone = nginx_config(GUNICORN_SERVICES="app", GUNICORN_BIND="127.0.0.1:9000")
+    assert [upstream(alone.stdout, name) for name in ("app", "ai", "stream")] == [["127.0.0.1:9000"]] * 3
+    # Several app servers: each host, on the binds' ports.
+    several = nginx_config("--server", "10.0.0.11", "--server", "10.0.0.12")
     assert several.returncode == 0, several.stderr
-    assert "    server 10.0.0.11:8000;\n    server 10.0.0.12:8000;\n" in several.stdout
-    assert "app.sock" not in several.stdout
-    injected = subprocess.run(
-        [sys.executable, "manage.py", "nginx_config", "--upstream", "10.0.0.11:8000; evil"],
-        cwd=BASE_DIR, env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    assert injected.returncode != 0 and "host:port" in injected.stderr
+    assert upstream(several.stdout, "ai") == ["10.0.0.11:8010", "10.0.0.12:8010"]
+    assert upstream(several.stdout, "stream") == ["10.0.0.11:8020", "10.0.0.12:8020"]
+    for args, extra, message in [
+        (("--server", "10.0.0.11:8000"), {}, "without a port"),
+        (("--server", "10.0.0.11; evil"), {}, "without a port"),
+        (("--server", "10.0.0.11"), env, "needs TCP binds"),
+        ((), {"GUNICORN_AI_BIND": "127.0.0.1:8010; evil"}, "host:port or unix:/path"),
+    ]:
+        refused = nginx_config(*args, **extra)
+        assert refused.returncode != 0 and message in refused.stderr, (args, refused.stderr)
+
+
+def test_nginx_routes_each_request_to_its_service(topology):
+    """The map in deploy/nginx.conf sends each request where serving.service_for says."""
+    requests_made = [
+        ("GET", "/api/v1/tutors/"),
+        ("POST", "/api/v1/chats/12/messages/"),
+        ("GET", "/api/v1/chats/12/messages/?limit=5"),
+        ("POST", "/api/v1/chats/12/reply/"),
+        ("POST", "/api/v1/chats/12/regenerate/"),
+        ("GET", "/api/v1/chats/12/stream/"),
+        ("DELETE", "/api/v1/chats/12/messages/"),
+    ]
+    for index, (method, path) in enumerate(requests_made):
+        answered = requests.request(
+            method, f"{topology['nginx']}{path}", headers={"X-Request-ID": f"route-{index}"}, timeout=10
+        )
+        # An answer from the app (the catalogue is public), not from nginx.
+        assert answered.status_code == (200 if path == "/api/v1/tutors/" else 401), (method, path)
+    log = logged_within(topology["work"] / "tutor_platform.access.log", f"request_id=route-{index} ")
+    for index, (method, path) in enumerate(requests_made):
+        (line,) = [line for line in log.splitlines() if f"request_id=route-{index} " in line]
+        service = serving.service_for(method, path.split("?")[0])
+        assert f"upstream=127.0.0.1:{topology['ports'][service]} " in line, (method, path, line)
+    assert {serving.service_for(m, p.split("?")[0]) for m, p in requests_made} == {"app", "ai", "stream"}
 
 
 def test_gunicorn_control_socket_is_off_unless_given_a_path_of_its_own(monkeypatch):

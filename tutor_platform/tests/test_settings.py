@@ -174,18 +174,51 @@ SHOW_POOL = (
 )
 
 
-@pytest.mark.parametrize(("cores", "per_process"), [(1, 90), (2, 45), (4, 22), (16, 5), (64, 1)])
+@pytest.mark.parametrize(("cores", "per_process"), [(1, 30), (2, 15), (4, 7), (16, 1), (30, 1)])
 def test_production_defaults_never_exceed_the_databases_connections(cores, per_process):
     """Item 9: on 4+ cores, cpu_count x 32 threads without a pool exceeded
-    PostgreSQL's default 100 connections (11 of 128 sends answered 500)."""
+    PostgreSQL's default 100 connections (11 of 128 sends answered 500).
+    Every process of the three services (tutor_platform/serving) counts."""
     result = run_django(
         SHOW_POOL, SECRET_KEY=STRONG_KEY, DATABASE_URL=PG_URL, GUNICORN_WORKERS=str(cores),
-        CACHE_URL="redis://127.0.0.1:6379/1",
+        CACHE_URL="redis://127.0.0.1:6379/1", GUNICORN_SERVICES=None,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     pool, max_size, total = result.stdout.split()
     assert (pool, int(max_size)) == ("True", per_process)
-    assert int(total) == cores * per_process <= 90
+    assert int(total) == 3 * cores * per_process <= 90
+
+
+def test_more_processes_than_the_database_has_connections_are_refused():
+    """31 cores: 93 processes of one pooled connection each, over the 90."""
+    result = run("manage.py", "check", SECRET_KEY=STRONG_KEY, DATABASE_URL=PG_URL, GUNICORN_WORKERS="31",
+                 CACHE_URL="redis://127.0.0.1:6379/1", GUNICORN_SERVICES=None)  # fmt: skip
+    assert result.returncode != 0
+    assert "Up to 93 database connections (31 workers x 1 (app) + 1 (ai) + 1 (stream)" in result.stderr
+
+
+def test_one_service_takes_the_whole_budget():
+    """GUNICORN_SERVICES=app: one service serves everything (no nginx routing needed)."""
+    result = run_django(
+        SHOW_POOL, SECRET_KEY=STRONG_KEY, DATABASE_URL=PG_URL, GUNICORN_WORKERS="2", GUNICORN_SERVICES="app",
+        CACHE_URL="redis://127.0.0.1:6379/1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[1:] == ["32", "64"]  # the app service's 32 threads, under the 45
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"GUNICORN_SERVICES": "app,chat"}, "GUNICORN_SERVICES lists each of app, ai, stream"),
+        ({"GUNICORN_SERVICES": "ai,stream"}, "app among them"),
+        ({"GUNICORN_SERVICES": "app,ai,ai"}, "at most once"),
+        ({"GUNICORN_SERVICES": "app", "GUNICORN_SERVICE": "ai"}, "GUNICORN_SERVICE='ai' is not one of"),
+    ],
+)
+def test_services_that_do_not_exist_are_refused(variables, message):
+    result = run_django("print('started')", DEBUG="True", SECRET_KEY="dev", **variables)
+    assert result.returncode != 0 and message in result.stderr and "started" not in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -195,7 +228,9 @@ def test_production_defaults_never_exceed_the_databases_connections(cores, per_p
         {"GUNICORN_WORKERS": "4", "DB_POOL_MAX_SIZE": "30"},
         {"DB_POOL": "False", "GUNICORN_WORKERS": "2", "DB_MAX_CONNECTIONS": "50"},  # 2 x 32 > 40
         # Issue 26, item 1: two hosts share the 90; 2 x 30 fits one host's 90, not its 45.
-        {"APP_SERVERS": "2", "GUNICORN_WORKERS": "2", "DB_POOL_MAX_SIZE": "30"},
+        {"APP_SERVERS": "2", "GUNICORN_WORKERS": "2", "DB_POOL_MAX_SIZE": "30", "GUNICORN_SERVICES": "app"},
+        # 2 workers x 3 services x 20 = 120: fits no longer once the ai and stream services count.
+        {"GUNICORN_WORKERS": "2", "DB_POOL_MAX_SIZE": "20", "GUNICORN_SERVICES": None},
     ],
 )
 def test_a_configuration_that_can_exceed_the_database_is_refused(env):
@@ -209,13 +244,21 @@ def test_several_workers_with_a_per_process_cache_are_refused(cache):
     """Issue 26, item 3: with gunicorn's default of a worker per core and no
     CACHE_URL, each worker kept its own live replies: /stream/ answered 204
     on half the calls."""
-    refused = run(
-        "manage.py", "check", "--deploy", SECRET_KEY=STRONG_KEY, CACHE_URL=cache, GUNICORN_WORKERS="2"
-    )
-    assert refused.returncode != 0
-    assert "per-process cache" in refused.stderr and "CACHE_URL=redis://" in refused.stderr
+    for workers in ("2", "1"):  # one worker per service is still three processes
+        refused = run(
+            "manage.py",
+            "check",
+            "--deploy",
+            SECRET_KEY=STRONG_KEY,
+            CACHE_URL=cache,
+            GUNICORN_WORKERS=workers,
+            GUNICORN_SERVICES=None,
+        )
+        assert refused.returncode != 0
+        assert "per-process cache" in refused.stderr and "CACHE_URL=redis://" in refused.stderr
     for allowed in (
-        {"CACHE_URL": cache, "GUNICORN_WORKERS": "1"},  # one process: its cache is everyone's
+        # one process: its cache is everyone's
+        {"CACHE_URL": cache, "GUNICORN_WORKERS": "1", "GUNICORN_SERVICES": "app"},
         {"CACHE_URL": "redis://127.0.0.1:6379/1", "GUNICORN_WORKERS": "2"},
         {"CACHE_URL": cache, "GUNICORN_WORKERS": "2", "DEBUG": "True", "SECRET_KEY": "dev"},
     ):
@@ -225,14 +268,15 @@ def test_several_workers_with_a_per_process_cache_are_refused(cache):
 
 def test_the_pool_shares_the_database_between_app_servers():
     """Issue 26, item 1: two hosts with two workers opened 2 x 2 x 45 = 180
-    connections against PostgreSQL's 100; each host now takes its share."""
+    connections against PostgreSQL's 100; each host now takes its share,
+    split over its three services' processes."""
     result = run_django(
         SHOW_POOL, SECRET_KEY=STRONG_KEY, DATABASE_URL=PG_URL, GUNICORN_WORKERS="2", APP_SERVERS="2",
-        CACHE_URL="redis://127.0.0.1:6379/1",
+        CACHE_URL="redis://127.0.0.1:6379/1", GUNICORN_SERVICES=None,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     _pool, max_size, total = result.stdout.split()
-    assert (int(max_size), int(total)) == (22, 44)  # x 2 hosts = 88 <= 100 - 10
+    assert (int(max_size), int(total)) == (7, 42)  # 2 workers x 3 services x 7; x 2 hosts = 84 <= 90
 
 
 def test_development_on_sqlite_needs_no_pool():

@@ -1,7 +1,9 @@
 """Issue 26, item 6: the product scaled out the standard way, on this
-machine. Two app servers (two gunicorn masters with the shipped
-gunicorn.conf.py, two workers each) behind deploy/nginx.conf with an
-upstream of both, one PostgreSQL database, one Redis: a reply started on one
+machine. Two app servers (each one gunicorn with the shipped
+gunicorn.conf.py and two workers, serving every request:
+GUNICORN_SERVICES=app, so that nginx's three upstreams name the same two
+servers; the three services of one server: test_reverse_proxy) behind
+deploy/nginx.conf with an upstream of both, one PostgreSQL database, one Redis: a reply started on one
 server is followed on the other, budgets hold across both, the nightly
 export runs once, and a server killed mid-reply is noticed by the survivor,
 through which the student retries."""
@@ -25,7 +27,8 @@ from aicore.tests.test_stub_server import serve_stub
 from chats.tests.test_streaming import QUESTION, deltas, parse
 from chats.tests.test_streams_served import kill_server, new_chat, stream_until_first_delta, student
 from conftest import PASSWORD, free_port, serve_with_gunicorn, wait_until_serving
-from tutor_platform.tests.test_reverse_proxy import NGINX, logged_within, start_nginx
+from tutor_platform import serving
+from tutor_platform.tests.served import logged_within, require_nginx, start_nginx
 
 pytestmark = [
     pytest.mark.system,
@@ -76,8 +79,7 @@ class Cluster:
 
 @pytest.fixture
 def cluster(tmp_path, database, test_redis, slow_words):
-    if not Path(NGINX).exists():
-        pytest.fail(f"{NGINX} is missing: apt-get install nginx-light (make test installs it)")
+    require_nginx()
     env = {
         **os.environ,
         "ENV_FILE": os.devnull,
@@ -87,7 +89,8 @@ def cluster(tmp_path, database, test_redis, slow_words):
         "MEDIA_ROOT": str(tmp_path / "bucket"),  # the storage both servers share (S3 in production)
         # The budget split as in production, on a small share of this
         # PostgreSQL (the suite may run beside it): (26 - 10) / 2 servers /
-        # 2 workers = 4 connections per process, 16 in all.
+        # 2 workers = 4 connections per process, 16 in all (serve_with_gunicorn
+        # runs one service: GUNICORN_SERVICES=app).
         "DB_MAX_CONNECTIONS": "26",
         "DB_POOL_MIN_SIZE": "1",
         "APP_SERVERS": "2",
@@ -99,7 +102,8 @@ def cluster(tmp_path, database, test_redis, slow_words):
     ports = [free_port(), free_port()]
     servers = [serve_with_gunicorn(env, port, log=tmp_path / f"app-{port}.log") for port in ports]
     nginx_port = free_port()
-    nginx = start_nginx(tmp_path / "nginx", nginx_port, *ports)
+    upstream = [f"127.0.0.1:{port}" for port in ports]
+    nginx = start_nginx(tmp_path / "nginx", nginx_port, {name: upstream for name in serving.SERVICES})
     apps = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         for url in [*apps, f"http://127.0.0.1:{nginx_port}"]:

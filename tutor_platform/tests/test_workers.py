@@ -1,73 +1,82 @@
-"""Issue 17: requests that wait on AI-Core have a thread pool of their own
-(tutor_platform/serving/worker.py), so waiting students cannot take the threads
-everyone else needs."""
+"""Issue 17: requests that wait on AI-Core are served apart, so waiting
+students cannot take the threads everyone else needs. Issue 25: apart is
+three plain gunicorn services behind nginx (tutor_platform/serving), routed
+by method and path."""
 
 import json
 import os
-import socket
+import re
+import runpy
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
 import responses
 
 from aicore.tests.test_stub_server import serve_stub
-from conftest import PASSWORD, free_port, serve_with_gunicorn, wait_until_serving
+from conftest import PASSWORD, redis_space
+from tutor_platform import serving
 from tutor_platform.serving import cpu_gate
-from tutor_platform.serving.worker import PEEK_BYTES, peek, pool_of, waits_on_ai_core
+from tutor_platform.tests.served import serve_behind_nginx
 
-pytestmark = pytest.mark.system  # starts servers or processes: not in `-m "not system"`
-
+BASE_DIR = Path(__file__).resolve().parents[2]
 AI_DELAY = 6  # seconds AI-Core takes: far longer than a catalogue read
+REQUESTS = [
+    ("POST", "/api/v1/chats/12/messages/", "ai"),
+    ("POST", "/api/v1/chats/12/reply/", "ai"),
+    ("POST", "/api/v1/chats/12/regenerate/", "ai"),
+    ("GET", "/api/v1/chats/12/stream/", "stream"),  # a follower never takes a send's thread (issue 24)
+    ("POST", "/api/v1/chats/12/stream/", "app"),
+    ("GET", "/api/v1/chats/12/messages/", "app"),  # a page
+    ("DELETE", "/api/v1/chats/12/messages/", "app"),
+    ("POST", "/api/v1/chats/12/messages/7/select/", "app"),
+    ("POST", "/api/v1/chats/1234567890123456789/messages/", "app"),  # not an id: a 404 anywhere
+    ("POST", "/api/v1/chats/12/messages", "app"),
+    ("GET", "/api/v1/tutors/", "app"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "service"), REQUESTS)
+def test_which_service_serves_a_request(method, path, service):
+    assert serving.service_for(method, path) == service
+
+
+def test_nginx_routes_by_the_same_rule():
+    """deploy/nginx.conf's map, read as nginx does (first regex that matches,
+    else the default), agrees with serving.service_for on every request."""
+    site = (BASE_DIR / "deploy" / "nginx.conf").read_text()
+    block = re.search(r'map "\$request_method:\$uri" \$tutor_platform_service \{(.*?)\}\n', site, re.DOTALL)
+    assert block, "deploy/nginx.conf has no service map"
+    routes = re.findall(r'^\s*"~(.+)" (\w+);$', block[1], re.MULTILINE)
+    assert [service for _regex, service in routes] == ["ai", "stream"]
+    for method, path, service in REQUESTS:
+        key = f"{method}:{path}"
+        routed = next((name for regex, name in routes if re.search(regex, key)), "app")
+        assert routed == service, key
 
 
 @pytest.mark.parametrize(
-    ("request_line", "to_ai_pool"),
-    [
-        (b"POST /api/v1/chats/12/messages/ HTTP/1.1\r\nHost: x\r\n\r\n", True),
-        (b"POST /api/v1/chats/12/reply/ HTTP/1.1\r\n", True),
-        (b"POST /api/v1/chats/12/regenerate/ HTTP/1.1\r\n", True),
-        (b"GET /api/v1/chats/12/stream/ HTTP/1.1\r\n", True),
-        (b"GET /api/v1/chats/12/messages/?limit=50 HTTP/1.1\r\n", False),  # a page
-        (b"DELETE /api/v1/chats/12/messages/ HTTP/1.1\r\n", False),
-        (b"POST /api/v1/chats/12/messages/7/select/ HTTP/1.1\r\n", False),
-        (b"GET /api/v1/tutors/ HTTP/1.1\r\n", False),
-        (b"", False),  # nothing arrived yet: peek() says so (None)
-    ],
+    ("service", "bind", "threads"),
+    [("app", "127.0.0.1:8000", 32), ("ai", "127.0.0.1:8010", 128), ("stream", "127.0.0.1:8020", 32)],
 )
-def test_which_requests_go_to_the_ai_pool_and_the_request_stays_unread(request_line, to_ai_pool):
-    server, client = socket.socketpair()
-    with server, client:
-        client.sendall(request_line)
-        start = peek(server)
-        assert start == (request_line[:PEEK_BYTES] or None)
-        assert bool(start and waits_on_ai_core(start)) is to_ai_pool
-        if request_line:
-            assert server.recv(len(request_line)) == request_line
-
-
-@pytest.mark.parametrize(
-    ("request_line", "pool"),
-    [
-        (b"POST /api/v1/chats/12/messages/ HTTP/1.1\r\n", "ai"),
-        (b"POST /api/v1/chats/12/regenerate/ HTTP/1.1\r\n", "ai"),
-        (b"GET /api/v1/chats/12/stream/?last_event_id=40 HTTP/1.1\r\n", "stream"),
-        (b"POST /api/v1/chats/12/stream/ HTTP/1.1\r\n", None),
-        (b"GET /api/v1/chats/12/messages/ HTTP/1.1\r\n", None),
-    ],
-)
-def test_followers_have_a_pool_of_their_own(request_line, pool):
-    """Issue 24, item 1: a re-attached stream never takes a thread a send needs."""
-    assert pool_of(request_line) == pool
-
-
-def test_a_client_that_hung_up_is_told_from_one_that_sent_nothing_yet():
-    server, client = socket.socketpair()
-    with server:
-        assert peek(server) is None  # nothing yet: wait for it
-        client.close()
-        assert peek(server) == b""  # gone: a thread closes it
+def test_gunicorn_conf_serves_the_service_it_is_told(monkeypatch, service, bind, threads):
+    for variable in ("GUNICORN_SERVICES", "GUNICORN_BIND", "GUNICORN_AI_BIND", "GUNICORN_STREAM_BIND",
+                     "GUNICORN_THREADS", "GUNICORN_AI_THREADS", "GUNICORN_STREAM_THREADS"):  # fmt: skip
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("ENV_FILE", os.devnull)
+    monkeypatch.setenv("GUNICORN_SERVICE", service)
+    conf = runpy.run_path(str(BASE_DIR / "gunicorn.conf.py"))
+    assert (conf["bind"], conf["threads"], conf["worker_class"]) == (bind, threads, "gthread")
+    assert conf["proc_name"] == f"tutor_platform-{service}"
+    monkeypatch.setenv("GUNICORN_AI_THREADS", "7")
+    monkeypatch.setenv("GUNICORN_AI_BIND", "unix:/run/tutor/ai.sock")
+    chosen = runpy.run_path(str(BASE_DIR / "gunicorn.conf.py"))
+    if service == "ai":
+        assert (chosen["bind"], chosen["threads"]) == ("unix:/run/tutor/ai.sock", 7)
+    else:
+        assert (chosen["bind"], chosen["threads"]) == (bind, threads)
 
 
 @pytest.fixture(scope="module")
@@ -75,63 +84,61 @@ def slow_ai_core():
     yield from serve_stub("--delay", str(AI_DELAY))
 
 
-def test_a_full_ai_pool_leaves_the_catalogue_answering(tmp_path, slow_ai_core):
-    env = {
-        **os.environ,
-        "ENV_FILE": os.devnull,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'pools.sqlite3'}",
-        "AI_CORE_URL": slow_ai_core,
-        "GUNICORN_WORKERS": "1",
-        "GUNICORN_THREADS": "2",
-        "GUNICORN_AI_THREADS": "3",
-    }
-    port = free_port()
-    process = serve_with_gunicorn(env, port)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(f"{url}/api/v1/health/", timeout=60)
-        account = {"email": "pools@example.com", "username": "pools", "password": PASSWORD}
-        requests.post(f"{url}/api/v1/auth/register/", json=account, timeout=10)
-        access = requests.post(f"{url}/api/v1/auth/login/", json=account, timeout=10).json()["access"]
-        student = {"Authorization": f"Bearer {access}"}
-        tutor = requests.get(f"{url}/api/v1/tutors/", timeout=10).json()["results"][0]["id"]
-        chats = [
-            requests.post(f"{url}/api/v1/chats/", json={"tutor": tutor}, headers=student, timeout=10).json()[
-                "id"
+@pytest.mark.system  # starts servers or processes: not in `-m "not system"`
+def test_a_full_ai_service_leaves_the_catalogue_answering(tmp_path, slow_ai_core):
+    with redis_space("full-ai-service") as redis:
+        env = {
+            **os.environ,
+            "ENV_FILE": os.devnull,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'pools.sqlite3'}",
+            "CACHE_URL": redis.url,
+            "AI_CORE_URL": slow_ai_core,
+            "GUNICORN_WORKERS": "1",
+            "GUNICORN_THREADS": "2",
+            "GUNICORN_AI_THREADS": "3",
+            "GUNICORN_STREAM_THREADS": "2",
+            "NUM_PROXIES": "1",
+        }
+        with serve_behind_nginx(env, tmp_path / "served") as served:
+            url = served.nginx
+            account = {"email": "pools@example.com", "username": "pools", "password": PASSWORD}
+            requests.post(f"{url}/api/v1/auth/register/", json=account, timeout=10)
+            access = requests.post(f"{url}/api/v1/auth/login/", json=account, timeout=10).json()["access"]
+            student = {"Authorization": f"Bearer {access}"}
+            tutor = requests.get(f"{url}/api/v1/tutors/", timeout=10).json()["results"][0]["id"]
+            chats = [
+                requests.post(
+                    f"{url}/api/v1/chats/", json={"tutor": tutor}, headers=student, timeout=10
+                ).json()["id"]
+                for _ in range(5)
             ]
-            for _ in range(5)
-        ]
-        statuses: list[int] = []
+            statuses: list[int] = []
 
-        def send(chat: int) -> None:
-            response = requests.post(
-                f"{url}/api/v1/chats/{chat}/messages/",
-                json={"content": "Вопрос"},
-                headers=student,
-                timeout=60,
-            )
-            statuses.append(response.status_code)
+            def send(chat: int) -> None:
+                response = requests.post(
+                    f"{url}/api/v1/chats/{chat}/messages/",
+                    json={"content": "Вопрос"},
+                    headers=student,
+                    timeout=60,
+                )
+                statuses.append(response.status_code)
 
-        # Five sends: three take every AI thread, two wait for one.
-        senders = [threading.Thread(target=send, args=(chat,)) for chat in chats]
-        for sender in senders:
-            sender.start()
-        time.sleep(1)
-        started = time.monotonic()
-        # Both general threads are free: these are answered while every send still waits
-        # (in one shared pool of 2 + 3 threads they would wait for AI-Core's 6 s).
-        assert requests.get(f"{url}/api/v1/tutors/", timeout=AI_DELAY / 2).status_code == 200
-        assert (
-            requests.get(f"{url}/api/v1/auth/me/", headers=student, timeout=AI_DELAY / 2).status_code == 200
-        )
-        assert time.monotonic() - started < AI_DELAY / 2
-        assert not statuses  # no send has finished yet
-        for sender in senders:
-            sender.join(timeout=60)
-        assert statuses == [201] * 5  # the two that queued were answered too
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+            # Five sends: three take every thread of the ai service, two wait for one.
+            senders = [threading.Thread(target=send, args=(chat,)) for chat in chats]
+            for sender in senders:
+                sender.start()
+            time.sleep(1)
+            started = time.monotonic()
+            # Both threads of the app service are free: these are answered while every send
+            # still waits (in one service of 2 + 3 threads they would wait for AI-Core's 6 s).
+            assert requests.get(f"{url}/api/v1/tutors/", timeout=AI_DELAY / 2).status_code == 200
+            me = requests.get(f"{url}/api/v1/auth/me/", headers=student, timeout=AI_DELAY / 2)
+            assert me.status_code == 200
+            assert time.monotonic() - started < AI_DELAY / 2
+            assert not statuses  # no send has finished yet
+            for sender in senders:
+                sender.join(timeout=60)
+            assert statuses == [201] * 5  # the two that queued were answered too
 
 
 @pytest.mark.django_db
