@@ -22,7 +22,7 @@ BASE_DIR = os.path.dirname(os.path.abspath(__file__))
 environ.Env.read_env(os.environ.get("ENV_FILE", os.path.join(BASE_DIR, ".env")))
 sys.path.insert(0, BASE_DIR)
 
-from tutor_platform.serving import this_service  # noqa: E402  (after the env file is read)
+from tutor_platform.serving import services_run, this_service, threads_for  # noqa: E402  (after the env file is read)
 
 service = this_service()
 bind = service.bind()
@@ -37,8 +37,8 @@ workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 worker_class = "gthread"
 # Requests spend most of their time waiting (on AI-Core in the `ai` service),
 # so each process runs many threads: GUNICORN_THREADS (32), GUNICORN_AI_THREADS
-# (128) or GUNICORN_STREAM_THREADS (32).
-threads = service.threads()
+# (128) or GUNICORN_STREAM_THREADS (32); `app` alone, all three.
+threads = threads_for(service, services_run())
 # A send may wait AI_CORE_TIMEOUT (60 s) plus retries; leave room for it.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 200))
 graceful_timeout = 30

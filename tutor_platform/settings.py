@@ -188,7 +188,9 @@ try:
     SERVICE = serving.this_service()
 except serving.ServingError as error:
     raise ImproperlyConfigured(str(error)) from error
-SERVICE_THREADS = SERVICE.threads()  # this process's
+# Each service's threads per process (`app` alone takes the others' too).
+SERVER_THREADS = {service.name: serving.threads_for(service, SERVER_SERVICES) for service in SERVER_SERVICES}
+SERVICE_THREADS = SERVER_THREADS[SERVICE.name]  # this process's
 SERVER_WORKERS = env.int("GUNICORN_WORKERS", default=os.cpu_count() or 1)
 SERVER_PROCESSES = SERVER_WORKERS * len(SERVER_SERVICES)
 # App servers (hosts) sharing the database, each with this configuration:
@@ -203,11 +205,10 @@ _postgresql = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 DB_POOL = env.bool("DB_POOL", default=_postgresql and not DEBUG)
 
 
-def _pool_size(service: serving.Service) -> int:
+def _pool_size(service: str) -> int:
     """A process's pool: an equal share of the server's budget, no more than its threads."""
-    return env.int(
-        "DB_POOL_MAX_SIZE", default=max(1, min(service.threads(), DB_CONNECTION_BUDGET // SERVER_PROCESSES))
-    )
+    share = DB_CONNECTION_BUDGET // SERVER_PROCESSES
+    return env.int("DB_POOL_MAX_SIZE", default=max(1, min(SERVER_THREADS[service], share)))
 
 
 if DB_POOL:
@@ -219,7 +220,7 @@ if DB_POOL:
         raise ImproperlyConfigured("DB_POOL=True needs PostgreSQL.")
     # Django's backend, with a pool that drops all dead connections at once.
     DATABASES["default"]["ENGINE"] = "tutor_platform.db"
-    DB_POOL_MAX_SIZE = _pool_size(SERVICE)
+    DB_POOL_MAX_SIZE = _pool_size(SERVICE.name)
     # With CONN_HEALTH_CHECKS, Django asks the pool to check each connection
     # before handing it out.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -228,10 +229,10 @@ if DB_POOL:
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
     }
-    _per_service = {service.name: _pool_size(service) for service in SERVER_SERVICES}
+    _per_service = {name: _pool_size(name) for name in SERVER_THREADS}
 else:
     # Without a pool every serving thread may hold a connection of its own.
-    _per_service = {service.name: service.threads() for service in SERVER_SERVICES}
+    _per_service = SERVER_THREADS
 DB_CONNECTIONS_AT_MOST = SERVER_WORKERS * sum(_per_service.values())
 if _postgresql and not DEBUG and DB_CONNECTIONS_AT_MOST > DB_CONNECTION_BUDGET:
     raise ImproperlyConfigured(

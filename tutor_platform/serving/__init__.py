@@ -18,7 +18,8 @@ path (`service_for`, the same rule as nginx's map):
 GUNICORN_SERVICE names the service a gunicorn is (gunicorn.conf.py reads
 it for its bind and threads); GUNICORN_SERVICES lists the ones this app
 server runs (default all three; `app` alone serves everything in one
-service, for a box that cannot spare the memory of six processes). The
+service, with the threads of all three, for a box that cannot spare the
+memory of six processes). The
 settings split the database budget over all of their processes.
 Measured against the two-pool worker this replaced:
 docs/decisions/2026-12-05-serving-topology.md.
@@ -96,6 +97,17 @@ def this_service() -> Service:
     if name not in {service.name for service in services_run()}:
         raise ServingError(f"GUNICORN_SERVICE={name!r} is not one of GUNICORN_SERVICES.")
     return SERVICES[name]
+
+
+def threads_for(service: Service, run: list[Service]) -> int:
+    """A process's threads: its service's own; the `app` service also takes
+    the threads of each service the server does not run, whose requests it
+    serves (GUNICORN_SERVICES=app: 32 + 128 + 32)."""
+    if service.name != "app":
+        return service.threads()
+    running = {other.name for other in run}
+    served = [other for other in SERVICES.values() if other.name == "app" or other.name not in running]
+    return sum(other.threads() for other in served)
 
 
 def service_for(method: str, path: str) -> str:

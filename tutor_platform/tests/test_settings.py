@@ -204,7 +204,7 @@ def test_one_service_takes_the_whole_budget():
         CACHE_URL="redis://127.0.0.1:6379/1",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[1:] == ["32", "64"]  # the app service's 32 threads, under the 45
+    assert result.stdout.split()[1:] == ["45", "90"]  # 2 workers share the 90; 32 + 128 + 32 threads each
 
 
 @pytest.mark.parametrize(

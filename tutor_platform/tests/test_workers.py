@@ -79,6 +79,22 @@ def test_gunicorn_conf_serves_the_service_it_is_told(monkeypatch, service, bind,
         assert (chosen["bind"], chosen["threads"]) == (bind, threads)
 
 
+def test_the_app_service_alone_has_the_threads_of_all_three(monkeypatch):
+    """GUNICORN_SERVICES=app: it serves the sends and the followers too."""
+    for variable in (
+        "GUNICORN_THREADS",
+        "GUNICORN_AI_THREADS",
+        "GUNICORN_STREAM_THREADS",
+        "GUNICORN_SERVICE",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("ENV_FILE", os.devnull)
+    monkeypatch.setenv("GUNICORN_SERVICES", "app")
+    assert runpy.run_path(str(BASE_DIR / "gunicorn.conf.py"))["threads"] == 32 + 128 + 32
+    monkeypatch.setenv("GUNICORN_SERVICES", "app,ai")  # followers go to the app service
+    assert runpy.run_path(str(BASE_DIR / "gunicorn.conf.py"))["threads"] == 32 + 32
+
+
 @pytest.fixture(scope="module")
 def slow_ai_core():
     yield from serve_stub("--delay", str(AI_DELAY))
