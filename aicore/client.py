@@ -1,4 +1,10 @@
-"""HTTP client for AI-Core. Knows HTTP and JSON, nothing about chats."""
+"""HTTP client for AI-Core and other model servers. Knows HTTP and JSON,
+nothing about chats.
+
+`get_client()` is the process's router: a version's `model_id` of the form
+`<provider>/<model>` goes to that provider of AI_PROVIDERS (its own session
+and circuit breaker), anything else to the default (AI_CORE_URL, in
+AI_CORE_PROTOCOL). What each protocol sends and reads: protocols.py."""
 
 import contextlib
 import json
@@ -7,7 +13,6 @@ import threading
 import time
 import uuid
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import requests
@@ -15,40 +20,23 @@ from django.conf import settings
 from django.core.cache import cache
 from urllib3.exceptions import ConnectTimeoutError, DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
-from tutor_platform.validators import json_problem
-
 from . import stub
 from .circuit import CircuitBreaker
 from .exceptions import AICoreBadResponse, AICoreError, AICoreTimeout, AICoreUnavailable
+from .protocols import PROTOCOLS, AICoreProtocol, Generation, WireProtocol, parse_generation
+from .routing import Provider, split_model
 from .transport import Deadline, deadline, new_session
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-GENERATE_PATH = "/api/v1/generate"
-HEALTH_PATH = "/api/v1/health"
+GENERATE_PATH = AICoreProtocol.generate_path
+HEALTH_PATH = AICoreProtocol.health_path
 HEALTH_TIMEOUT = (1.0, 2.0)
 HEALTH_CACHE_KEY = "aicore:health"
-MAX_METADATA_DEPTH = 8
-
-
-@dataclass(frozen=True)
-class Generation:
-    """AI-Core's answer: the reply text and every other field it returned."""
-
-    content: str
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def parse_generation(body: Any) -> Generation:
-    """Checks a decoded answer at the boundary: nothing unstorable gets past it."""
-    if not isinstance(body, dict) or not isinstance(body.get("content"), str):
-        raise AICoreBadResponse("AI-Core answered JSON without a string `content`.")
-    problem = json_problem(body, max_depth=MAX_METADATA_DEPTH)
-    if problem:
-        raise AICoreBadResponse(f"AI-Core answered JSON that cannot be stored: {problem}.")
-    extra = {key: value for key, value in body.items() if key != "content"}
-    return Generation(content=body["content"], extra=extra)
+MODELS_CACHE_KEY = "aicore:models"
+MODELS_LISTED = 500  # of a server's model list, at most: they are offered in a form
+MODEL_ID_MAX_CHARS = 200  # TutorVersion.model_id's
 
 
 def request_body(
@@ -136,8 +124,10 @@ class AICoreClient:
         retry_backoff: float,
         api_key: str,
         breaker: CircuitBreaker,
+        protocol: WireProtocol = PROTOCOLS["aicore"],
         pool_size: int = 100,
     ) -> None:
+        self.protocol = protocol
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, timeout)
         self.stream_timeout = stream_timeout
@@ -147,11 +137,11 @@ class AICoreClient:
         self.breaker = breaker
         self.session = new_session(pool_size, self.base_url)
 
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
     def _headers(self, request_id: str) -> dict[str, str]:
-        headers = {"X-Request-ID": request_id, "Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        return headers
+        return {"X-Request-ID": request_id, "Accept": "application/json", **self._auth()}
 
     def generate(
         self, data: dict[str, Any], *, request_id: str, stream: bool = False
@@ -182,9 +172,9 @@ class AICoreClient:
     def _generate(
         self, data: dict[str, Any], request_id: str, stream: bool
     ) -> Generator[str, None, Generation]:
-        url = self.base_url + GENERATE_PATH
+        url = self.base_url + self.protocol.generate_path
         headers = {**self._headers(request_id), "Idempotency-Key": uuid.uuid4().hex}
-        body = {**data, "stream": True} if stream else data
+        body = self.protocol.request(data, stream)
         last_error: AICoreError = AICoreUnavailable()
         for attempt in range(self.max_retries + 1):
             if attempt:
@@ -210,10 +200,10 @@ class AICoreClient:
                 with self.session.post(
                     url, json=body, headers=headers, timeout=self.timeout, stream=True
                 ) as response:
-                    _check_status(response)
+                    _check_status(response, self.protocol.retry_statuses)
                     if stream and response.headers.get("Content-Type", "").startswith("text/event-stream"):
-                        return (yield from _read_events(response, watch))
-                    generation = parse_generation(decode_answer(_read_body(response, watch)))
+                        return (yield from self.protocol.events(_event_data(response, watch), decode_answer))
+                    generation = self.protocol.answer(decode_answer(_read_body(response, watch)))
                     if stream:
                         yield generation.content  # a JSON answer is relayed as one piece
                     return generation
@@ -227,9 +217,28 @@ class AICoreClient:
                 logger.warning("AI-Core transport error: %s", type(exc).__name__)
                 raise AICoreUnavailable() from exc
 
+    def models(self) -> list[str]:
+        """The models an OpenAI-compatible server lists (`GET /models`); none
+        from AI-Core, whose contract has no such list, or from a server down."""
+        if self.protocol.name != "openai":
+            return []
+        try:
+            response = self.session.get(
+                self.base_url + "/models", headers=self._auth(), timeout=HEALTH_TIMEOUT
+            )
+            listed = response.json().get("data") if response.status_code == 200 else None
+        except (requests.RequestException, ValueError, AttributeError):
+            return []
+        if not isinstance(listed, list):
+            return []
+        ids = (item.get("id") for item in listed[:MODELS_LISTED] if isinstance(item, dict))
+        return [model for model in ids if isinstance(model, str) and 0 < len(model) <= MODEL_ID_MAX_CHARS]
+
     def health(self) -> bool:
         try:
-            response = self.session.get(self.base_url + HEALTH_PATH, timeout=HEALTH_TIMEOUT)
+            response = self.session.get(
+                self.base_url + self.protocol.health_path, headers=self._auth(), timeout=HEALTH_TIMEOUT
+            )
         except requests.RequestException:
             return False
         return response.status_code == 200
@@ -243,8 +252,8 @@ class _NeverReached(Exception):
         self.error = error
 
 
-def _check_status(response: requests.Response) -> None:
-    if response.status_code == 503:
+def _check_status(response: requests.Response, retry_statuses: frozenset[int]) -> None:
+    if response.status_code in retry_statuses:
         retry_after = response.headers.get("Retry-After", "")
         if retry_after.isdigit():
             raise _NeverReached(AICoreUnavailable(retry_after=int(retry_after)))
@@ -297,33 +306,24 @@ def _read_body(response: requests.Response, watch: Deadline) -> bytes:
     return b"".join(_chunks(response, watch))
 
 
-def _read_events(response: requests.Response, watch: Deadline) -> Generator[str, None, Generation]:
-    """AI-Core's server-sent events: `{"delta": "..."}`..., then `{"done": true, ...extra}`."""
-    pieces: list[str] = []
+def _event_data(response: requests.Response, watch: Deadline) -> Iterator[bytes]:
+    """The `data:` of each server-sent event as it arrives (comments and
+    keep-alives skipped), for the protocol to read."""
     buffer = b""
     for chunk in _chunks(response, watch):
         buffer += chunk
         while b"\n\n" in buffer:
             block, buffer = buffer.split(b"\n\n", 1)
             data = b"\n".join(line[5:].lstrip() for line in block.splitlines() if line.startswith(b"data:"))
-            if not data:
-                continue  # a comment or a keep-alive
-            event = decode_answer(data)
-            if not isinstance(event, dict):
-                raise AICoreBadResponse("AI-Core sent an event that is not a JSON object.")
-            if event.get("done") is True:
-                extra = {key: value for key, value in event.items() if key != "done"}
-                return parse_generation({**extra, "content": "".join(pieces)})
-            delta = event.get("delta")
-            if not isinstance(delta, str) or json_problem(delta, max_depth=0):
-                raise AICoreBadResponse("AI-Core sent a delta that is not text it may send.")
-            pieces.append(delta)
-            yield delta
-    raise AICoreUnavailable("The AI tutor's answer broke off. Please retry.")
+            if data:
+                yield data
 
 
 class StubClient:
     """The built-in stub (`AI_CORE_URL=stub`): same interface, no network."""
+
+    def models(self) -> list[str]:
+        return []
 
     def generate(
         self, data: dict[str, Any], *, request_id: str, stream: bool = False
@@ -341,29 +341,88 @@ class StubClient:
         return True
 
 
+class Router:
+    """The process's way to every model server: each call goes to the client
+    its `model_id` names (routing.py), with the provider's prefix taken off."""
+
+    def __init__(self, default: "AICoreClient | StubClient", providers: dict[str, "AICoreClient"]) -> None:
+        self.default = default
+        self.providers = providers
+
+    def route(self, model_id: str) -> tuple["AICoreClient | StubClient", str]:
+        name, model = split_model(model_id, self.providers)
+        return (self.default if name is None else self.providers[name]), model
+
+    def generate(
+        self, data: dict[str, Any], *, request_id: str, stream: bool = False
+    ) -> Generator[str, None, Generation]:
+        client, model = self.route(str(data.get("model_id") or ""))
+        if model != data.get("model_id"):
+            data = {**data, "model_id": model}
+        return client.generate(data, request_id=request_id, stream=stream)
+
+    def health(self) -> bool:
+        return self.default.health()
+
+    def models(self) -> list[str]:
+        """Every model the servers list, a provider's with its prefix, as a
+        version's `model_id` names them."""
+        listed = self.default.models()
+        for name, client in self.providers.items():
+            listed += [f"{name}/{model}" for model in client.models()]
+        return listed
+
+
 def status() -> str:
-    """`stub`, `ok` or `unavailable`; a real check is cached for a few seconds."""
+    """The default's: `stub`, `ok` or `unavailable`; a real check is cached for a few seconds."""
     if settings.AI_CORE_URL == "stub":
         return "stub"
+    return _cached_health(HEALTH_CACHE_KEY, get_client().default)
+
+
+def known_models() -> list[str]:
+    """`Router.models`, cached for AI_CORE_MODELS_CACHE_SECONDS (a server
+    down is asked again only then): what the admin offers for a model id."""
     try:
-        known: str | None = cache.get(HEALTH_CACHE_KEY)
-    except Exception:  # the cache is down: check AI-Core itself
-        return "ok" if get_client().health() else "unavailable"
+        known: list[str] | None = cache.get(MODELS_CACHE_KEY)
+    except Exception:  # the cache is down: offer nothing rather than ask on every page
+        return []
     if known is None:
-        known = "ok" if get_client().health() else "unavailable"
+        known = get_client().models()
         with contextlib.suppress(Exception):
-            cache.set(HEALTH_CACHE_KEY, known, settings.AI_CORE_HEALTH_CACHE_SECONDS)
+            cache.set(MODELS_CACHE_KEY, known, settings.AI_CORE_MODELS_CACHE_SECONDS)
     return known
 
 
-_clients: dict[tuple[Any, ...], AICoreClient | StubClient] = {}
+def provider_status() -> dict[str, str]:
+    """Each AI_PROVIDERS provider by name: `ok` or `unavailable` (cached like `status`)."""
+    providers = get_client().providers
+    return {name: _cached_health(f"{HEALTH_CACHE_KEY}:{name}", client) for name, client in providers.items()}
+
+
+def _cached_health(key: str, client: "AICoreClient | StubClient") -> str:
+    try:
+        known: str | None = cache.get(key)
+    except Exception:  # the cache is down: check the server itself
+        return "ok" if client.health() else "unavailable"
+    if known is None:
+        known = "ok" if client.health() else "unavailable"
+        with contextlib.suppress(Exception):
+            cache.set(key, known, settings.AI_CORE_HEALTH_CACHE_SECONDS)
+    return known
+
+
+_clients: dict[tuple[Any, ...], Router] = {}
 _clients_lock = threading.Lock()
 
 
-def get_client() -> AICoreClient | StubClient:
-    """The process's client for the current settings (one session, one breaker)."""
+def get_client() -> Router:
+    """The process's router for the current settings (one session and one
+    breaker per server)."""
     key = (
         settings.AI_CORE_URL,
+        settings.AI_CORE_PROTOCOL,
+        tuple(settings.AI_PROVIDERS.values()),
         settings.AI_CORE_TIMEOUT,
         settings.AI_CORE_STREAM_TIMEOUT,
         settings.AI_CORE_CONNECT_TIMEOUT,
@@ -374,22 +433,31 @@ def get_client() -> AICoreClient | StubClient:
         settings.AI_CORE_CIRCUIT_RESET_SECONDS,
     )
     with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = _clients[key] = _build_client()
-        return client
+        router = _clients.get(key)
+        if router is None:
+            router = _clients[key] = Router(
+                _build_default(),
+                {name: _build(provider) for name, provider in settings.AI_PROVIDERS.items()},
+            )
+        return router
 
 
-def _build_client() -> AICoreClient | StubClient:
+def _build_default() -> "AICoreClient | StubClient":
     if settings.AI_CORE_URL == "stub":
         return StubClient()
+    default = Provider("default", settings.AI_CORE_PROTOCOL, settings.AI_CORE_URL, settings.AI_CORE_API_KEY)
+    return _build(default)
+
+
+def _build(provider: Provider) -> AICoreClient:
     return AICoreClient(
-        base_url=settings.AI_CORE_URL,
+        base_url=provider.url,
         timeout=settings.AI_CORE_TIMEOUT,
         stream_timeout=settings.AI_CORE_STREAM_TIMEOUT,
         connect_timeout=settings.AI_CORE_CONNECT_TIMEOUT,
         max_retries=settings.AI_CORE_MAX_RETRIES,
         retry_backoff=settings.AI_CORE_RETRY_BACKOFF,
-        api_key=settings.AI_CORE_API_KEY,
+        api_key=provider.api_key,
         breaker=CircuitBreaker(settings.AI_CORE_CIRCUIT_FAILURES, settings.AI_CORE_CIRCUIT_RESET_SECONDS),
+        protocol=PROTOCOLS[provider.protocol],
     )

@@ -50,7 +50,8 @@ def _attachments_line(attachments: list[dict[str, Any]]) -> str:
         return ""
     described = []
     for item in attachments:
-        size = f", {item.get('width')}×{item.get('height')}" if item.get("kind") == "image" else ""
+        sized = item.get("kind") == "image" and "width" in item
+        size = f", {item['width']}×{item['height']}" if sized else ""
         described.append(f"«{item.get('name', '?')}» ({item.get('kind', '?')}{size})")
     return f"Вложения ({len(attachments)}): " + "; ".join(described) + "."
 
@@ -59,3 +60,77 @@ def stream_pieces(answer: dict[str, Any]) -> list[str]:
     """The answer's `content` word by word (each word with the space after it),
     as a streaming AI-Core sends it: joined, they are the content again."""
     return re.findall(r"\s*\S+\s*", answer["content"]) or [answer["content"]]
+
+
+# The same stub behind the OpenAI chat-completions protocol (`aicore_stub --protocol openai`).
+
+
+def from_chat_completions(body: dict[str, Any]) -> dict[str, Any]:
+    """A chat-completions request as the request `generate` answers: the last
+    message is the student's (its text, its images), the user and assistant
+    messages before it the history; the system message is never echoed."""
+    messages = [item for item in body.get("messages") or [] if isinstance(item, dict)]
+    content = messages[-1].get("content") if messages else ""
+    given = content if isinstance(content, list) else [{"type": "text", "text": str(content or "")}]
+    parts: list[dict[str, Any]] = [part for part in given if isinstance(part, dict)]
+    images = [_link(part.get("image_url")) for part in parts if part.get("type") == "image_url"]
+    return {
+        "message": " ".join(str(part.get("text", "")) for part in parts if part.get("type") == "text"),
+        "history": [item for item in messages[:-1] if item.get("role") in ("user", "assistant")],
+        "model_id": str(body.get("model", "")),
+        "attachments": [
+            {"kind": "image", "name": url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "image"}
+            for url in images
+        ],
+    }
+
+
+def _link(image_url: Any) -> str:
+    """An `image_url` part's link: `{"url": ...}`, or the bare string some clients send."""
+    return str(image_url.get("url", "")) if isinstance(image_url, dict) else str(image_url or "")
+
+
+def chat_completion(body: dict[str, Any]) -> dict[str, Any]:
+    answer = generate(from_chat_completions(body))
+    return {
+        "id": "chatcmpl-stub",
+        "object": "chat.completion",
+        "model": str(body.get("model", "")),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer["content"]},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": _usage(answer),
+    }
+
+
+def chat_completion_chunks(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The streamed answer: a chunk per word, one with the finish reason,
+    and the usage chunk when `stream_options.include_usage` asks for it."""
+    answer = generate(from_chat_completions(body))
+    head: dict[str, Any] = {
+        "id": "chatcmpl-stub",
+        "object": "chat.completion.chunk",
+        "model": str(body.get("model", "")),
+    }
+    chunks: list[dict[str, Any]] = [
+        {**head, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+        for piece in stream_pieces(answer)
+    ]
+    chunks.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    options = body.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage") is True:
+        chunks.append({**head, "choices": [], "usage": _usage(answer)})
+    return chunks
+
+
+def _usage(answer: dict[str, Any]) -> dict[str, int]:
+    completion = len(answer["content"].split())
+    return {
+        "prompt_tokens": answer["tokens_used"] - completion,
+        "completion_tokens": completion,
+        "total_tokens": answer["tokens_used"],
+    }

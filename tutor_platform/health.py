@@ -16,6 +16,10 @@ HealthSerializer = inline_serializer(
         "status": serializers.ChoiceField(choices=["ok", "error"]),
         "database": serializers.ChoiceField(choices=["ok", "error"]),
         "ai_core": serializers.ChoiceField(choices=["ok", "stub", "unavailable"]),
+        "providers": serializers.DictField(
+            child=serializers.ChoiceField(choices=["ok", "unavailable"]),
+            help_text="Each model server besides AI-Core (AI_PROVIDERS), by name; empty when there is none.",
+        ),
         "cache": serializers.ChoiceField(
             choices=["ok", "unavailable"],
             help_text="Without the cache, throttles let requests through; the API keeps working.",
@@ -63,6 +67,7 @@ class HealthView(APIView):
             "status": "ok" if database == "ok" else "error",
             "database": database,
             "ai_core": aicore.status(),
+            "providers": aicore.provider_status(),
             "cache": cache_status(),
         }
         return Response(

@@ -14,6 +14,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from aicore import routing as ai_routing
 from tutor_platform import serving
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -533,6 +534,17 @@ if AI_CORE_URL == "stub" and not AI_CORE_ALLOW_STUB:
     )
 if AI_CORE_URL != "stub" and not AI_CORE_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(f"AI_CORE_URL must be `stub` or an http(s) base URL, not {AI_CORE_URL!r}.")
+# How AI_CORE_URL is spoken to: `aicore` (API_CONTRACT.md) or `openai`
+# (chat completions: vLLM, Ollama, llama.cpp's server, OpenAI; aicore/protocols.py).
+AI_CORE_PROTOCOL = env.str("AI_CORE_PROTOCOL", default="aicore")
+if AI_CORE_PROTOCOL not in ai_routing.PROTOCOL_NAMES:
+    raise ImproperlyConfigured(f"AI_CORE_PROTOCOL is one of {', '.join(ai_routing.PROTOCOL_NAMES)}.")
+# Model servers besides the default: a version's model_id `<provider>/<model>`
+# goes to that provider (aicore/routing.py).
+try:
+    AI_PROVIDERS = ai_routing.parse_providers(env.str("AI_PROVIDERS", default=""), os.environ)
+except ValueError as error:
+    raise ImproperlyConfigured(str(error)) from error
 AI_CORE_TIMEOUT = env.float("AI_CORE_TIMEOUT", default=60.0)
 # A streamed reply: AI_CORE_TIMEOUT between pieces, this for the whole reply.
 AI_CORE_STREAM_TIMEOUT = env.float("AI_CORE_STREAM_TIMEOUT", default=300.0)
@@ -545,6 +557,8 @@ AI_CORE_API_KEY = env.str("AI_CORE_API_KEY", default="")
 AI_CORE_CIRCUIT_FAILURES = env.int("AI_CORE_CIRCUIT_FAILURES", default=5)
 AI_CORE_CIRCUIT_RESET_SECONDS = env.float("AI_CORE_CIRCUIT_RESET_SECONDS", default=30.0)
 AI_CORE_HEALTH_CACHE_SECONDS = env.int("AI_CORE_HEALTH_CACHE_SECONDS", default=10)
+# The models OpenAI-compatible servers list, offered in the admin's model field.
+AI_CORE_MODELS_CACHE_SECONDS = env.int("AI_CORE_MODELS_CACHE_SECONDS", default=300)
 
 # Safety (moderation): every student message and every reply is checked by
 # each of these (`rules`: the built-in term lists; `openai`: an

@@ -8,6 +8,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from aicore.client import known_models
 from feedback.selectors import tutor_feedback_summary
 
 from . import services
@@ -117,12 +118,40 @@ class SystemPromptWidget(forms.Textarea):
         js = ["tutoring/prompt_editor.js"]
 
 
+class ModelIdInput(forms.TextInput):
+    """Free text that offers, as the editor types, the models the configured
+    OpenAI-compatible servers list (a provider's as `<provider>/<model>`,
+    aicore.client.known_models); nothing to offer with AI-Core alone."""
+
+    def get_context(self, name: str, value: object, attrs: dict | None) -> dict:
+        models = known_models()
+        if models:
+            attrs = {**(attrs or {}), "list": f"{name}-models"}
+        context = super().get_context(name, value, attrs)
+        context["models"] = models
+        return context
+
+    def render(self, name, value, attrs=None, renderer=None) -> str:  # type: ignore[no-untyped-def]
+        context = self.get_context(name, value, attrs)
+        field = self._render(self.template_name, context, renderer)
+        if not context["models"]:
+            return field
+        options = format_html_join("", '<option value="{}">', ((model,) for model in context["models"]))
+        return field + format_html('<datalist id="{}-models">{}</datalist>', name, options)
+
+
 class TutorForm(forms.ModelForm):
     """The tutor's own fields plus its content, which is saved as a new
     version (tutoring.services) when it changed."""
 
     model_id = forms.CharField(
-        label=_("Model id"), max_length=200, help_text=_("AI-Core model that answers for this tutor.")
+        label=_("Model id"),
+        max_length=200,
+        widget=ModelIdInput(),
+        help_text=_(
+            "AI-Core model that answers for this tutor, or provider/model for a model another "
+            "configured server runs."
+        ),
     )
     knowledge_base_id = forms.CharField(label=_("Knowledge base id"), max_length=200, required=False)
     system_prompt = forms.CharField(

@@ -332,6 +332,7 @@ class TestHealth:
             "status": "ok",
             "database": "ok",
             "ai_core": "ok",
+            "providers": {},
             "cache": "ok",
         }
 

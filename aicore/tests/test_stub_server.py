@@ -79,7 +79,13 @@ def test_whole_send_flow_over_http(stub_server, settings, auth_client, chat, api
 def test_health_reports_unavailable_when_nothing_listens(settings, api_client):
     settings.AI_CORE_URL = f"http://127.0.0.1:{free_port()}"
     body = api_client.get("/api/v1/health/").json()
-    assert body == {"status": "ok", "database": "ok", "ai_core": "unavailable", "cache": "ok"}
+    assert body == {
+        "status": "ok",
+        "database": "ok",
+        "ai_core": "unavailable",
+        "providers": {},
+        "cache": "ok",
+    }
 
 
 @pytest.mark.django_db

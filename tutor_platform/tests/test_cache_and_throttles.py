@@ -123,7 +123,13 @@ def test_without_redis_the_api_degrades_instead_of_failing(
         health = api_client.get("/api/v1/health/")
         elapsed = time.monotonic() - started
     assert health.status_code == 200
-    assert health.json() == {"status": "ok", "database": "ok", "ai_core": "stub", "cache": "unavailable"}
+    assert health.json() == {
+        "status": "ok",
+        "database": "ok",
+        "ai_core": "stub",
+        "providers": {},
+        "cache": "unavailable",
+    }
     # Every throttle on those requests failed open, and said so.
     assert sum("failing open" in record.getMessage() for record in caplog.records) >= 3
     # Short socket timeouts: three requests, a handful of 0.25 s waits, not 5 s each.

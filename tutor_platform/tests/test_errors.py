@@ -148,7 +148,13 @@ def test_admin_404_stays_html(admin_client):
 def test_health_reports_database_and_stub(api_client):
     response = api_client.get("/api/v1/health/")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "ai_core": "stub", "cache": "ok"}
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "ai_core": "stub",
+        "providers": {},
+        "cache": "ok",
+    }
 
 
 def test_health_is_503_when_the_database_is_unreachable(api_client, monkeypatch):

@@ -16,6 +16,7 @@ import yaml
 from django.core.management import call_command
 
 from accounts.models import User
+from aicore.tests.test_stub_server import serve_stub
 from conftest import PASSWORD
 
 pytestmark = pytest.mark.system  # starts servers or processes: not in `-m "not system"`
@@ -92,8 +93,26 @@ def test_the_session_calls_every_operation_of_the_schema(generated_client):
     assert operations - called == set()
 
 
+@pytest.fixture(scope="module")
+def openai_stub():
+    for url in serve_stub("--protocol", "openai"):
+        yield f"{url}/v1"
+
+
+@pytest.fixture(params=["aicore", "openai"])
+def model_server(request, settings):
+    """The built-in stub in process (AI-Core's protocol), and the stub's
+    server in OpenAI's protocol (issue 31: the session end to end on both)."""
+    if request.param == "openai":
+        settings.AI_CORE_URL = request.getfixturevalue("openai_stub")
+        settings.AI_CORE_PROTOCOL = "openai"
+    return request.param
+
+
 @pytest.mark.django_db(transaction=True)
-def test_the_session_runs_through_the_generated_client(generated_client, live_server, tutor, ml_user):
+def test_the_session_runs_through_the_generated_client(
+    generated_client, live_server, tutor, ml_user, model_server
+):
     sys.path.insert(0, str(generated_client))
     try:
         spec = importlib.util.spec_from_file_location("client_session", HERE / "client_session.py")
