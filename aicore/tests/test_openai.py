@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from accounts.roles import sync_roles
 from aicore import client as aicore
 from aicore.routing import Provider, parse_providers, split_model
 from aicore.tests.test_stub_server import serve_stub
@@ -355,6 +356,20 @@ class TestRouting:
         assert body["providers"] == {"fast": "ok", "down": "unavailable"}
         assert body["ai_core"] == "stub" and body["status"] == "ok"
         assert {request["path"] for request in providers.requests} == {"/v1/models"}
+
+    def test_the_try_it_panel_asks_the_provider_the_draft_names(self, client, staff_in, providers):
+        sync_roles()  # the roles' migration data is flushed between transactional tests
+        staff_in("Content editors")
+        draft = {"question": "Как решать x² = 4?", "system_prompt": "Черновик", "model_id": "fast/m-large"}
+        answered = client.post("/admin/tutoring/tutor/try/", draft)
+        assert answered.status_code == 200
+        assert answered.json() == {"draft": {"content": "Ответ модели"}}
+        (asked,) = providers.posted
+        assert asked["body"]["model"] == "m-large"
+        assert asked["body"]["messages"] == [
+            {"role": "system", "content": "Черновик"},
+            {"role": "user", "content": "Как решать x² = 4?"},
+        ]
 
     def test_the_admin_offers_the_providers_models(self, admin_client, tutor, providers):
         page = admin_client.get(f"/admin/tutoring/tutor/{tutor.pk}/change/").content.decode()
