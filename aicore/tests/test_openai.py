@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.contrib.auth.models import Group, Permission
 
 from accounts.roles import sync_roles
 from aicore import client as aicore
@@ -358,7 +359,7 @@ class TestRouting:
         assert {request["path"] for request in providers.requests} == {"/v1/models"}
 
     def test_the_try_it_panel_asks_the_provider_the_draft_names(self, client, staff_in, providers):
-        sync_roles()  # the roles' migration data is flushed between transactional tests
+        sync_roles(Group, Permission)  # the roles' migration data is flushed between transactional tests
         staff_in("Content editors")
         draft = {"question": "Как решать x² = 4?", "system_prompt": "Черновик", "model_id": "fast/m-large"}
         answered = client.post("/admin/tutoring/tutor/try/", draft)
