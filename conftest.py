@@ -289,6 +289,7 @@ def tutor_admin_form(tutor: Tutor, **changes) -> dict:
         "is_active": "on" if tutor.is_active else "",
         "model_id": tutor.model_id,
         "knowledge_base_id": tutor.knowledge_base_id,
+        "teaching_mode": tutor.current_version.teaching_mode if tutor.current_version else "socratic",
         "system_prompt": tutor.system_prompt,
         "note": "",
         "base_version": tutor.current_version.number if tutor.current_version else 0,

@@ -106,6 +106,10 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = (
         (None, {"fields": ("email", "username", "full_name", "password")}),
         (_("Preferences and consent"), {"fields": ("preferences_pretty", "allow_training")}),
+        (
+            _("Learner context"),
+            {"fields": ("learner_grade", "learner_level", "learner_language", "learner_goals")},
+        ),
         (_("Daily quota"), {"fields": ("daily_messages_limit", "daily_tokens_limit")}),
         (
             _("Permissions"),

@@ -1,6 +1,6 @@
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
@@ -46,6 +46,17 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+class LearnerLevel(models.TextChoices):
+    SCHOOL = "school", _("School")
+    UNIVERSITY = "university", _("University")
+    ADULT = "adult", _("Adult")
+
+
+class LearnerLanguage(models.TextChoices):
+    RU = "ru", _("Russian")
+    EN = "en", _("English")
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     email = models.EmailField(_("email"), max_length=254, unique=True)
     username = models.CharField(
@@ -77,6 +88,18 @@ class User(AbstractBaseUser, PermissionsMixin):
         blank=True,
         help_text=_("Tokens per UTC day for this student. Empty: the platform's default; 0: no limit."),
     )
+    # Learner context (the contract's `learner`): what the tutor may know of
+    # how to talk to this student. Sent to AI-Core with every question.
+    learner_grade = models.PositiveSmallIntegerField(
+        _("grade"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(11)]
+    )
+    learner_level = models.CharField(
+        _("level"), max_length=16, choices=LearnerLevel.choices, blank=True, default="", db_default=""
+    )
+    learner_language = models.CharField(
+        _("language"), max_length=8, choices=LearnerLanguage.choices, blank=True, default="", db_default=""
+    )
+    learner_goals = models.CharField(_("goals"), max_length=500, blank=True, default="", db_default="")
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

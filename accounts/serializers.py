@@ -4,10 +4,10 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from tutor_platform.fields import StrictCharField, StrictModelSerializer
+from tutor_platform.fields import StrictCharField, StrictIntegerField, StrictModelSerializer
 from tutor_platform.validators import validate_json_limits
 
-from .models import USERNAME_VALIDATOR, User, normalize_email
+from .models import USERNAME_VALIDATOR, LearnerLanguage, LearnerLevel, User, normalize_email
 
 PREFERENCES_MAX_BYTES = 16 * 1024
 PREFERENCES_MAX_DEPTH = 8
@@ -35,8 +35,51 @@ def validate_username_characters(value: str) -> None:
     USERNAME_VALIDATOR(value)
 
 
+class LearnerSerializer(serializers.Serializer):
+    """What the tutor may know of how to talk to the student (sent to AI-Core
+    with every question as `learner.profile`). Each field may be null (or
+    empty goals): not said."""
+
+    grade = StrictIntegerField(
+        source="learner_grade", min_value=1, max_value=11, allow_null=True, required=False,
+        help_text="School grade, 1 to 11.",
+    )  # fmt: skip
+    level = serializers.ChoiceField(
+        source="learner_level", choices=LearnerLevel.choices, allow_null=True, required=False
+    )
+    language = serializers.ChoiceField(
+        source="learner_language", choices=LearnerLanguage.choices, allow_null=True, required=False,
+        help_text="The language the student wants to be taught in.",
+    )  # fmt: skip
+    goals = StrictCharField(
+        source="learner_goals", max_length=500, allow_blank=True, required=False,
+        help_text="What the student wants to reach, in their words (at most 500 characters).",
+    )  # fmt: skip
+
+    def to_representation(self, user: User) -> dict[str, Any]:
+        return {
+            "grade": user.learner_grade,
+            "level": user.learner_level or None,
+            "language": user.learner_language or None,
+            "goals": user.learner_goals,
+        }
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
+        if unknown:
+            raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
+        values = super().to_internal_value(data)
+        # Null means "not said": stored as empty text where the column is text.
+        text = {"learner_level", "learner_language", "learner_goals"}
+        return {key: "" if value is None and key in text else value for key, value in values.items()}
+
+
 class ProfileSerializer(StrictModelSerializer):
     """The user's profile. `full_name` and `username` can be changed."""
+
+    learner = LearnerSerializer(
+        source="*", required=False, help_text="How the tutor should teach you: sent with each question."
+    )
 
     username = StrictCharField(
         max_length=150,
@@ -54,6 +97,7 @@ class ProfileSerializer(StrictModelSerializer):
             "is_active",
             "preferences",
             "allow_training",
+            "learner",
             "created_at",
             "updated_at",
         ]

@@ -51,7 +51,16 @@ def user_register(
         raise
 
 
-PROFILE_FIELDS = ("full_name", "username", "allow_training")
+PROFILE_FIELDS = (
+    "full_name",
+    "username",
+    "allow_training",
+    # The learner context (ProfileSerializer's `learner`).
+    "learner_grade",
+    "learner_level",
+    "learner_language",
+    "learner_goals",
+)
 
 
 def user_update(*, user: User, data: dict[str, Any]) -> User:

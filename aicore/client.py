@@ -49,10 +49,12 @@ def request_body(
     message: str,
     history: list[dict[str, str]],
     attachments: list[dict[str, Any]],
+    learner: dict[str, Any],
 ) -> dict[str, Any]:
     """The contract's generate body. `content` has the tutor's system_prompt,
     model_id and knowledge_base_id (a tutor version, or an unsaved draft);
-    `student` is the pseudonymous key of who asks."""
+    `student` is the pseudonymous key of who asks; `learner` the learner
+    context (profile, teaching_mode, intent, progress_minutes, struggle)."""
     return {
         "student": student,
         "chat_id": chat_id,
@@ -64,6 +66,7 @@ def request_body(
         "message": message,
         "history": history,
         "attachments": attachments,
+        "learner": learner,
     }
 
 

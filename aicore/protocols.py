@@ -106,8 +106,10 @@ class OpenAIProtocol:
 
     def request(self, data: dict[str, Any], stream: bool) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
-        if data.get("system_prompt"):
-            messages.append({"role": "system", "content": data["system_prompt"]})
+        parts = (data.get("system_prompt"), learner_text(data.get("learner")))
+        system = "\n\n".join(part for part in parts if part)
+        if system:
+            messages.append({"role": "system", "content": system})
         messages += [{"role": item["role"], "content": item["content"]} for item in data.get("history") or []]
         messages.append({"role": "user", "content": self.user_content(data)})
         body: dict[str, Any] = {"model": data.get("model_id") or "", "messages": messages, "stream": stream}
@@ -168,6 +170,30 @@ class OpenAIProtocol:
                 pieces.append(checked_delta(content))
                 yield pieces[-1]
         raise AICoreUnavailable("The AI tutor's answer broke off. Please retry.")
+
+
+def learner_text(learner: Any) -> str:
+    """The learner block as text, for a model that reads only messages: it
+    follows the tutor's prompt in the system message."""
+    if not isinstance(learner, dict):
+        return ""
+    profile = _object(learner.get("profile"))
+    struggle = _object(learner.get("struggle"))
+    lines = [
+        "Learner context:",
+        f"- teaching mode: {learner.get('teaching_mode')}",
+        f"- the student asks for: {learner.get('intent')}",
+        f"- struggling: {struggle.get('level', 'none')} (score {struggle.get('score', 0)})",
+        f"- minutes studied with this tutor: {learner.get('progress_minutes', 0)}",
+    ]
+    known = {key: value for key, value in profile.items() if value not in (None, "")}
+    if known:
+        lines.append("- student: " + "; ".join(f"{key}: {value}" for key, value in known.items()))
+    return "\n".join(lines)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _first_choice(body: Any) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ def generate(data: dict[str, Any]) -> dict[str, Any]:
             f"Вы написали: «{echo}».",
             f"Я вижу {len(history)} предыдущих сообщений в этом диалоге.",
             _attachments_line(attachments),
+            _learner_line(data.get("learner")),
             "Давайте разберём это по шагам: сначала сформулируем, что известно, "
             "затем — что нужно найти, и только потом выберем метод решения.",
         )
@@ -42,6 +43,19 @@ def generate(data: dict[str, Any]) -> dict[str, Any]:
         "processing_time": round(0.001 * tokens_used, 3),
         "stub": True,
     }
+
+
+def _learner_line(learner: Any) -> str:
+    """How the stub was asked to teach (mode, intent, struggle): a developer
+    sees the learner block arrive."""
+    if not isinstance(learner, dict):
+        return ""
+    given = learner.get("struggle")
+    struggle: dict[str, Any] = given if isinstance(given, dict) else {}
+    return (
+        f"Режим: {learner.get('teaching_mode')}; просьба: {learner.get('intent')}; "
+        f"затруднения: {struggle.get('level', 'none')}."
+    )
 
 
 def _attachments_line(attachments: list[dict[str, Any]]) -> str:

@@ -44,6 +44,16 @@ class ReplyStatus(models.TextChoices):
     FAILED = "failed"
 
 
+class Intent(models.TextChoices):
+    """What a student asks of the tutor with a message."""
+
+    QUESTION = "question", _("Question")
+    HINT = "hint", _("Hint")
+    NEXT_STEP = "next_step", _("Next step")
+    CHECK_ANSWER = "check_answer", _("Check my answer")
+    SHOW_SOLUTION = "show_solution", _("Show the solution")
+
+
 class Message(models.Model):
     class Role(models.TextChoices):
         USER = "user", _("User")
@@ -97,6 +107,11 @@ class Message(models.Model):
     latency_ms = models.PositiveIntegerField(_("latency ms"), null=True, blank=True)
     moderation = models.CharField(
         _("moderation"), max_length=16, choices=Moderation.choices, blank=True, default="", db_default=""
+    )
+    # On user messages: what the student asked the tutor to do (the
+    # contract's `intent`); empty on assistant messages.
+    intent = models.CharField(
+        _("intent"), max_length=16, choices=Intent.choices, blank=True, default="", db_default=""
     )
     # Set by the send flow to the moment the chat's last_message_at records.
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)

@@ -11,7 +11,7 @@ from tutor_platform.serializers import ModelSerializer
 from tutoring.selectors import tutor_list
 from tutoring.serializers import ChatTutorSerializer
 
-from .models import Chat, Message, ReplyStatus
+from .models import Chat, Intent, Message, ReplyStatus
 
 ATTACHMENTS_MAX_ITEMS = 5
 MAX_DB_ID = 2**63 - 1
@@ -150,7 +150,7 @@ class ReplyErrorField(ReplyStatusField):
 
 
 class ModerationField(serializers.ChoiceField):
-    """A reply's `Message.Moderation`, null when it has none."""
+    """A message's choice (`moderation`, `intent`), null when it has none."""
 
     def to_representation(self, value: str) -> str | None:
         return value or None
@@ -201,6 +201,13 @@ class MessageSerializer(ModelSerializer):
         ),
     )
 
+    intent = ModerationField(
+        choices=Intent.choices,
+        allow_null=True,
+        read_only=True,
+        help_text="On user messages: what the student asked the tutor to do. Null on replies.",
+    )
+
     class Meta:
         model = Message
         fields = [
@@ -217,6 +224,7 @@ class MessageSerializer(ModelSerializer):
             "reply_status",
             "reply_error",
             "moderation",
+            "intent",
             "created_at",
         ]
         read_only_fields = fields
@@ -241,6 +249,7 @@ class MessageSerializer(ModelSerializer):
             "reply_status": fields["reply_status"].to_representation(message),
             "reply_error": fields["reply_error"].to_representation(message),
             "moderation": message.moderation or None,
+            "intent": message.intent or None,
             "created_at": DATETIME.to_representation(message.created_at),
         }
 
@@ -260,6 +269,11 @@ class AttachmentReferenceSerializer(serializers.Serializer):
 
 class SendMessageSerializer(serializers.Serializer):
     content = StrictCharField(trim_whitespace=False, help_text="Non-empty text, at most MESSAGE_MAX_CHARS.")
+    intent = serializers.ChoiceField(
+        choices=Intent.choices,
+        default=Intent.QUESTION,
+        help_text="What the student asks the tutor to do with the message; AI-Core gets it (learner.intent).",
+    )
     attachments = serializers.ListField(
         child=AttachmentReferenceSerializer(),
         max_length=ATTACHMENTS_MAX_ITEMS,

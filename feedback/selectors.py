@@ -72,18 +72,28 @@ class VersionStats:
     detailed_count: int
     rating_avg: Decimal | None
     reactions: dict[str, int]
+    # The share of its replies given at each struggle level (learner context);
+    # replies from before learner context count in none of them.
+    struggle: dict[str, float]
+
+
+STRUGGLE_LEVELS = ("none", "some", "high")
 
 
 def tutor_version_stats(*, version_ids: list[int]) -> dict[int, VersionStats]:
     """Replies, ratings and reactions per version: two grouped queries,
     whatever the number of versions, replies and feedback."""
-    replies = dict(
-        Message.objects.filter(tutor_version_id__in=version_ids)
+    levels = {
+        f"struggle_{level}": Count("id", filter=Q(metadata__learner__struggle__level=level))
+        for level in STRUGGLE_LEVELS
+    }
+    replies = {
+        row["tutor_version_id"]: row
+        for row in Message.objects.filter(tutor_version_id__in=version_ids)
         .values("tutor_version_id")
         .order_by()
-        .annotate(n=Count("id"))
-        .values_list("tutor_version_id", "n")
-    )
+        .annotate(n=Count("id"), **levels)
+    }
     detailed = Q(feedback_type=Feedback.FeedbackType.DETAILED)
     aggregates = {
         "detailed_count": Count("id", filter=detailed),
@@ -100,11 +110,16 @@ def tutor_version_stats(*, version_ids: list[int]) -> dict[int, VersionStats]:
     stats = {}
     for pk in version_ids:
         row = rows.get(pk, {})
+        made = replies.get(pk, {})
         stats[pk] = VersionStats(
-            replies=replies.get(pk, 0),
+            replies=made.get("n", 0),
             detailed_count=row.get("detailed_count", 0),
             rating_avg=two_places(row.get("rating_avg")),
             reactions={value: row.get(f"reaction_{value}", 0) for value in Feedback.QuickReaction.values},
+            struggle={
+                level: round(made.get(f"struggle_{level}", 0) / made["n"], 4) if made.get("n") else 0.0
+                for level in STRUGGLE_LEVELS
+            },
         )
     return stats
 

@@ -131,6 +131,27 @@ extend_schema_field({"type": "string", "nullable": True, "example": "s_3f9a0c2d7
 )
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "description": (
+            "The learner context AI-Core got with the rated reply (profile, teaching_mode, intent, "
+            "progress_minutes, struggle); null for replies from before it existed."
+        ),
+    }
+)
+class LearnerBlockField(serializers.Field):
+    """The `learner` block a reply's metadata keeps."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="reply_metadata", read_only=True, **kwargs)
+
+    def to_representation(self, metadata: Any) -> dict[str, Any] | None:
+        learner = metadata.get("learner") if isinstance(metadata, dict) else None
+        return learner if isinstance(learner, dict) else None
+
+
 class MLFeedbackSerializer(FeedbackSerializer):
     """A feedback item with its training context: tutor, reply and prompt."""
 
@@ -143,6 +164,7 @@ class MLFeedbackSerializer(FeedbackSerializer):
         help_text="The tutor version that wrote the rated reply (null for replies older than versions).",
     )
     reply = ReplySerializer(source="*")
+    learner = LearnerBlockField()
     prompt = serializers.CharField(
         source="prompt_content", help_text="The user message that preceded the reply."
     )
@@ -154,6 +176,7 @@ class MLFeedbackSerializer(FeedbackSerializer):
             "tutor_version",
             "processed_at",
             "reply",
+            "learner",
             "prompt",
         ]
         read_only_fields = fields
@@ -197,6 +220,12 @@ class ReactionCountsSerializer(serializers.Serializer):
     incorrect = serializers.IntegerField()
 
 
+class StruggleSharesSerializer(serializers.Serializer):
+    none = serializers.FloatField()
+    some = serializers.FloatField()
+    high = serializers.FloatField()
+
+
 class TutorVersionStatsSerializer(serializers.Serializer):
     number = serializers.IntegerField()
     system_prompt = serializers.CharField()
@@ -218,6 +247,13 @@ class TutorVersionStatsSerializer(serializers.Serializer):
     )
     reactions = ReactionCountsSerializer(
         source="stats.reactions", help_text="Quick reactions to its replies."
+    )
+    struggle = StruggleSharesSerializer(
+        source="stats.struggle",
+        help_text=(
+            "The share of its replies given at each struggle level of the learner context (0..1); "
+            "replies from before learner context existed count in none."
+        ),
     )
 
 

@@ -85,6 +85,7 @@ def training_record(feedback: Feedback) -> dict[str, Any]:
         "student_message": feedback.prompt_content,
         "student_attachments": feedback.prompt_attachments,
         "reply": {"content": feedback.reply_content, "metadata": feedback.reply_metadata},
+        "learner": feedback.reply_metadata.get("learner"),  # what AI-Core was told with it (issue 29)
         "feedback": {
             "type": feedback.feedback_type,
             "rating": feedback.rating,

@@ -495,6 +495,9 @@ SPECTACULAR_SETTINGS = {
         "FeedbackTypeEnum": "feedback.models.Feedback.FeedbackType",
         "QuickReactionEnum": "feedback.models.Feedback.QuickReaction",
         "HealthStatusEnum": ["ok", "error"],
+        "IntentEnum": "chats.models.Intent",
+        "LearnerLevelEnum": "accounts.models.LearnerLevel",
+        "LearnerLanguageEnum": "accounts.models.LearnerLanguage",
     },
 }
 
@@ -506,6 +509,10 @@ MESSAGE_MAX_CHARS = env.int("MESSAGE_MAX_CHARS", default=8000)
 # (tutoring/catalogue.py); this bounds an entry's age all the same. 0: no cache.
 CATALOGUE_CACHE_SECONDS = env.int("CATALOGUE_CACHE_SECONDS", default=300)
 AI_HISTORY_MESSAGES = env.int("AI_HISTORY_MESSAGES", default=20)
+# The exchanges the struggle estimate looks back over (chats/replies/learning.py).
+AI_STRUGGLE_WINDOW = env.int("AI_STRUGGLE_WINDOW", default=10)
+if AI_STRUGGLE_WINDOW < 1:
+    raise ImproperlyConfigured("AI_STRUGGLE_WINDOW must be 1 or more.")
 # Requests that ask AI-Core and run Python at once, per process (tutor_platform/serving/cpu_gate.py).
 # One: two in a process never run in parallel (the GIL), and a second one
 # only doubled what a catalogue read waits for in a burst.

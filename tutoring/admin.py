@@ -14,7 +14,7 @@ from feedback.selectors import tutor_feedback_summary
 from . import services
 from .admin_versions import history_table, try_it_panel, version_urls
 from .catalogue import catalogue_changed
-from .models import Course, Tutor, TutorVersion
+from .models import Course, TeachingMode, Tutor, TutorVersion
 from .services import TutorContent, normalize_prompt
 
 
@@ -154,6 +154,13 @@ class TutorForm(forms.ModelForm):
         ),
     )
     knowledge_base_id = forms.CharField(label=_("Knowledge base id"), max_length=200, required=False)
+    teaching_mode = forms.ChoiceField(
+        label=_("Teaching mode"),
+        choices=TeachingMode.choices,
+        initial=TeachingMode.SOCRATIC,
+        required=False,  # not posted: the default
+        help_text=_("How the tutor teaches; changing it makes a new version, like the prompt."),
+    )
     system_prompt = forms.CharField(
         label=_("System prompt"),
         widget=SystemPromptWidget(),
@@ -181,7 +188,7 @@ class TutorForm(forms.ModelForm):
         version = self.instance.current_version if self.instance.pk else None
         content = TutorContent.of(version)
         if content is not None:
-            for name in ("model_id", "knowledge_base_id", "system_prompt"):
+            for name in ("model_id", "knowledge_base_id", "teaching_mode", "system_prompt"):
                 self.fields[name].initial = getattr(content, name)
         self.fields["base_version"].initial = version.number if version else 0
 
@@ -225,7 +232,8 @@ class TutorForm(forms.ModelForm):
 
     def content(self) -> TutorContent:
         data = self.cleaned_data
-        return TutorContent(data["system_prompt"], data["model_id"], data.get("knowledge_base_id", ""))
+        mode = data.get("teaching_mode") or TeachingMode.SOCRATIC
+        return TutorContent(data["system_prompt"], data["model_id"], data.get("knowledge_base_id", ""), mode)
 
 
 @admin.register(Tutor)
@@ -262,7 +270,16 @@ class TutorAdmin(ChangesCatalogue, admin.ModelAdmin):
         (None, {"fields": ("course", "name", "description", "is_active")}),
         (
             _("AI configuration"),
-            {"fields": ("model_id", "knowledge_base_id", "system_prompt", "note", "base_version")},
+            {
+                "fields": (
+                    "model_id",
+                    "knowledge_base_id",
+                    "teaching_mode",
+                    "system_prompt",
+                    "note",
+                    "base_version",
+                )
+            },
         ),
         (_("Try it before it goes live"), {"fields": ("try_it",)}),
         (_("Version history"), {"fields": ("version_history",)}),
@@ -328,6 +345,11 @@ class TutorAdmin(ChangesCatalogue, admin.ModelAdmin):
     @admin.display(description=_("Knowledge base id"))
     def knowledge_base_id(self, obj: Tutor) -> str:
         return obj.knowledge_base_id
+
+    @admin.display(description=_("Teaching mode"))
+    def teaching_mode(self, obj: Tutor) -> str:
+        version = obj.current_version
+        return TeachingMode(version.teaching_mode).label if version else "—"
 
     @admin.display(description=_("System prompt"))
     def system_prompt(self, obj: Tutor) -> str:

@@ -31,7 +31,7 @@ from feedback.selectors import VersionStats, tutor_version_stats
 from tutor_platform.throttling import TryItThrottle
 
 from . import services
-from .models import Tutor, TutorVersion
+from .models import TeachingMode, Tutor, TutorVersion
 from .preview import preview_reply
 from .services import TutorContent
 
@@ -177,6 +177,7 @@ class TryItForm(forms.Form):
     system_prompt = forms.CharField(required=False, strip=False)
     model_id = forms.CharField(max_length=200)
     knowledge_base_id = forms.CharField(max_length=200, required=False)
+    teaching_mode = forms.ChoiceField(choices=TeachingMode.choices, required=False)
 
 
 # The editor's words for the API's AI-Core errors (the API's own stay English).
@@ -297,7 +298,10 @@ def version_urls(model_admin: "TutorAdmin") -> list:
                 headers={"Retry-After": str(wait)},
             )
         data = form.cleaned_data
-        draft = TutorContent(data["system_prompt"], data["model_id"], data["knowledge_base_id"]).normalized()
+        mode = data["teaching_mode"] or TeachingMode.SOCRATIC
+        draft = TutorContent(
+            data["system_prompt"], data["model_id"], data["knowledge_base_id"], mode
+        ).normalized()
         request_id = f"try-it-{uuid.uuid4().hex}"
         answers = {
             "draft": _answer(

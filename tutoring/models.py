@@ -95,6 +95,14 @@ class Tutor(models.Model):
         return self.current_version.knowledge_base_id if self.current_version else ""
 
 
+class TeachingMode(models.TextChoices):
+    """How a tutor version teaches (the contract's `teaching_mode`)."""
+
+    SOCRATIC = "socratic", _("Socratic: guiding questions, no full solution before the student tries")
+    HINTS = "hints", _("Hints: one step at a time")
+    DIRECT = "direct", _("Direct: the full explanation")
+
+
 class TutorVersion(models.Model):
     """An immutable snapshot of what AI-Core gets for a tutor. Rows are only
     ever added (tutoring.services), never changed or deleted."""
@@ -110,6 +118,14 @@ class TutorVersion(models.Model):
         _("model id"), max_length=200, help_text=_("AI-Core model that answers for this tutor.")
     )
     knowledge_base_id = models.CharField(_("knowledge base id"), max_length=200, blank=True)
+    teaching_mode = models.CharField(
+        _("teaching mode"),
+        max_length=16,
+        choices=TeachingMode.choices,
+        default=TeachingMode.SOCRATIC,
+        db_default=TeachingMode.SOCRATIC,
+        help_text=_("How the tutor teaches; sent to AI-Core with every message."),
+    )
     note = models.CharField(_("note"), max_length=500, blank=True, help_text=_("What changed and why."))
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

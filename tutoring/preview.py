@@ -21,6 +21,14 @@ def preview_reply(
         message=question,
         history=[],
         attachments=[],
+        # No student: an empty profile, a first question, nothing to struggle with.
+        learner={
+            "profile": {"grade": None, "level": None, "language": None, "goals": ""},
+            "teaching_mode": content.teaching_mode,
+            "intent": "question",
+            "progress_minutes": 0,
+            "struggle": {"level": "none", "score": 0.0, "evidence": []},
+        },
     )
     release_db_connection()
     return drain(get_client().generate(payload, request_id=request_id, stream=False)).content

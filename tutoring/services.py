@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts.models import User
 
 from .catalogue import catalogue_changed
-from .models import Course, Tutor, TutorVersion
+from .models import Course, TeachingMode, Tutor, TutorVersion
 
 _TRAILING_SPACE = re.compile(r"[ \t\f\v]+$", re.MULTILINE)
 
@@ -29,22 +29,26 @@ def normalize_prompt(text: str) -> str:
 
 @dataclass(frozen=True)
 class TutorContent:
+    """What a version holds, the part AI-Core is asked with."""
+
     system_prompt: str
     model_id: str
     knowledge_base_id: str = ""
+    teaching_mode: str = TeachingMode.SOCRATIC
 
     def normalized(self) -> "TutorContent":
         return TutorContent(
             system_prompt=normalize_prompt(self.system_prompt),
             model_id=self.model_id.strip(),
             knowledge_base_id=self.knowledge_base_id.strip(),
+            teaching_mode=self.teaching_mode,
         )
 
     @classmethod
     def of(cls, version: TutorVersion | None) -> "TutorContent | None":
         if version is None:
             return None
-        return cls(version.system_prompt, version.model_id, version.knowledge_base_id)
+        return cls(version.system_prompt, version.model_id, version.knowledge_base_id, version.teaching_mode)
 
 
 def tutor_version_save(
@@ -70,6 +74,7 @@ def tutor_version_save(
             system_prompt=content.system_prompt,
             model_id=content.model_id,
             knowledge_base_id=content.knowledge_base_id,
+            teaching_mode=content.teaching_mode,
             note=note.strip(),
             created_by=by,
         )
@@ -82,7 +87,8 @@ def tutor_version_save(
 def tutor_version_restore(*, tutor: Tutor, number: int, by: User | None = None) -> TutorVersion | None:
     """A new version with the content of version `number` (history is never rewritten)."""
     old = TutorVersion.objects.get(tutor=tutor, number=number)
-    content = TutorContent(old.system_prompt, old.model_id, old.knowledge_base_id)
+    content = TutorContent.of(old)
+    assert content is not None
     return tutor_version_save(tutor=tutor, content=content, note=f"Restored version {number}", by=by)
 
 

@@ -101,7 +101,11 @@ def dashboard(*, tutor_id: int | None = None, last: date | None = None) -> Dashb
     return Dashboard(
         days=list(days.values()),
         ratings=_rating_lines(shown, first, last),
-        top_tutors=[row for row in top if row["messages"]],
+        top_tutors=[
+            {**row, "struggling_share": round(100 * row["struggling"] / row["messages"], 1)}
+            for row in top
+            if row["messages"]
+        ],
         nearest_quota=_nearest_quota(last),
         tutors=sorted(tutors, key=lambda row: row["name"]),
     )
@@ -122,6 +126,7 @@ def _tutors(first: date, last: date) -> list[dict[str, Any]]:
             messages=Coalesce(Sum("recent__messages"), 0),
             tokens=Coalesce(Sum("recent__tokens"), 0),
             failures=Coalesce(Sum("recent__failures"), 0),
+            struggling=Coalesce(Sum("recent__struggling"), 0),
             carried=Subquery(earlier.order_by("-day").values("rating")[:1]),
         )
         .order_by("-messages", "name", "id")

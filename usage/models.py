@@ -61,6 +61,7 @@ class TutorDailyUsage(models.Model):
     tokens = models.PositiveBigIntegerField(default=0, db_default=0)
     failures = _counter(help_text=_("Sends, replies and regenerations AI-Core failed (no reply saved)."))
     students = _counter(help_text=_("Students the tutor answered (see TutorDailyStudent)."))
+    struggling = _counter(help_text=_("Replies given to a student whose struggle estimate was high."))
     latency_ms_sum = models.PositiveBigIntegerField(default=0, db_default=0)
     latency_le_250 = _counter()
     latency_le_500 = _counter()

@@ -181,9 +181,18 @@ def record_reply(reservation: Reservation, *, tutor_id: int, reply: Any) -> None
     )
     new_student = _execute(sql, [day, tutor_id, reservation.user_id]) is not None
     counts = {"messages": 1, "tokens": tokens, "students": int(new_student)}
+    if struggle_level(reply.metadata) == "high":
+        counts["struggling"] = 1
     if reply.latency_ms is not None:
         counts |= {"latency_ms_sum": reply.latency_ms, latency_bucket(reply.latency_ms): 1}
     _upsert(TutorDailyUsage, {"day": day, "tutor_id": tutor_id}, add=counts)
+
+
+def struggle_level(metadata: Any) -> str | None:
+    """The struggle level a reply was given at (its learner block), if any."""
+    learner = metadata.get("learner") if isinstance(metadata, dict) else None
+    struggle = learner.get("struggle") if isinstance(learner, dict) else None
+    return struggle.get("level") if isinstance(struggle, dict) else None
 
 
 def record_failure(reservation: Reservation, *, tutor_id: int, ai_core_failed: bool) -> None:
@@ -242,6 +251,10 @@ def rebuild(since: date, until: date, apps: Any = global_apps, app_label: str = 
         window = Q(latency_ms__gt=low) if bound is None else Q(latency_ms__gt=low, latency_ms__lte=bound)
         buckets[column], low = Count("id", filter=window), bound
     counts = {"messages": Count("id"), "tokens": Coalesce(Sum("tokens_used"), 0)}
+    # (An earlier migration's TutorDailyUsage has no `struggling` yet.)
+    struggling = {f.name for f in tutor_usage._meta.get_fields()} >= {"struggling"}
+    if struggling:
+        buckets["struggling"] = Count("id", filter=Q(metadata__learner__struggle__level="high"))
     per_tutor = replies.values("on", "chat__tutor_id").annotate(
         **counts, latency_ms_sum=Coalesce(Sum("latency_ms"), 0), **buckets
     )
@@ -250,6 +263,7 @@ def rebuild(since: date, until: date, apps: Any = global_apps, app_label: str = 
     students = replies.values_list("on", "chat__tutor_id", "chat__user_id").distinct()
     per_day = replies.values("on").annotate(students=Count("chat__user_id", distinct=True))
     tutor_fields = ["messages", "tokens", "students", "latency_ms_sum", *LATENCY_BUCKETS]
+    tutor_fields += ["struggling"] if struggling else []
     in_range = Q(day__gte=since, day__lte=until)
     with transaction.atomic():
         tutor_usage.objects.filter(in_range).update(**dict.fromkeys(tutor_fields, 0))

@@ -42,6 +42,7 @@ class TestRegister:
             "is_active",
             "preferences",
             "allow_training",
+            "learner",
             "created_at",
             "updated_at",
         }

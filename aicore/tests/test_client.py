@@ -101,6 +101,13 @@ class TestRequest:
                 {"role": "assistant", "content": "Здравствуйте!"},
             ],
             "attachments": [],
+            "learner": {
+                "profile": {"grade": None, "level": None, "language": None, "goals": ""},
+                "teaching_mode": "socratic",
+                "intent": "question",
+                "progress_minutes": 0,
+                "struggle": {"level": "none", "score": 0.0, "evidence": []},
+            },
         }
         assert request.headers["X-Request-ID"] == "req-abc-1"
         assert request.headers["Authorization"] == "Bearer secret-key"

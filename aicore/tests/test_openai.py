@@ -187,10 +187,14 @@ class TestChatCompletions:
         assert asked["path"] == "/v1/chat/completions"
         assert asked["body"]["model"] == version.model_id
         assert asked["body"]["stream"] is False and "stream_options" not in asked["body"]
-        assert asked["body"]["messages"] == [
-            {"role": "system", "content": version.system_prompt},
-            {"role": "user", "content": "Сколько будет 2+2?"},
-        ]
+        system, question = asked["body"]["messages"]
+        assert system["role"] == "system" and question == {"role": "user", "content": "Сколько будет 2+2?"}
+        # The tutor's prompt, then the learner context as text (issue 29).
+        prompt, learner = system["content"].split("\n\n", 1)
+        assert prompt == version.system_prompt
+        assert learner.startswith(
+            "Learner context:\n- teaching mode: socratic\n- the student asks for: question"
+        )
         assert asked["body"]["user"]  # the student's pseudonymous key, never their id
         assert str(chat.user_id) != asked["body"]["user"]
         assert asked["headers"]["Authorization"] == "Bearer sk-test"
@@ -313,7 +317,9 @@ class TestChatCompletions:
         assert again.status_code == 201, again.content
         assert again.json()["assistant_message"]["id"] != reply["id"]
         first, second = (request["body"]["messages"] for request in openai_default.posted)
-        assert second == first
+        assert second[1:] == first[1:]
+        assert "struggling: none (score 0.0)" in first[0]["content"]
+        assert "(score 0.17)" in second[0]["content"]  # asking again is evidence: one regeneration
 
 
 class TestRouting:
@@ -367,10 +373,9 @@ class TestRouting:
         assert answered.json() == {"draft": {"content": "Ответ модели"}}
         (asked,) = providers.posted
         assert asked["body"]["model"] == "m-large"
-        assert asked["body"]["messages"] == [
-            {"role": "system", "content": "Черновик"},
-            {"role": "user", "content": "Как решать x² = 4?"},
-        ]
+        system, question = asked["body"]["messages"]
+        assert system["content"].startswith("Черновик\n\nLearner context:\n- teaching mode: socratic")
+        assert question == {"role": "user", "content": "Как решать x² = 4?"}
 
     def test_the_admin_offers_the_providers_models(self, admin_client, tutor, providers):
         page = admin_client.get(f"/admin/tutoring/tutor/{tutor.pk}/change/").content.decode()

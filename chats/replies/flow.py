@@ -11,8 +11,9 @@
    a saved message asked about again is checked again (asked_again);
 4. quota: one reply reserved (given back when none is saved);
 5. the user message: saved (a send) and bound to the claim;
-6. the call, checked on the way out (moderation.outbound), the reply
-   saved and counted, the live state (`_reply`);
+6. the call, with the learner context (learning.learner_block, built by
+   generation.generate), checked on the way out (moderation.outbound), the
+   reply saved and counted, the live state (`_reply`);
 7. delivery: JSON or server-sent events, the same outcome either way; a
    failure has one shape (errors.failure_body).
 
@@ -33,7 +34,7 @@ from django.http.response import HttpResponseBase
 from rest_framework import status
 from rest_framework.response import Response
 
-from chats.models import Chat, Message, ReplyStatus
+from chats.models import Chat, Intent, Message, ReplyStatus
 from chats.serializers import MessageSerializer, ReplyResultSerializer, SendResultSerializer
 from safety.services import Verdict
 from usage import services as usage
@@ -62,6 +63,7 @@ class Question:
     request_id: str
     idempotency_key: str | None = None
     content: str = ""  # a send's
+    intent: str = Intent.QUESTION  # a send's: what the student asks the tutor to do
     attachments: list[int] = field(default_factory=list)  # a send's: ids of the student's uploads
     message_id: int | None = None  # /reply/'s, when it names one
 
@@ -69,8 +71,10 @@ class Question:
     def fingerprint(self) -> str:
         """What a repeated Idempotency-Key must match."""
         if self.kind is Kind.SEND:
+            # The default intent is left out: keys stored before intents existed still match.
+            asked = {} if self.intent == Intent.QUESTION else {"intent": self.intent}
             return idempotency.fingerprint(
-                chat=self.chat.pk, content=self.content, attachments=self.attachments
+                chat=self.chat.pk, content=self.content, attachments=self.attachments, **asked
             )
         if self.kind is Kind.REPLY:
             return idempotency.fingerprint(chat=self.chat.pk, action="reply", message=self.message_id)
@@ -103,7 +107,7 @@ def answer(question: Question, *, stream: bool) -> HttpResponseBase:
         try:
             if user_message is None:
                 user_message = saving.user_message_save(
-                    chat=chat, content=question.content, attachments=attachments
+                    chat=chat, content=question.content, attachments=attachments, intent=question.intent
                 )
             claim.bind(user_message)
         except BaseException:
@@ -225,6 +229,7 @@ def _safe_reply(
         chat=question.chat,
         content=question.content,
         attachments=attachments,
+        intent=question.intent,
         answer=moderation.safe_text(verdict, question.content),
     )
     moderation.recorded(verdict, chat=question.chat, message=user_message, exchange=user_message)

@@ -19,7 +19,7 @@ from tutor_platform.pseudonyms import student_key
 from tutor_platform.serving import cpu_gate
 from tutoring.models import TutorVersion
 
-from . import attaching
+from . import attaching, learning
 from .errors import TutorUnavailable
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ def generate(
     version = chat.tutor.current_version  # read once: what is sent is what the reply records
     if version is None:  # checks.tutor_available lets no such tutor through; kept for the type
         raise TutorUnavailable()
+    learner = learning.learner_block(chat=chat, user_message=user_message, version=version)
     payload = request_body(
         student=student_key(chat.user_id),
         chat_id=chat.pk,
@@ -61,6 +62,7 @@ def generate(
         message=user_message.content,
         history=history_for(user_message),
         attachments=attaching.for_ai_core(user_message.attachments),
+        learner=learner,
     )
     release_db_connection()
     started = time.monotonic()
@@ -70,7 +72,12 @@ def generate(
     logger.info("AI-Core replied for chat=%s in %dms", chat.pk, latency_ms)
     return AIReply(
         content=generation.content,
-        metadata={**generation.extra, "model_id": version.model_id, "latency_ms": latency_ms},
+        metadata={
+            **generation.extra,
+            "model_id": version.model_id,
+            "latency_ms": latency_ms,
+            "learner": learner,  # what AI-Core was told, for the ML team (never shown to the student)
+        },
         tutor_version=version,
         tokens_used=counted(generation.extra.get("tokens_used")),
         latency_ms=latency_ms,

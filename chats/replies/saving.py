@@ -15,7 +15,7 @@ from rest_framework.exceptions import ValidationError
 
 from aicore.exceptions import AICoreError
 from attachments.models import Reference
-from chats.models import Chat, IdempotencyKey, Message, ReplyStatus
+from chats.models import Chat, IdempotencyKey, Intent, Message, ReplyStatus
 from usage import services as usage
 
 from . import live
@@ -67,14 +67,16 @@ def _touch_chat(
     return touched
 
 
-def user_message_save(*, chat: Chat, content: str, attachments: list[dict[str, Any]]) -> Message:
+def user_message_save(
+    *, chat: Chat, content: str, attachments: list[dict[str, Any]], intent: str = Intent.QUESTION
+) -> Message:
     """Saves (and commits) a send's user message, with a Reference to each
     upload it shows (attaching.resolved); the chat's title comes from it
     when empty. An upload deleted since it was resolved is a 400."""
     try:
         with transaction.atomic():
             user_message = Message.objects.create(
-                chat=chat, role=Message.Role.USER, content=content, attachments=attachments
+                chat=chat, role=Message.Role.USER, content=content, attachments=attachments, intent=intent
             )
             if attachments:
                 Reference.objects.bulk_create(
@@ -89,12 +91,12 @@ def user_message_save(*, chat: Chat, content: str, attachments: list[dict[str, A
 
 
 def safe_exchange_save(
-    *, chat: Chat, content: str, attachments: list[dict[str, Any]], answer: str
+    *, chat: Chat, content: str, attachments: list[dict[str, Any]], answer: str, intent: str = Intent.QUESTION
 ) -> tuple[Message, Message]:
     """Saves a send's user message and, as its reply, the configured safe
     answer (`safe_reply`: AI-Core not asked, no quota used)."""
     with transaction.atomic():
-        user_message = user_message_save(chat=chat, content=content, attachments=attachments)
+        user_message = user_message_save(chat=chat, content=content, attachments=attachments, intent=intent)
         reply = Message.objects.create(
             chat=chat,
             role=Message.Role.ASSISTANT,

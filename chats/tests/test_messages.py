@@ -31,7 +31,7 @@ class TestSendWithTheStub:
         asked, answer = body["user_message"], body["assistant_message"]
         assert set(asked) == {
             "id", "chat", "role", "content", "attachments", "metadata", "tutor_version", "tokens_used",
-            "latency_ms", "variant", "reply_status", "reply_error", "moderation", "created_at",
+            "latency_ms", "variant", "reply_status", "reply_error", "moderation", "intent", "created_at",
         }  # fmt: skip
         assert (asked["tutor_version"], asked["variant"], asked["reply_status"]) == (None, None, "answered")
         assert (asked["tokens_used"], asked["latency_ms"]) == (None, None)
@@ -253,11 +253,12 @@ class TestHistorySentToAICore:
             send(auth_client, chat).status_code == 201
         )  # the day's first reply counts the student once more
         # the chat joined with its user, tutor and course, reserve a reply of
-        # the quota, insert user message, touch chat, history, touch (and so
-        # lock) the chat while the message is still there, insert reply, count
-        # it for the student, the tutor's students and the tutor (+ a
-        # savepoint pair around each transaction).
-        with django_assert_num_queries(14):
+        # the quota, insert user message, touch chat, the learner context's
+        # window (issue 29: its one query), history, touch (and so lock) the
+        # chat while the message is still there, insert reply, count it for
+        # the student, the tutor's students and the tutor (+ a savepoint pair
+        # around each transaction).
+        with django_assert_num_queries(15):
             assert send(auth_client, chat).status_code == 201
 
 

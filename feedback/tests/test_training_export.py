@@ -58,7 +58,7 @@ def test_each_line_carries_what_training_needs(
 
     assert set(line) == {
         "feedback_id", "batch", "student", "course", "tutor", "tutor_version", "conversation",
-        "student_message", "student_attachments", "reply", "feedback",
+        "student_message", "student_attachments", "reply", "learner", "feedback",
     }  # fmt: skip
     assert line["student"] == student_key(user.pk)
     assert line["course"] == {"id": tutor.course_id, "name": "Математика"}

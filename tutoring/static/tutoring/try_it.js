@@ -17,6 +17,7 @@ document.addEventListener("DOMContentLoaded", () => {
       system_prompt: value("id_system_prompt"),
       model_id: value("id_model_id"),
       knowledge_base_id: value("id_knowledge_base_id"),
+      teaching_mode: value("id_teaching_mode"),
     });
     const token = document.querySelector("[name=csrfmiddlewaretoken]").value;
     status.textContent = panel.dataset.asking;
