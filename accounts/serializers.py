@@ -125,8 +125,10 @@ class RegisterSerializer(ProfileSerializer):
 
     password = StrictCharField(write_only=True, max_length=128, style={"input_type": "password"})
 
+    learner = None  # set after registering, with PATCH /auth/me/
+
     class Meta(ProfileSerializer.Meta):
-        fields = [*ProfileSerializer.Meta.fields, "password"]
+        fields = [*(name for name in ProfileSerializer.Meta.fields if name != "learner"), "password"]
         read_only_fields = ["id", "is_active", "preferences", "created_at", "updated_at"]
         # Uniqueness is checked case-insensitively in validate_email.
         extra_kwargs = {**ProfileSerializer.Meta.extra_kwargs, "email": {"validators": []}}

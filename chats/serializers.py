@@ -269,10 +269,14 @@ class AttachmentReferenceSerializer(serializers.Serializer):
 
 class SendMessageSerializer(serializers.Serializer):
     content = StrictCharField(trim_whitespace=False, help_text="Non-empty text, at most MESSAGE_MAX_CHARS.")
+    # Optional with no `default` in the schema: generated clients would make a defaulted field required.
     intent = serializers.ChoiceField(
         choices=Intent.choices,
-        default=Intent.QUESTION,
-        help_text="What the student asks the tutor to do with the message; AI-Core gets it (learner.intent).",
+        required=False,
+        help_text=(
+            "What the student asks the tutor to do with the message (`question` when left out); "
+            "AI-Core gets it (learner.intent)."
+        ),
     )
     attachments = serializers.ListField(
         child=AttachmentReferenceSerializer(),
