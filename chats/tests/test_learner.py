@@ -11,9 +11,10 @@ from django.core.management import call_command
 
 from accounts.models import User
 from chats.models import Message
-from conftest import PASSWORD, feedback_on
+from conftest import PASSWORD, feedback_on, tutor_admin_form
 from progress.models import Progress
 from usage.models import TutorDailyUsage
+from usage.services import rebuild
 
 pytestmark = pytest.mark.django_db
 
@@ -152,6 +153,40 @@ class TestTheBlock:
         assert "Режим: hints; просьба: hint; затруднения: none." in reply
 
 
+class TestTeachingMode:
+    def test_a_mode_change_alone_is_a_new_version_shown_in_the_comparison(self, client, admin_user, tutor):
+        client.force_login(admin_user)
+        page = client.get(f"/admin/tutoring/tutor/{tutor.pk}/change/").content.decode()
+        assert 'name="teaching_mode"' in page and '<option value="socratic" selected>' in page
+        saved = client.post(
+            f"/admin/tutoring/tutor/{tutor.pk}/change/", tutor_admin_form(tutor, teaching_mode="direct")
+        )
+        assert saved.status_code == 302
+        assert list(tutor.versions.order_by("number").values_list("number", "teaching_mode")) == [
+            (1, "socratic"), (2, "direct")
+        ]  # fmt: skip
+        compared = client.get(f"/admin/tutoring/tutor/{tutor.pk}/versions/compare/?a=1&b=2").content.decode()
+        assert "<code>socratic</code>" in compared and "<code>direct</code>" in compared
+        # A mode that is not one is refused, and no version is made.
+        refused = client.post(
+            f"/admin/tutoring/tutor/{tutor.pk}/change/", tutor_admin_form(tutor, teaching_mode="lecture")
+        )
+        assert refused.status_code == 200 and tutor.versions.count() == 2
+
+    def test_the_try_it_panel_asks_with_the_drafts_mode(self, client, staff_in, tutor, settings):
+        settings.AI_CORE_URL = "stub"
+        staff_in("Content editors")
+        body = {
+            "question": "Как решать x² = 4?",
+            "system_prompt": "Черновик",
+            "model_id": "m",
+            "teaching_mode": "hints",
+        }
+        answer = client.post(f"/admin/tutoring/tutor/{tutor.pk}/try/", body).json()
+        assert "Режим: hints; просьба: question" in answer["draft"]["content"]
+        assert "Режим: socratic; просьба: question" in answer["saved"]["content"]
+
+
 def struggle(ai_core) -> dict:
     return asked(ai_core)[-1]["struggle"]
 
@@ -254,3 +289,7 @@ class TestForTheMLTeam:
         assert struggle(ai_core)["level"] == "high"
         day = TutorDailyUsage.objects.get(tutor=chat.tutor)
         assert (day.messages, day.struggling) == (2, 1)
+        # Rebuilt from the messages, the count is the same.
+        TutorDailyUsage.objects.update(struggling=0)
+        rebuild(day.day, day.day)
+        assert TutorDailyUsage.objects.get(tutor=chat.tutor).struggling == 1
