@@ -96,12 +96,23 @@ class TestListAndDetail:
     def test_retrieve_own(self, auth_client, chat):
         assert auth_client.get(detail(chat)).json()["title"] == "Квадратные уравнения"
 
-    @pytest.mark.parametrize("rows", [1, 50])
-    def test_list_query_count_is_constant(self, auth_client, user, tutor, django_assert_num_queries, rows):
+    @pytest.mark.parametrize(("rows", "queries"), [(0, 2), (1, 2), (20, 2), (21, 3), (50, 3)])
+    def test_list_query_count_is_constant(
+        self, auth_client, user, tutor, django_assert_num_queries, rows, queries
+    ):
         Chat.objects.bulk_create(Chat(user=user, tutor=tutor) for _ in range(rows))
-        # 1: the user of the token, 2: count, 3: the page joined with its tutor.
-        with django_assert_num_queries(3):
-            assert auth_client.get(CHATS).status_code == 200
+        # 1: the user of the token, 2: the page joined with its tutor, read one
+        # row long; only a list longer than a page (20) is counted (issue 32).
+        with django_assert_num_queries(queries):
+            body = auth_client.get(CHATS).json()
+        assert body["count"] == rows and len(body["results"]) == min(rows, 20)
+        assert (body["next"] is not None) is (rows > 20) and body["previous"] is None
+
+    def test_the_second_page_is_counted_as_before(self, auth_client, user, tutor):
+        Chat.objects.bulk_create(Chat(user=user, tutor=tutor) for _ in range(25))
+        second = auth_client.get(f"{CHATS}?page=2").json()
+        assert (second["count"], len(second["results"]), second["next"]) == (25, 5, None)
+        assert auth_client.get(f"{CHATS}?page=3").status_code == 404
 
 
 class TestOwnership:

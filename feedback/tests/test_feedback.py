@@ -228,9 +228,9 @@ class TestListAndDelete:
         assert auth_client.get(f"{FEEDBACK}{theirs['id']}/").status_code == 404
         assert Feedback.objects.filter(pk=theirs["id"]).exists()
 
-    @pytest.mark.parametrize("rows", [1, 50])
+    @pytest.mark.parametrize(("rows", "queries"), [(1, 2), (50, 3)])
     def test_list_query_count_is_constant(
-        self, auth_client, user, chat, make_exchange, django_assert_num_queries, rows
+        self, auth_client, user, chat, make_exchange, django_assert_num_queries, rows, queries
     ):
         for _ in range(rows):
             _, replied = make_exchange(chat)
@@ -238,8 +238,8 @@ class TestListAndDelete:
                 user=user, chat=chat, message=replied, tutor=chat.tutor, feedback_type="quick",
                 quick_reaction="understood", reply_content="x",
             )  # fmt: skip
-        # 1: token user, 2: count, 3: the page.
-        with django_assert_num_queries(3):
+        # 1: token user, 2: the page (one row more), 3: count, when it is longer than a page.
+        with django_assert_num_queries(queries):
             assert auth_client.get(FEEDBACK).status_code == 200
 
 
