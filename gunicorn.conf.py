@@ -6,10 +6,11 @@
 
 nginx (`deploy/nginx.conf`) routes each request to its service and reads it
 whole before passing it on, so each binds to the loopback interface by
-default (127.0.0.1:8000, :8010, :8020; AI-Core's stub takes :8001). The services, their threads and why:
-tutor_platform/serving/__init__.py. Every knob can be set from the
-environment or the env file the app reads (ENV_FILE, default .env); the
-settings size the database pool from the same variables.
+default (127.0.0.1:8000, :8010, :8020; AI-Core's stub takes :8001). The
+services, their threads and why: tutor_platform/serving/__init__.py. Every
+knob can be set from the environment or the env file the app reads
+(ENV_FILE, default .env); the settings size the database pool from the same
+variables.
 """
 
 import multiprocessing
