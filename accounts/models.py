@@ -103,6 +103,17 @@ class User(AbstractBaseUser, PermissionsMixin):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
+    @property
+    def learner(self) -> dict[str, object]:
+        """The learner profile as the API shows it and AI-Core gets it: what
+        was not said is null (goals: empty)."""
+        return {
+            "grade": self.learner_grade,
+            "level": self.learner_level or None,
+            "language": self.learner_language or None,
+            "goals": self.learner_goals,
+        }
+
     objects = UserManager()
 
     USERNAME_FIELD = "email"

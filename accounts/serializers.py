@@ -57,12 +57,7 @@ class LearnerSerializer(serializers.Serializer):
     )  # fmt: skip
 
     def to_representation(self, user: User) -> dict[str, Any]:
-        return {
-            "grade": user.learner_grade,
-            "level": user.learner_level or None,
-            "language": user.learner_language or None,
-            "goals": user.learner_goals,
-        }
+        return user.learner
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []

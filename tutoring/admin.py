@@ -232,8 +232,12 @@ class TutorForm(forms.ModelForm):
 
     def content(self) -> TutorContent:
         data = self.cleaned_data
-        mode = data.get("teaching_mode") or TeachingMode.SOCRATIC
-        return TutorContent(data["system_prompt"], data["model_id"], data.get("knowledge_base_id", ""), mode)
+        return TutorContent(
+            data["system_prompt"],
+            data["model_id"],
+            data.get("knowledge_base_id", ""),
+            data.get("teaching_mode", ""),
+        )
 
 
 @admin.register(Tutor)

@@ -298,9 +298,8 @@ def version_urls(model_admin: "TutorAdmin") -> list:
                 headers={"Retry-After": str(wait)},
             )
         data = form.cleaned_data
-        mode = data["teaching_mode"] or TeachingMode.SOCRATIC
         draft = TutorContent(
-            data["system_prompt"], data["model_id"], data["knowledge_base_id"], mode
+            data["system_prompt"], data["model_id"], data["knowledge_base_id"], data["teaching_mode"]
         ).normalized()
         request_id = f"try-it-{uuid.uuid4().hex}"
         answers = {

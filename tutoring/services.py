@@ -41,7 +41,7 @@ class TutorContent:
             system_prompt=normalize_prompt(self.system_prompt),
             model_id=self.model_id.strip(),
             knowledge_base_id=self.knowledge_base_id.strip(),
-            teaching_mode=self.teaching_mode,
+            teaching_mode=self.teaching_mode or TeachingMode.SOCRATIC,  # a form that did not post it
         )
 
     @classmethod

@@ -19,7 +19,6 @@ from django.conf import settings
 from django.db.models import Case, F, Subquery, Value, When
 from django.db.models.functions import Left
 
-from accounts.models import User
 from chats.models import Chat, Intent, Message
 from progress.models import Progress
 from tutoring.models import TeachingMode, TutorVersion
@@ -47,20 +46,11 @@ def learner_block(*, chat: Chat, user_message: Message, version: TutorVersion) -
     """The `learner` block of a call to AI-Core about `user_message`."""
     rows = _window(chat)
     return {
-        "profile": profile_of(chat.user),
+        "profile": chat.user.learner,
         "teaching_mode": version.teaching_mode or TeachingMode.SOCRATIC,
         "intent": user_message.intent or Intent.QUESTION,
         "progress_minutes": next((row["minutes"] for row in rows if row["minutes"] is not None), 0),
         "struggle": struggle_of(rows, user_message.pk),
-    }
-
-
-def profile_of(user: User) -> dict[str, Any]:
-    return {
-        "grade": user.learner_grade,
-        "level": user.learner_level or None,
-        "language": user.learner_language or None,
-        "goals": user.learner_goals,
     }
 
 
