@@ -74,6 +74,10 @@ class User(AbstractBaseUser, PermissionsMixin):
         default=False,
         help_text=_("The student's standing consent to use their conversations for training."),
     )
+    # When the student last withdrew their consent (feedback.services): from
+    # then on they are left out of experiment statistics. Cleared when they
+    # give it again.
+    consent_revoked_at = models.DateTimeField(_("consent revoked at"), null=True, blank=True, editable=False)
     # Staff's per-student quota override: null follows AI_DAILY_MESSAGES_PER_USER /
     # AI_DAILY_TOKENS_PER_USER, 0 is no limit.
     daily_messages_limit = models.PositiveIntegerField(

@@ -38,6 +38,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
     CONTENT_EDITORS: {
         "tutoring.course": ["add", "change", "view"],
         "tutoring.tutor": ["add", "change", "view"],
+        # Start, stop and promote are changes (tutoring.admin_experiments); a draft can be deleted.
+        "tutoring.experiment": ["add", "change", "delete", "view"],
         "usage.usagedashboard": ["view"],
     },
     ML_TEAM: {
@@ -45,6 +47,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         # In the admin only `processed` is editable (FeedbackAdmin).
         "feedback.feedback": ["view", "change"],
         "tutoring.tutor": ["view"],
+        "tutoring.experiment": ["view"],
         "chats.chat": ["view"],
         "chats.message": ["view"],
     },

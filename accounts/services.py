@@ -67,6 +67,9 @@ def user_update(*, user: User, data: dict[str, Any]) -> User:
     changed = [field for field in PROFILE_FIELDS if field in data]
     for field in changed:
         setattr(user, field, data[field])
+    if data.get("allow_training") and user.consent_revoked_at is not None:  # consent given again
+        user.consent_revoked_at = None
+        changed.append("consent_revoked_at")
     try:
         with transaction.atomic():
             user.save(update_fields=[*changed, "updated_at"])

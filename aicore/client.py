@@ -50,11 +50,14 @@ def request_body(
     history: list[dict[str, str]],
     attachments: list[dict[str, Any]],
     learner: dict[str, Any],
+    experiment_arm: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The contract's generate body. `content` has the tutor's system_prompt,
     model_id and knowledge_base_id (a tutor version, or an unsaved draft);
     `student` is the pseudonymous key of who asks; `learner` the learner
-    context (profile, teaching_mode, intent, progress_minutes, struggle)."""
+    context (profile, teaching_mode, intent, progress_minutes, struggle);
+    `experiment_arm`, during an experiment, `{experiment, arm}`."""
+    arm = {} if experiment_arm is None else {"experiment_arm": experiment_arm}
     return {
         "student": student,
         "chat_id": chat_id,
@@ -67,6 +70,7 @@ def request_body(
         "history": history,
         "attachments": attachments,
         "learner": learner,
+        **arm,
     }
 
 

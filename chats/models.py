@@ -101,6 +101,16 @@ class Message(models.Model):
         related_name="replies",
         verbose_name=_("tutor version"),
     )
+    # The experiment arm whose version produced an assistant message (null
+    # outside experiments, and on user messages).
+    experiment_arm = models.ForeignKey(
+        "tutoring.ExperimentArm",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="replies",
+        verbose_name=_("experiment arm"),
+    )
     # On assistant messages: what AI-Core reported using (null when it did
     # not say) and how long the backend waited for it. Null on user messages.
     tokens_used = models.PositiveIntegerField(_("tokens used"), null=True, blank=True)
@@ -144,6 +154,28 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return gettext("%(role)s message %(id)s") % {"role": self.get_role_display(), "id": self.pk}
+
+
+class FailedReply(models.Model):
+    """An attempt at a reply in an experiment arm that AI-Core failed: the
+    arm's failure rate (feedback.experiments). Goes with its chat."""
+
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="+", verbose_name=_("chat"))
+    experiment_arm = models.ForeignKey(
+        "tutoring.ExperimentArm",
+        on_delete=models.CASCADE,
+        related_name="failures",
+        verbose_name=_("experiment arm"),
+    )
+    code = models.CharField(_("code"), max_length=64)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("failed reply")
+        verbose_name_plural = _("failed replies")
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.created_at:%Y-%m-%d %H:%M})"
 
 
 class IdempotencyKey(models.Model):

@@ -19,6 +19,7 @@ from .replies.errors import INTERRUPTED
 CHAT_COLUMNS = (
     *("id", "user_id", "tutor_id", "title", "created_at", "last_message_at"),
     *("tutor__id", "tutor__name", "tutor__is_active", "tutor__course_id", "tutor__current_version_id"),
+    "tutor__running_experiment_id",  # a reply's version depends on it (tutoring.experiments)
     *("tutor__course__id", "tutor__course__is_active"),
 )
 

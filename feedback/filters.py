@@ -1,6 +1,7 @@
 import django_filters
 
 from tutor_platform.filters import BooleanFilter, IsoDateTimeFilter, NumberFilter
+from tutoring.models import Experiment
 
 from .models import ConsentRevocation, Feedback
 
@@ -35,3 +36,12 @@ class ConsentRevocationFilter(django_filters.FilterSet):
     class Meta:
         model = ConsentRevocation
         fields = ["since"]
+
+
+class ExperimentFilter(django_filters.FilterSet):
+    tutor = NumberFilter(field_name="tutor_id")
+    state = django_filters.ChoiceFilter(choices=Experiment.State.choices)
+
+    class Meta:
+        model = Experiment
+        fields = ["tutor", "state"]

@@ -58,6 +58,15 @@ class Feedback(models.Model):
         related_name="feedback",
         verbose_name=_("tutor version"),
     )
+    # The experiment arm that produced the rated reply (null outside experiments).
+    experiment_arm = models.ForeignKey(
+        "tutoring.ExperimentArm",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("experiment arm"),
+    )
     feedback_type = models.CharField(_("feedback type"), max_length=16, choices=FeedbackType.choices)
     rating = models.PositiveSmallIntegerField(_("rating"), null=True, blank=True)
     positive_text = models.TextField(_("positive text"), blank=True)

@@ -27,7 +27,7 @@ from accounts.models import User
 from chats.models import Chat, Message
 from safety.selectors import flagged_exchanges
 from tutor_platform.pseudonyms import student_key
-from tutoring.models import TutorVersion
+from tutoring.models import ExperimentArm, TutorVersion
 
 from .models import Feedback
 
@@ -135,10 +135,17 @@ def _histories(prompt_ids: set[int]) -> dict[int, list[dict[str, str]]]:
     return histories
 
 
-def _side(content: str, version: TutorVersion | None, metadata: dict, rating: int | None = None) -> dict:
+def _side(
+    content: str,
+    version: TutorVersion | None,
+    metadata: dict,
+    arm: ExperimentArm | None,
+    rating: int | None = None,
+) -> dict:
     return {
         "content": content,
         "tutor_version": version.number if version else None,
+        "experiment_arm": arm.label if arm else None,
         "metadata": metadata,
         "rating": rating,
     }
@@ -148,9 +155,13 @@ def pair_items(ids: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
     """The pairs' JSON, in the order of `ids`: three queries for any page."""
     feedback_ids = {pk for source, *pks in ids if source == RATING for pk in pks}
     message_ids = {pk for source, *pks in ids if source == SELECTION for pk in pks}
-    feedback = Feedback.objects.select_related("tutor", "tutor_version").in_bulk(feedback_ids)
+    feedback = Feedback.objects.select_related("tutor", "tutor_version", "experiment_arm").in_bulk(
+        feedback_ids
+    )
     messages = (
-        Message.objects.select_related("chat__tutor", "tutor_version", "reply_to").in_bulk(message_ids)
+        Message.objects.select_related("chat__tutor", "tutor_version", "experiment_arm", "reply_to").in_bulk(
+            message_ids
+        )
         if message_ids
         else {}
     )
@@ -170,12 +181,17 @@ def pair_items(ids: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
                     "tutor": {"id": chosen.tutor_id, "name": chosen.tutor.name},
                     "prompt": [*chosen.history, {"role": "user", "content": chosen.prompt_content}],
                     "chosen": _side(
-                        chosen.reply_content, chosen.tutor_version, chosen.reply_metadata, chosen.rating
+                        chosen.reply_content,
+                        chosen.tutor_version,
+                        chosen.reply_metadata,
+                        chosen.experiment_arm,
+                        chosen.rating,
                     ),
                     "rejected": _side(
                         rejected.reply_content,
                         rejected.tutor_version,
                         rejected.reply_metadata,
+                        rejected.experiment_arm,
                         rejected.rating,
                     ),
                     "created_at": max(chosen.updated_at, rejected.updated_at),
@@ -191,8 +207,12 @@ def pair_items(ids: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
                     "student": student_key(chosen.chat.user_id),
                     "tutor": {"id": chosen.chat.tutor_id, "name": chosen.chat.tutor.name},
                     "prompt": [*histories.get(prompt.pk, []), {"role": "user", "content": prompt.content}],
-                    "chosen": _side(chosen.content, chosen.tutor_version, chosen.metadata),
-                    "rejected": _side(rejected.content, rejected.tutor_version, rejected.metadata),
+                    "chosen": _side(
+                        chosen.content, chosen.tutor_version, chosen.metadata, chosen.experiment_arm
+                    ),
+                    "rejected": _side(
+                        rejected.content, rejected.tutor_version, rejected.metadata, rejected.experiment_arm
+                    ),
                     "created_at": rejected.created_at,
                 }
             )
@@ -220,6 +240,8 @@ def dpo_lines(filters: PairFilter, *, batch: int = 200) -> Iterator[str]:
                         "tutor_id": item["tutor"]["id"],
                         "chosen_tutor_version": item["chosen"]["tutor_version"],
                         "rejected_tutor_version": item["rejected"]["tutor_version"],
+                        "chosen_experiment_arm": item["chosen"]["experiment_arm"],
+                        "rejected_experiment_arm": item["rejected"]["experiment_arm"],
                     },
                     ensure_ascii=False,
                 )

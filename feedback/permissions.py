@@ -31,3 +31,15 @@ class CanViewTutors(BasePermission):
         return bool(
             user and user.is_authenticated and user.is_active and user.has_perm("tutoring.view_tutor")
         )
+
+
+class CanViewExperiments(BasePermission):
+    """Content editors (who run experiments), the ML team, superusers."""
+
+    message = "Only content editors and the ML team may use this endpoint."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        user = request.user
+        return bool(
+            user and user.is_authenticated and user.is_active and user.has_perm("tutoring.view_experiment")
+        )

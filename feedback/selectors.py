@@ -35,7 +35,7 @@ def ml_feedback_list() -> QuerySet[Feedback]:
     not an exchange a safety flag holds back (until the flag is dismissed)."""
     return (
         Feedback.objects.exclude(prompt_message_id__in=flagged_exchanges())
-        .select_related("tutor__current_version", "tutor_version")
+        .select_related("tutor__current_version", "tutor_version", "experiment_arm")
         .defer("tutor__current_version__system_prompt", "tutor_version__system_prompt")
         .order_by("created_at", "id")
     )

@@ -7,6 +7,7 @@ from chats.serializers import MAX_DB_ID
 from tutor_platform.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 from tutor_platform.pseudonyms import student_key
 from tutor_platform.serializers import ModelSerializer
+from tutoring.models import Experiment, ExperimentEvent
 
 from .models import ConsentRevocation, Feedback
 
@@ -152,6 +153,13 @@ class LearnerBlockField(serializers.Field):
         return learner if isinstance(learner, dict) else None
 
 
+class ExperimentArmLabelSerializer(serializers.Serializer):
+    """Which experiment arm wrote a reply."""
+
+    experiment = serializers.IntegerField(help_text="The experiment's id (`/api/v1/ml/experiments/{id}/`).")
+    arm = serializers.ChoiceField(choices=["A", "B", "C", "D"], help_text="The arm; A is the first.")
+
+
 class MLFeedbackSerializer(FeedbackSerializer):
     """A feedback item with its training context: tutor, reply and prompt."""
 
@@ -162,6 +170,12 @@ class MLFeedbackSerializer(FeedbackSerializer):
         read_only=True,
         allow_null=True,
         help_text="The tutor version that wrote the rated reply (null for replies older than versions).",
+    )
+    experiment_arm = ExperimentArmLabelSerializer(
+        source="experiment_arm.label",
+        read_only=True,
+        allow_null=True,
+        help_text="The experiment arm that wrote the rated reply; null outside experiments.",
     )
     reply = ReplySerializer(source="*")
     learner = LearnerBlockField()
@@ -174,6 +188,7 @@ class MLFeedbackSerializer(FeedbackSerializer):
             *FeedbackSerializer.Meta.fields,
             "student",
             "tutor_version",
+            "experiment_arm",
             "processed_at",
             "reply",
             "learner",
@@ -218,6 +233,14 @@ class ReactionCountsSerializer(serializers.Serializer):
     need_more_examples = serializers.IntegerField()
     too_easy = serializers.IntegerField()
     incorrect = serializers.IntegerField()
+
+
+class ReactionSharesSerializer(serializers.Serializer):
+    understood = serializers.FloatField()
+    too_hard = serializers.FloatField()
+    need_more_examples = serializers.FloatField()
+    too_easy = serializers.FloatField()
+    incorrect = serializers.FloatField()
 
 
 class StruggleSharesSerializer(serializers.Serializer):
@@ -265,6 +288,9 @@ class ChatTurnSerializer(serializers.Serializer):
 class PairSideSerializer(serializers.Serializer):
     content = serializers.CharField()
     tutor_version = serializers.IntegerField(allow_null=True, help_text="The tutor version that wrote it.")
+    experiment_arm = ExperimentArmLabelSerializer(
+        allow_null=True, help_text="The experiment arm that wrote it; null outside experiments."
+    )
     metadata = serializers.DictField(help_text="Everything AI-Core returned besides the text.")
     rating = serializers.IntegerField(allow_null=True, help_text="Its detailed rating (`rating` pairs).")
 
@@ -312,3 +338,58 @@ class PreferencePairQuerySerializer(serializers.Serializer):
     created_since = serializers.DateTimeField(
         required=False, help_text="The chosen answer given at or after this."
     )
+
+
+class ArmStatsSerializer(serializers.Serializer):
+    """One arm of an experiment with its figures (feedback.experiments)."""
+
+    arm = serializers.CharField(source="letter", help_text="A, B, C or D; A is the first arm.")
+    version = serializers.IntegerField(help_text="The tutor version number the arm answers with.")
+    weight = serializers.IntegerField(help_text="Percent of the students assigned to it.")
+    halted_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the guardrail stopped sending it students; null while it gets them."
+    )
+    halt_figures = serializers.DictField(
+        help_text="What the guardrail halted it on: `figure`, `value`, `first_arm`, `margin`; {} if never."
+    )
+    students = serializers.IntegerField()
+    replies = serializers.IntegerField()
+    rating_avg = serializers.DecimalField(max_digits=3, decimal_places=2, allow_null=True)
+    rating_ci = serializers.ListField(
+        child=serializers.DecimalField(max_digits=3, decimal_places=2),
+        min_length=2,
+        max_length=2,
+        allow_null=True,
+        help_text="95 % interval of `rating_avg` ([low, high], Student's t); null under 2 ratings.",
+    )
+    detailed_count = serializers.IntegerField()
+    reaction_shares = ReactionSharesSerializer(help_text="Share of the replies that got each quick reaction.")
+    regenerate_rate = serializers.FloatField(help_text="Share of the replies the student regenerated.")
+    failure_rate = serializers.FloatField(
+        help_text="(AI-Core failures + withheld replies) / (replies + AI-Core failures)."
+    )
+    latency_p50_ms = serializers.IntegerField(allow_null=True)
+    latency_p95_ms = serializers.IntegerField(allow_null=True)
+    struggle = StruggleSharesSerializer(help_text="Share of the replies given at each struggle level.")
+
+
+class ExperimentEventSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=ExperimentEvent.Action.choices)
+    by = serializers.CharField(
+        source="by.username", allow_null=True, help_text="Who; null for the guardrail (or a deleted user)."
+    )
+    at = serializers.DateTimeField()
+    details = serializers.DictField()
+
+
+class ExperimentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    hypothesis = serializers.CharField()
+    tutor = PairTutorSerializer()
+    state = serializers.ChoiceField(choices=Experiment.State.choices)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    stopped_at = serializers.DateTimeField(allow_null=True)
+    arms = ArmStatsSerializer(many=True, source="stats")
+    events = ExperimentEventSerializer(many=True, source="events.all")

@@ -91,6 +91,7 @@ def feedback_submit(
                 chat_id=message.chat_id,
                 tutor_id=tutor_id,
                 tutor_version_id=message.tutor_version_id,
+                experiment_arm_id=message.experiment_arm_id,
                 reply_content=message.content,
                 reply_metadata=message.metadata,
                 prompt_content=message.reply_to.content if message.reply_to else "",
@@ -132,11 +133,12 @@ def feedback_revoke_consent(*, user: User) -> int:
     feedback's `allow_training`. Returns how many feedback items changed."""
     with transaction.atomic():
         _lock_author(user)
-        User.objects.filter(pk=user.pk).update(allow_training=False, updated_at=timezone.now())
+        now = timezone.now()
+        User.objects.filter(pk=user.pk).update(allow_training=False, consent_revoked_at=now, updated_at=now)
         consented = Feedback.objects.filter(user=user, allow_training=True)
         _log_revocations(consented, ConsentRevocation.Reason.REVOKED)
         updated = consented.update(allow_training=False, updated_at=timezone.now())
-    user.allow_training = False
+    user.allow_training, user.consent_revoked_at = False, now
     return updated
 
 

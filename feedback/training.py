@@ -57,7 +57,7 @@ def training_lines(batch: uuid.UUID) -> Iterator[str]:
     """The batch as JSON lines, oldest item first."""
     items = (
         Feedback.objects.filter(export_batch=batch, allow_training=True)
-        .select_related("tutor__course", "tutor_version")
+        .select_related("tutor__course", "tutor_version", "experiment_arm")
         .order_by("id")
     )
     for feedback in items.iterator(chunk_size=CHUNK):
@@ -81,6 +81,7 @@ def training_record(feedback: Feedback) -> dict[str, Any]:
             "model_id": version.model_id,
             "knowledge_base_id": version.knowledge_base_id,
         },
+        "experiment_arm": feedback.experiment_arm.label if feedback.experiment_arm else None,
         "conversation": feedback.history,
         "student_message": feedback.prompt_content,
         "student_attachments": feedback.prompt_attachments,

@@ -9,16 +9,18 @@ from rest_framework.response import Response
 
 from tutor_platform.api import APIView, GenericViewSet
 from tutor_platform.schema import FORBIDDEN, NOT_FOUND, THROTTLED, UNAUTHORIZED, VALIDATION_ERROR
-from tutoring.models import Tutor
+from tutoring.models import Experiment, Tutor
 
 from . import selectors, services
-from .filters import ConsentRevocationFilter, MLFeedbackFilter
+from .experiments import experiment_stats
+from .filters import ConsentRevocationFilter, ExperimentFilter, MLFeedbackFilter
 from .models import Feedback
 from .pairs import PairFilter, pair_count, pair_ids, pair_items
-from .permissions import CanViewTutors, IsMLTeam
+from .permissions import CanViewExperiments, CanViewTutors, IsMLTeam
 from .serializers import (
     ConsentRevocationListSerializer,
     ConsentRevocationSerializer,
+    ExperimentSerializer,
     FeedbackSerializer,
     FeedbackSubmitSerializer,
     MarkProcessedResultSerializer,
@@ -261,3 +263,57 @@ class PreferencePairViewSet(GenericViewSet):
         )
         page = self.paginate_queryset(PairList(filters))
         return self.get_paginated_response(PreferencePairSerializer(page, many=True).data)
+
+
+_EXPERIMENT_FIGURES = (
+    "Per arm: students, replies, `rating_avg` with its 95 % interval `rating_ci`, `detailed_count`, "
+    "quick-reaction shares, `regenerate_rate`, `failure_rate`, latency percentiles and struggle "
+    "shares, from what students still have (erased students and those who withdrew consent are "
+    "left out); `events` are its state changes, who made them and when (null `by`: the guardrail)."
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        tags=["ml"],
+        responses={200: ExperimentSerializer(many=True), 400: VALIDATION_ERROR, **_ML_ERRORS},
+        description="Experiments between tutor versions, newest first. " + _EXPERIMENT_FIGURES,
+    ),
+    retrieve=extend_schema(
+        tags=["ml"],
+        responses={200: ExperimentSerializer, **_ML_ERRORS},
+        description="One experiment. " + _EXPERIMENT_FIGURES,
+    ),
+)
+class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericViewSet):
+    """A/B tests between tutor versions with their statistics (ML team, content
+    editors): a fixed number of queries whatever the number of replies."""
+
+    summaries = {
+        "list": "List experiments with their statistics (ML team, content editors)",
+        "retrieve": "Get an experiment with its statistics (ML team, content editors)",
+    }  # OpenAPI summaries (tutor_platform.schema.AutoSchema)
+
+    permission_classes = [CanViewExperiments]
+    serializer_class = ExperimentSerializer
+    filterset_class = ExperimentFilter
+
+    def get_queryset(self) -> QuerySet[Experiment]:
+        return (
+            Experiment.objects.select_related("tutor")
+            .prefetch_related("events__by")
+            .order_by("-created_at", "-id")
+        )
+
+    def with_stats(self, experiments: list[Experiment]) -> list[Experiment]:
+        stats = experiment_stats(experiment_ids=[experiment.pk for experiment in experiments])
+        for experiment in experiments:
+            experiment.stats = stats[experiment.pk]
+        return experiments
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self.get_serializer(self.with_stats(list(page)), many=True).data)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(self.get_serializer(self.with_stats([self.get_object()])[0]).data)

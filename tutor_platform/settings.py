@@ -513,6 +513,11 @@ AI_HISTORY_MESSAGES = env.int("AI_HISTORY_MESSAGES", default=20)
 AI_STRUGGLE_WINDOW = env.int("AI_STRUGGLE_WINDOW", default=10)
 if AI_STRUGGLE_WINDOW < 1:
     raise ImproperlyConfigured("AI_STRUGGLE_WINDOW must be 1 or more.")
+# An experiment arm whose failure rate or too_hard + incorrect share exceeds the
+# first arm's by this much stops receiving students (tutoring/experiments.py).
+EXPERIMENT_GUARDRAIL_MARGIN = env.float("EXPERIMENT_GUARDRAIL_MARGIN", default=0.15)
+if not 0 < EXPERIMENT_GUARDRAIL_MARGIN <= 1:
+    raise ImproperlyConfigured("EXPERIMENT_GUARDRAIL_MARGIN must be more than 0 and at most 1.")
 # Requests that ask AI-Core and run Python at once, per process (tutor_platform/serving/cpu_gate.py).
 # One: two in a process never run in parallel (the GIL), and a second one
 # only doubled what a catalogue read waits for in a burst.

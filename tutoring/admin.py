@@ -12,9 +12,10 @@ from aicore.client import known_models
 from feedback.selectors import tutor_feedback_summary
 
 from . import services
+from .admin_experiments import ExperimentAdmin
 from .admin_versions import history_table, try_it_panel, version_urls
 from .catalogue import catalogue_changed
-from .models import Course, TeachingMode, Tutor, TutorVersion
+from .models import Course, Experiment, TeachingMode, Tutor, TutorVersion
 from .services import TutorContent, normalize_prompt
 
 
@@ -427,3 +428,6 @@ class TutorAdmin(ChangesCatalogue, admin.ModelAdmin):
             reactions,
             unprocessed,
         )
+
+
+admin.site.register(Experiment, ExperimentAdmin)

@@ -56,6 +56,17 @@ class Tutor(models.Model):
         editable=False,
         verbose_name=_("current version"),
     )
+    # The experiment running on this tutor (tutoring.experiments keeps it
+    # with the experiment's state): a send reads it in the chat's own query.
+    running_experiment = models.ForeignKey(
+        "Experiment",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("running experiment"),
+    )
     is_active = models.BooleanField(_("is active"), default=False)
     # Computed from detailed feedback by feedback.services; never edited by hand.
     rating = models.DecimalField(_("rating"), max_digits=3, decimal_places=2, default=Decimal("0.00"))
@@ -148,3 +159,136 @@ class TutorVersion(models.Model):
 
     def __str__(self) -> str:
         return gettext("%(tutor)s v%(number)s") % {"tutor": self.tutor, "number": self.number}
+
+
+class Experiment(models.Model):
+    """An A/B test between versions of one tutor (the contract's
+    Experiments): 2 to 4 arms, each a version with a weight. While it runs,
+    each student gets one arm's version (tutoring.experiments). Only
+    tutoring.experiments changes its state."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        RUNNING = "running", _("Running")
+        STOPPED = "stopped", _("Stopped")
+
+    tutor = models.ForeignKey(
+        Tutor, on_delete=models.PROTECT, related_name="experiments", verbose_name=_("tutor")
+    )
+    name = models.CharField(_("name"), max_length=200)
+    hypothesis = models.TextField(
+        _("hypothesis"), blank=True, help_text=_("What the new version should improve.")
+    )
+    state = models.CharField(
+        _("state"), max_length=16, choices=State.choices, default=State.DRAFT, editable=False
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True, editable=False)
+    stopped_at = models.DateTimeField(_("stopped at"), null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("experiment")
+        verbose_name_plural = _("experiments")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tutor"],
+                condition=models.Q(state="running"),
+                name="experiment_one_running_per_tutor",
+                violation_error_message=_("This tutor already has a running experiment."),
+            ),
+            models.CheckConstraint(
+                condition=models.Q(state__in=["draft", "running", "stopped"]), name="experiment_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ExperimentArm(models.Model):
+    """One arm: a version of the experiment's tutor and the share of
+    students (`weight`, percent) it gets. The first arm (`position` 0) is
+    the one the others are compared with, and takes the students of an arm
+    the guardrail halted."""
+
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="arms", verbose_name=_("experiment")
+    )
+    position = models.PositiveSmallIntegerField(_("position"))
+    version = models.ForeignKey(
+        TutorVersion, on_delete=models.PROTECT, related_name="+", verbose_name=_("version")
+    )
+    weight = models.PositiveSmallIntegerField(_("weight"), help_text=_("Percent of the students."))
+    # Set by the guardrail (tutoring.experiments.guard): from then on the
+    # arm gets no students; `halt_figures` are the figures it was halted on.
+    halted_at = models.DateTimeField(_("halted at"), null=True, blank=True, editable=False)
+    halt_figures = models.JSONField(_("halt figures"), default=dict, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("experiment arm")
+        verbose_name_plural = _("experiment arms")
+        ordering = ["experiment", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "position"], name="experiment_arm_position_unique"),
+            models.UniqueConstraint(fields=["experiment", "version"], name="experiment_arm_version_unique"),
+            models.CheckConstraint(
+                condition=models.Q(weight__gte=1, weight__lte=100), name="experiment_arm_weight_1_100"
+            ),
+            models.CheckConstraint(condition=models.Q(position__lte=3), name="experiment_arm_at_most_4"),
+        ]
+
+    def __str__(self) -> str:
+        return gettext("Arm %(letter)s") % {"letter": self.letter}
+
+    @property
+    def letter(self) -> str:
+        return "ABCD"[self.position]
+
+    @property
+    def label(self) -> dict[str, int | str]:
+        """The arm as AI-Core, the ML API and the exports name it."""
+        return {"experiment": self.experiment_id, "arm": self.letter}
+
+
+class ExperimentEvent(models.Model):
+    """Each state change of an experiment: what, who (null: the guardrail)
+    and when, with its figures."""
+
+    class Action(models.TextChoices):
+        STARTED = "started", _("Started")
+        STOPPED = "stopped", _("Stopped")
+        PROMOTED = "promoted", _("Promoted")
+        ARM_HALTED = "arm_halted", _("Arm halted by the guardrail")
+
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="events", verbose_name=_("experiment")
+    )
+    action = models.CharField(_("action"), max_length=16, choices=Action.choices)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    at = models.DateTimeField(_("at"), default=timezone.now)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("experiment event")
+        verbose_name_plural = _("experiment events")
+        ordering = ["experiment", "at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.at:%Y-%m-%d %H:%M}"

@@ -11,10 +11,12 @@
    a saved message asked about again is checked again (asked_again);
 4. quota: one reply reserved (given back when none is saved);
 5. the user message: saved (a send) and bound to the claim;
-6. the call, with the learner context (learning.learner_block, built by
+6. the version: the tutor's current one or, during an experiment, the
+   student's arm's (tutoring.experiments.assigned);
+7. the call, with the learner context (learning.learner_block, built by
    generation.generate), checked on the way out (moderation.outbound), the
    reply saved and counted, the live state (`_reply`);
-7. delivery: JSON or server-sent events, the same outcome either way; a
+8. delivery: JSON or server-sent events, the same outcome either way; a
    failure has one shape (errors.failure_body).
 
 Every stage is one call here; a new stage (attachments, learner context)
@@ -37,6 +39,8 @@ from rest_framework.response import Response
 from chats.models import Chat, Intent, Message, ReplyStatus
 from chats.serializers import MessageSerializer, ReplyResultSerializer, SendResultSerializer
 from safety.services import Verdict
+from tutor_platform.pseudonyms import student_key
+from tutoring import experiments
 from usage import services as usage
 
 from . import attaching, checks, heartbeat, idempotency, live, moderation, saving, streaming
@@ -167,11 +171,20 @@ def _reply(
         variant=variant,
     )
     publisher = live.Publisher(chat.pk, user_message.pk, watched)
+    assigned = experiments.Assigned(None)
     try:
+        assigned = experiments.assigned(chat.tutor, student_key(chat.user_id))
         pieces = moderation.outbound(
-            generate(chat=chat, user_message=user_message, request_id=question.request_id, stream=stream),
+            generate(
+                chat=chat,
+                user_message=user_message,
+                assigned=assigned,
+                request_id=question.request_id,
+                stream=stream,
+            ),
             chat=chat,
             user_message=user_message,
+            assigned=assigned,
         )
         while True:
             try:
@@ -194,7 +207,7 @@ def _reply(
         raise
     except Exception as exc:
         failure = ReplyFailed.after(exc, user_message)
-        saving.no_reply_record(chat, reservation, exc)
+        saving.no_reply_record(chat, reservation, exc, arm=assigned.arm)
         if variant:
             user_message.reply_status = ReplyStatus.ANSWERED  # it keeps the answer it had
         else:

@@ -17,7 +17,8 @@ from chats.selectors import history_for
 from tutor_platform.connections import release_db_connection
 from tutor_platform.pseudonyms import student_key
 from tutor_platform.serving import cpu_gate
-from tutoring.models import TutorVersion
+from tutoring.experiments import Assigned
+from tutoring.models import ExperimentArm, TutorVersion
 
 from . import attaching, learning
 from .errors import TutorUnavailable
@@ -33,6 +34,7 @@ class AIReply:
     content: str
     metadata: dict[str, Any]
     tutor_version: TutorVersion | None
+    experiment_arm: ExperimentArm | None
     tokens_used: int | None  # as AI-Core reported it, when it did
     latency_ms: int
     moderation: str = ""  # Message.Moderation: why the content is not AI-Core's
@@ -45,11 +47,12 @@ def counted(value: Any) -> int | None:
 
 
 def generate(
-    *, chat: Chat, user_message: Message, request_id: str, stream: bool
+    *, chat: Chat, user_message: Message, assigned: Assigned, request_id: str, stream: bool
 ) -> Generator[str, None, AIReply]:
-    """Asks AI-Core for the reply to `user_message`; with `stream`, yields
-    its pieces as AI-Core writes them. Raises `AICoreError`."""
-    version = chat.tutor.current_version  # read once: what is sent is what the reply records
+    """Asks AI-Core for the reply to `user_message` with the `assigned`
+    version (read once: what is sent is what the reply records); with
+    `stream`, yields its pieces as AI-Core writes them. Raises `AICoreError`."""
+    version = assigned.version
     if version is None:  # checks.tutor_available lets no such tutor through; kept for the type
         raise TutorUnavailable()
     learner = learning.learner_block(chat=chat, user_message=user_message, version=version)
@@ -63,6 +66,7 @@ def generate(
         history=history_for(user_message),
         attachments=attaching.for_ai_core(user_message.attachments),
         learner=learner,
+        experiment_arm=assigned.arm.label if assigned.arm else None,
     )
     release_db_connection()
     started = time.monotonic()
@@ -79,6 +83,7 @@ def generate(
             "learner": learner,  # what AI-Core was told, for the ML team (never shown to the student)
         },
         tutor_version=version,
+        experiment_arm=assigned.arm,
         tokens_used=counted(generation.extra.get("tokens_used")),
         latency_ms=latency_ms,
     )

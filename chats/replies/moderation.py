@@ -23,6 +23,7 @@ from chats.models import Chat, Message
 from safety import services as safety
 from safety.models import Action, Stage
 from safety.policies import language_of
+from tutoring.experiments import Assigned
 
 from . import attaching
 from .generation import AIReply
@@ -81,7 +82,7 @@ def recorded(verdict: safety.Verdict | None, *, chat: Chat, message: Message, ex
 
 
 def outbound(
-    pieces: Generator[str, None, AIReply], *, chat: Chat, user_message: Message
+    pieces: Generator[str, None, AIReply], *, chat: Chat, user_message: Message, assigned: Assigned
 ) -> Generator[str, None, AIReply]:
     """`pieces` as the student may see them; returns the reply to save, its
     `verdict` set (and its content replaced when withheld). Under
@@ -110,9 +111,9 @@ def outbound(
         text = safe_text(verdict, user_message.content)
         if reply is None:  # stopped mid-way: AI-Core reported nothing
             latency_ms = round((time.monotonic() - started) * 1000)
-            version = chat.tutor.current_version
+            version = assigned.version
             metadata = {"model_id": version.model_id if version else None, "latency_ms": latency_ms}
-            reply = AIReply(text, metadata, version, None, latency_ms)
+            reply = AIReply(text, metadata, version, assigned.arm, None, latency_ms)
         return replace(reply, content=text, moderation=Message.Moderation.WITHHELD, verdict=verdict)
     if check.held:
         yield check.held

@@ -15,7 +15,8 @@ from rest_framework.exceptions import ValidationError
 
 from aicore.exceptions import AICoreError
 from attachments.models import Reference
-from chats.models import Chat, IdempotencyKey, Intent, Message, ReplyStatus
+from chats.models import Chat, FailedReply, IdempotencyKey, Intent, Message, ReplyStatus
+from tutoring.models import ExperimentArm
 from usage import services as usage
 
 from . import live
@@ -134,6 +135,7 @@ def reply_save(
                 tokens_used=reply.tokens_used,
                 latency_ms=reply.latency_ms,
                 tutor_version=reply.tutor_version,
+                experiment_arm=reply.experiment_arm,
                 moderation=reply.moderation,
                 reply_to=user_message,
                 created_at=now,
@@ -157,10 +159,16 @@ def reply_failure_record(user_message: Message, code: str) -> None:
         logger.warning("Could not record the failed reply to message %s", user_message.pk)
 
 
-def no_reply_record(chat: Chat, reservation: usage.Reservation, exc: Exception) -> None:
-    """The reservation is given back, and the tutor's failures counted."""
+def no_reply_record(
+    chat: Chat, reservation: usage.Reservation, exc: Exception, *, arm: ExperimentArm | None = None
+) -> None:
+    """The reservation is given back, and the tutor's failures counted (and
+    the experiment arm's, when AI-Core failed one)."""
+    ai_core_failed = isinstance(exc, AICoreError)
     try:
-        usage.record_failure(reservation, tutor_id=chat.tutor_id, ai_core_failed=isinstance(exc, AICoreError))
+        usage.record_failure(reservation, tutor_id=chat.tutor_id, ai_core_failed=ai_core_failed)
+        if ai_core_failed and arm is not None:
+            FailedReply.objects.create(chat=chat, experiment_arm=arm, code=exc.code)
     except Exception:  # the database itself failed: the student keeps one reply reserved today
         logger.warning("Could not give back the reservation of user %s", reservation.user_id)
 

@@ -1,0 +1,286 @@
+"""Experiments in the admin: content editors set up a draft (tutor, 2 to 4
+arms), then start, stop or promote it with the buttons on its page; the ML
+team sees the same page read-only. The page shows each arm's figures with
+the rating's confidence interval drawn as a bar, and every state change.
+
+State changes go through tutoring.experiments; a running or stopped
+experiment is never edited.
+"""
+
+from collections.abc import Callable
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from feedback.experiments import ArmStats, experiment_stats
+
+from . import experiments
+from .models import Experiment, ExperimentArm, ExperimentEvent, TutorVersion
+
+ARM_LETTERS = [(position, letter) for position, letter in enumerate("ABCD")]
+
+
+class ArmForm(forms.ModelForm):
+    position = forms.TypedChoiceField(label=_("arm"), choices=ARM_LETTERS, coerce=int)
+
+    class Meta:
+        model = ExperimentArm
+        fields = ["position", "version", "weight"]
+
+
+class ArmFormSet(BaseInlineFormSet):
+    """2 to 4 arms, one of them A, each a different version of the
+    experiment's tutor, weights summing to 100."""
+
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return
+        kept = [
+            form.cleaned_data
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        positions = [arm["position"] for arm in kept]
+        if len(set(positions)) != len(positions):
+            raise ValidationError(gettext("Two arms have the same letter."))
+        if kept and 0 not in positions:
+            raise ValidationError(gettext("Arm A, the one the others are compared with, is required."))
+        if self.instance.tutor_id is not None:  # else the experiment's own form says what is missing
+            experiments.arms_check(self.instance.tutor_id, [(arm["version"], arm["weight"]) for arm in kept])
+
+
+class ArmInline(admin.TabularInline):
+    model = ExperimentArm
+    form = ArmForm
+    formset = ArmFormSet
+    extra = 2
+    min_num = 0
+    max_num = experiments.MAX_ARMS
+    fields = ("position", "version", "weight")
+
+    def get_extra(self, request: HttpRequest, obj=None, **kwargs) -> int:
+        return 0 if obj is not None else 2
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return (obj is None or obj.state == Experiment.State.DRAFT) and super().has_change_permission(
+            request, obj
+        )
+
+    has_add_permission = has_delete_permission = has_change_permission  # type: ignore[assignment]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "version":
+            kwargs["queryset"] = TutorVersion.objects.select_related("tutor").order_by(
+                "tutor__name", "-number"
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class EventInline(admin.TabularInline):
+    model = ExperimentEvent
+    fields = ("action", "by", "at", "details")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = _("state changes")
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+def interval_bar(arm: ArmStats) -> str:
+    """The rating's 95 % interval on the 1..5 scale, its mean marked."""
+    if arm.rating_ci is None or arm.rating_avg is None:
+        return "—"
+    low, high = arm.rating_ci
+
+    def at(value) -> str:
+        return f"{(float(value) - 1) / 4 * 100:.1f}%"
+
+    return format_html(
+        '<div class="ci-bar" title="{}–{}"><span class="ci-range" style="left:{};width:{}"></span>'
+        '<span class="ci-mean" style="left:{}"></span></div><small>{} – {}</small>',
+        low,
+        high,
+        at(low),
+        f"{(float(high) - float(low)) / 4 * 100:.1f}%",
+        at(arm.rating_avg),
+        low,
+        high,
+    )
+
+
+def percent(share: float) -> str:
+    return f"{share * 100:.1f} %"
+
+
+def arms_table(experiment: Experiment) -> str:
+    """Each arm's figures (feedback.experiments): five queries however many replies."""
+    arms = experiment_stats(experiment_ids=[experiment.pk])[experiment.pk]
+
+    def row(arm: ArmStats) -> tuple:
+        halted = (
+            gettext("halted: %(figure)s %(value)s vs %(first)s (margin %(margin)s)")
+            % {
+                "figure": arm.halt_figures.get("figure", ""),
+                "value": percent(arm.halt_figures.get("value", 0)),
+                "first": percent(arm.halt_figures.get("first_arm", 0)),
+                "margin": percent(arm.halt_figures.get("margin", 0)),
+            }
+            if arm.halted_at
+            else ""
+        )
+        return (
+            arm.letter,
+            arm.version,
+            arm.weight,
+            halted,
+            arm.students,
+            arm.replies,
+            arm.rating_avg if arm.rating_avg is not None else "—",
+            arm.detailed_count,
+            interval_bar(arm),
+            ", ".join(f"{name}: {percent(share)}" for name, share in arm.reaction_shares.items() if share)
+            or "—",
+            percent(arm.regenerate_rate),
+            percent(arm.failure_rate),
+            "—" if arm.latency_p50_ms is None else f"{arm.latency_p50_ms} / {arm.latency_p95_ms}",
+            ", ".join(f"{level}: {percent(share)}" for level, share in arm.struggle.items() if share) or "—",
+        )
+
+    headings = (
+        gettext("Arm"), gettext("Version"), gettext("Weight, %"), gettext("Guardrail"), gettext("Students"),
+        gettext("Replies"), gettext("Mean rating"), gettext("Ratings"), gettext("95 % interval"),
+        gettext("Reactions"), gettext("Regenerated"), gettext("Failed"), gettext("Latency p50 / p95, ms"),
+        gettext("Struggle"),
+    )  # fmt: skip
+    return format_html(
+        '<table class="experiment-arms"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
+        format_html_join("", "<th>{}</th>", ((heading,) for heading in headings)),
+        format_html_join(
+            "",
+            "<tr><td>{}</td><td>v{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (row(arm) for arm in arms),
+        ),
+    )
+
+
+class ExperimentAdmin(admin.ModelAdmin):
+    list_display = ("name", "tutor", "state", "started_at", "stopped_at")
+    list_filter = ("state", "tutor")
+    search_fields = ("name", "tutor__name")
+    list_select_related = ("tutor",)
+    inlines = [ArmInline, EventInline]
+    change_form_template = "admin/tutoring/experiment/change_form.html"
+
+    class Media:
+        css = {"all": ["tutoring/experiments.css"]}
+
+    def get_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        shown = ["tutor", "name", "hypothesis"]
+        if obj is not None:
+            shown += ["state", "created_by", "started_at", "stopped_at", "statistics"]
+        return shown
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        if obj is None:
+            return []
+        fixed = ["state", "created_by", "started_at", "stopped_at", "statistics"]
+        return fixed if obj.state == Experiment.State.DRAFT else ["tutor", "name", "hypothesis", *fixed]
+
+    @admin.display(description=_("statistics"))
+    def statistics(self, obj: Experiment) -> str:
+        return arms_table(obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Replies record their arm: only a draft (which has none) can go.
+        return (obj is None or obj.state == Experiment.State.DRAFT) and super().has_delete_permission(
+            request, obj
+        )
+
+    def save_model(self, request, obj, form, change) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        editable = obj is None or obj.state == Experiment.State.DRAFT
+        context.update(
+            {
+                "show_save": editable,
+                "show_save_and_continue": editable,
+                "show_save_and_add_another": editable,
+                "can_run": obj is not None and self.has_change_permission(request, obj),
+                "arms": list(obj.arms.all()) if obj is not None else [],
+            }
+        )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self) -> list:
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/start/", wrap(self.start_view), name="tutoring_experiment_start"),
+            path("<int:pk>/stop/", wrap(self.stop_view), name="tutoring_experiment_stop"),
+            path("<int:pk>/promote/<int:arm>/", wrap(self.promote_view), name="tutoring_experiment_promote"),
+            *super().get_urls(),
+        ]
+
+    def _change(self, request: HttpRequest, pk: int, act: Callable[[Experiment], str]) -> HttpResponse:
+        """Runs a state change from the page's buttons (POST, change permission)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        experiment = get_object_or_404(Experiment, pk=pk)
+        if not self.has_change_permission(request, experiment):
+            raise PermissionDenied
+        try:
+            done = act(experiment)
+        except ValidationError as exc:
+            for message in exc.messages:
+                self.message_user(request, message, messages.ERROR)
+        else:
+            self.message_user(request, done, messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:tutoring_experiment_change", args=[pk]))
+
+    def start_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        def act(experiment: Experiment) -> str:
+            experiments.experiment_start(experiment=experiment, by=request.user)
+            return gettext("Started: each student now gets their arm's version.")
+
+        return self._change(request, pk, act)
+
+    def stop_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        def act(experiment: Experiment) -> str:
+            experiments.experiment_stop(experiment=experiment, by=request.user)
+            return gettext("Stopped: every student gets the tutor's current version again.")
+
+        return self._change(request, pk, act)
+
+    def promote_view(self, request: HttpRequest, pk: int, arm: int) -> HttpResponse:
+        def act(experiment: Experiment) -> str:
+            chosen = get_object_or_404(
+                ExperimentArm.objects.select_related("version"), pk=arm, experiment=experiment
+            )
+            made = experiments.experiment_promote(experiment=experiment, arm=chosen, by=request.user)
+            if made is None:
+                return gettext("Stopped; arm %(letter)s already was the current content.") % {
+                    "letter": chosen.letter
+                }
+            return gettext("Promoted arm %(letter)s: it is the current version v%(number)s.") % {
+                "letter": chosen.letter,
+                "number": made.number,
+            }
+
+        return self._change(request, pk, act)
