@@ -114,7 +114,7 @@ def _latencies(arm_ids: list[int]) -> dict[int, tuple[int, int]]:
         return {}
     ranked = (
         Message.objects.filter(_counted(arm_ids), latency_ms__isnull=False)
-        .values_list("experiment_arm_id", "latency_ms")
+        .values(arm=F("experiment_arm_id"), latency=F("latency_ms"))
         .order_by()
     )
     inner, params = ranked.query.sql_with_params()
@@ -123,7 +123,7 @@ def _latencies(arm_ids: list[int]) -> dict[int, tuple[int, int]]:
             SELECT arm, latency,
                    ROW_NUMBER() OVER (PARTITION BY arm ORDER BY latency) AS rank,
                    COUNT(*) OVER (PARTITION BY arm) AS n
-            FROM ({inner}) AS replies (arm, latency)
+            FROM ({inner}) AS replies
         ) AS ranked
         WHERE rank = (n * 50 + 99) / 100 OR rank = (n * 95 + 99) / 100
     """  # noqa: S608 (the ORM's own SQL, its values as parameters)

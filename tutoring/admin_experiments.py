@@ -9,7 +9,6 @@ experiment is never edited.
 
 from collections.abc import Callable
 
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms.models import BaseInlineFormSet
@@ -21,19 +20,10 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from feedback.experiments import ArmStats, experiment_stats
+from feedback.models import Feedback
 
 from . import experiments
 from .models import Experiment, ExperimentArm, ExperimentEvent, TutorVersion
-
-ARM_LETTERS = [(position, letter) for position, letter in enumerate("ABCD")]
-
-
-class ArmForm(forms.ModelForm):
-    position = forms.TypedChoiceField(label=_("arm"), choices=ARM_LETTERS, coerce=int)
-
-    class Meta:
-        model = ExperimentArm
-        fields = ["position", "version", "weight"]
 
 
 class ArmFormSet(BaseInlineFormSet):
@@ -58,9 +48,15 @@ class ArmFormSet(BaseInlineFormSet):
             experiments.arms_check(self.instance.tutor_id, [(arm["version"], arm["weight"]) for arm in kept])
 
 
+def experiment_perm(request: HttpRequest, action: str) -> bool:
+    """Arms and events are parts of an experiment: its permissions are theirs."""
+    return request.user.has_perm(f"tutoring.{action}_experiment")
+
+
 class ArmInline(admin.TabularInline):
+    """A draft's arms; a running or stopped experiment's are read-only."""
+
     model = ExperimentArm
-    form = ArmForm
     formset = ArmFormSet
     extra = 2
     min_num = 0
@@ -71,11 +67,13 @@ class ArmInline(admin.TabularInline):
         return 0 if obj is not None else 2
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return (obj is None or obj.state == Experiment.State.DRAFT) and super().has_change_permission(
-            request, obj
-        )
+        editable = obj is None or obj.state == Experiment.State.DRAFT
+        return editable and experiment_perm(request, "add" if obj is None else "change")
 
     has_add_permission = has_delete_permission = has_change_permission  # type: ignore[assignment]
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return experiment_perm(request, "view")
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "version":
@@ -87,7 +85,7 @@ class ArmInline(admin.TabularInline):
 
 class EventInline(admin.TabularInline):
     model = ExperimentEvent
-    fields = ("action", "by", "at", "details")
+    fields = ("action", "by", "at", "what")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -98,6 +96,25 @@ class EventInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return experiment_perm(request, "view")
+
+    @admin.display(description=_("details"))
+    def what(self, event: ExperimentEvent) -> str:
+        details = event.details
+        if event.action == ExperimentEvent.Action.ARM_HALTED:
+            return gettext("Arm %(letter)s: %(why)s") % {
+                "letter": details.get("arm"),
+                "why": halt_text(details),
+            }
+        if event.action == ExperimentEvent.Action.PROMOTED:
+            return gettext("Arm %(letter)s (v%(number)s) became v%(new)s") % {
+                "letter": details.get("arm"),
+                "number": details.get("version"),
+                "new": details.get("new_version") or details.get("version"),
+            }
+        return "—"
 
 
 def interval_bar(arm: ArmStats) -> str:
@@ -126,22 +143,33 @@ def percent(share: float) -> str:
     return f"{share * 100:.1f} %"
 
 
+FIGURES = {"failure_rate": _("failure rate"), "bad_share": _("share of “too hard” and “incorrect”")}
+STRUGGLE = {"none": _("no struggle"), "some": _("some struggle"), "high": _("high struggle")}
+
+
+def listed(shares: dict[str, float], names: dict) -> str:
+    """The shares that are not zero, by their names in the staff's language."""
+    return ", ".join(f"{names[key]}: {percent(share)}" for key, share in shares.items() if share) or "—"
+
+
+def halt_text(figures: dict) -> str:
+    """What the guardrail halted an arm on, in the staff's words."""
+    return gettext("%(figure)s %(value)s against the first arm's %(first)s (margin %(margin)s)") % {
+        "figure": FIGURES.get(figures.get("figure", ""), figures.get("figure", "")),
+        "value": percent(figures.get("value", 0)),
+        "first": percent(figures.get("first_arm", 0)),
+        "margin": percent(figures.get("margin", 0)),
+    }
+
+
 def arms_table(experiment: Experiment) -> str:
     """Each arm's figures (feedback.experiments): five queries however many replies."""
     arms = experiment_stats(experiment_ids=[experiment.pk])[experiment.pk]
 
+    reactions = dict(Feedback.QuickReaction.choices)
+
     def row(arm: ArmStats) -> tuple:
-        halted = (
-            gettext("halted: %(figure)s %(value)s vs %(first)s (margin %(margin)s)")
-            % {
-                "figure": arm.halt_figures.get("figure", ""),
-                "value": percent(arm.halt_figures.get("value", 0)),
-                "first": percent(arm.halt_figures.get("first_arm", 0)),
-                "margin": percent(arm.halt_figures.get("margin", 0)),
-            }
-            if arm.halted_at
-            else ""
-        )
+        halted = gettext("halted: %(why)s") % {"why": halt_text(arm.halt_figures)} if arm.halted_at else "—"
         return (
             arm.letter,
             arm.version,
@@ -152,17 +180,16 @@ def arms_table(experiment: Experiment) -> str:
             arm.rating_avg if arm.rating_avg is not None else "—",
             arm.detailed_count,
             interval_bar(arm),
-            ", ".join(f"{name}: {percent(share)}" for name, share in arm.reaction_shares.items() if share)
-            or "—",
+            listed(arm.reaction_shares, reactions),
             percent(arm.regenerate_rate),
             percent(arm.failure_rate),
             "—" if arm.latency_p50_ms is None else f"{arm.latency_p50_ms} / {arm.latency_p95_ms}",
-            ", ".join(f"{level}: {percent(share)}" for level, share in arm.struggle.items() if share) or "—",
+            listed(arm.struggle, STRUGGLE),
         )
 
     headings = (
         gettext("Arm"), gettext("Version"), gettext("Weight, %"), gettext("Guardrail"), gettext("Students"),
-        gettext("Replies"), gettext("Mean rating"), gettext("Ratings"), gettext("95 % interval"),
+        gettext("Replies"), gettext("Mean rating"), gettext("Ratings"), gettext("Rating interval (0.95)"),
         gettext("Reactions"), gettext("Regenerated"), gettext("Failed"), gettext("Latency p50 / p95, ms"),
         gettext("Struggle"),
     )  # fmt: skip
@@ -183,11 +210,13 @@ class ExperimentAdmin(admin.ModelAdmin):
     list_filter = ("state", "tutor")
     search_fields = ("name", "tutor__name")
     list_select_related = ("tutor",)
-    inlines = [ArmInline, EventInline]
     change_form_template = "admin/tutoring/experiment/change_form.html"
 
     class Media:
         css = {"all": ["tutoring/experiments.css"]}
+
+    def get_inlines(self, request: HttpRequest, obj=None) -> list:
+        return [ArmInline] if obj is None else [ArmInline, EventInline]  # a new one has no events
 
     def get_fields(self, request: HttpRequest, obj=None) -> list[str]:
         shown = ["tutor", "name", "hypothesis"]

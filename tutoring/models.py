@@ -224,7 +224,9 @@ class ExperimentArm(models.Model):
     experiment = models.ForeignKey(
         Experiment, on_delete=models.CASCADE, related_name="arms", verbose_name=_("experiment")
     )
-    position = models.PositiveSmallIntegerField(_("position"))
+    position = models.PositiveSmallIntegerField(
+        _("arm"), choices=[(0, "A"), (1, "B"), (2, "C"), (3, "D")], help_text=_("A is the first arm.")
+    )
     version = models.ForeignKey(
         TutorVersion, on_delete=models.PROTECT, related_name="+", verbose_name=_("version")
     )
@@ -252,7 +254,7 @@ class ExperimentArm(models.Model):
 
     @property
     def letter(self) -> str:
-        return "ABCD"[self.position]
+        return self.get_position_display()
 
     @property
     def label(self) -> dict[str, int | str]:

@@ -57,9 +57,10 @@ def test_each_line_carries_what_training_needs(
     (line,) = export_action(client, Feedback.objects.all())
 
     assert set(line) == {
-        "feedback_id", "batch", "student", "course", "tutor", "tutor_version", "conversation",
-        "student_message", "student_attachments", "reply", "learner", "feedback",
+        "feedback_id", "batch", "student", "course", "tutor", "tutor_version", "experiment_arm",
+        "conversation", "student_message", "student_attachments", "reply", "learner", "feedback",
     }  # fmt: skip
+    assert line["experiment_arm"] is None  # no experiment ran
     assert line["student"] == student_key(user.pk)
     assert line["course"] == {"id": tutor.course_id, "name": "Математика"}
     assert line["tutor"] == {"id": tutor.pk, "name": "Анна"}

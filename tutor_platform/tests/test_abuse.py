@@ -80,6 +80,7 @@ PUBLIC_OR_SELF_KEYED = {
     "/api/v1/progress/{tutor_id}/",  # keyed by tutor: always the caller's own row
     "/api/v1/progress/{tutor_id}/add/",
     "/api/v1/ml/tutors/{id}/versions/",  # staff only (content editors, ML team): no student's object
+    "/api/v1/ml/experiments/{id}/",  # staff only (content editors, ML team): aggregates, no student's object
 }
 
 

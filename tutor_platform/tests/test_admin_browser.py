@@ -358,3 +358,63 @@ def test_the_usage_dashboard_fits_1366_px_and_its_csv_has_the_numbers(
         screenshot(page, "admin-usage-dashboard-one-tutor.png")
     finally:
         context.close()
+
+
+def test_content_editor_runs_an_experiment_and_promotes_the_winner(page, live_server, tutor, make_user):
+    from tutoring.models import Experiment
+    from tutoring.services import TutorContent, tutor_version_save
+
+    v1 = tutor.current_version
+    v2 = tutor_version_save(tutor=tutor, content=TutorContent("Задавай наводящие вопросы.", "math-v2"))
+    tutor_version_save(tutor=tutor, content=TutorContent.of(v1))  # v3 is current; v2 waits for the test
+    editor = staff_member("Content editors")
+    log_in(page, live_server, editor)
+
+    # A draft with two arms: v1 and v2, half the students each.
+    page.goto(f"{live_server.url}/admin/tutoring/experiment/add/")
+    page.select_option("#id_tutor", str(tutor.pk))
+    page.fill("#id_name", "Наводящие вопросы")
+    for n, (letter, version) in enumerate((("0", v1), ("1", v2))):
+        page.select_option(f"#id_arms-{n}-position", letter)
+        page.select_option(f"#id_arms-{n}-version", str(version.pk))
+        page.fill(f"#id_arms-{n}-weight", "50")
+    page.click("input[name=_continue]")
+    page.wait_for_selector(".messagelist .success")
+    experiment = Experiment.objects.get()
+
+    # Start it from its page.
+    page.click("button[formaction$='/start/']")
+    page.wait_for_selector(".messagelist .success")
+    assert "Запущен" in page.locator(".messagelist").inner_text()
+    experiment.refresh_from_db()
+    assert experiment.state == "running"
+
+    # Ratings come in for arm B: its interval is drawn as a bar.
+    arm_b = experiment.arms.get(position=1)
+    chat = Chat.objects.create(user=make_user(), tutor=tutor)
+    for rating in (3, 4, 5):
+        asked = Message.objects.create(chat=chat, role="user", content="Вопрос")
+        reply = Message.objects.create(
+            chat=chat, role="assistant", content="Ответ", reply_to=asked, experiment_arm=arm_b,
+            tutor_version=v2, latency_ms=120,
+        )  # fmt: skip
+        feedback_on(reply, feedback_type="detailed", rating=rating, experiment_arm=arm_b)
+    page.reload()
+    rows = page.locator(".experiment-arms tbody tr")
+    assert rows.count() == 2
+    assert "4.00" in rows.nth(1).inner_text() or "4,00" in rows.nth(1).inner_text()
+    bar = rows.nth(1).locator(".ci-range")
+    assert bar.count() == 1 and bar.bounding_box()["width"] > 0
+    assert rows.nth(0).locator(".ci-range").count() == 0  # no ratings, no interval
+    assert "Запущен" in page.locator(".inline-group").last.inner_text()  # the state change, with who
+    screenshot(page, "admin-experiment-running.png")
+
+    # Promote arm B: a new current version with its content, the experiment stopped.
+    page.click(f"button[formaction$='/promote/{arm_b.pk}/']")
+    page.wait_for_selector(".messagelist .success")
+    tutor.refresh_from_db()
+    experiment.refresh_from_db()
+    assert (tutor.current_version.number, tutor.system_prompt) == (4, v2.system_prompt)
+    assert experiment.state == "stopped"
+    assert page.locator("button[formaction$='/start/']").count() == 0
+    screenshot(page, "admin-experiment-promoted.png")

@@ -13,11 +13,13 @@ import pytest
 from django.apps import apps
 from django.contrib.auth.models import Group
 from django.db import models
+from django.utils import timezone
 
 from accounts.roles import CONTENT_EDITORS, ML_TEAM, SAFETY_REVIEWERS
 from conftest import bearer_client, image_bytes
 from safety.models import Flag
-from tutoring import services
+from tutoring import experiments, services
+from tutoring.models import Experiment, ExperimentArm, ExperimentEvent
 from tutoring.services import TutorContent
 
 # Names that are the same in both languages: products, protocols, formats,
@@ -27,6 +29,7 @@ NOT_ENGLISH = {
     "OpenAI", "Swagger", "PNG", "JPEG", "GIF", "WebP", "PDF", "S3", "Redis", "PostgreSQL", "English",
     "Idempotency-Key", "CSV", "UUID", "EXIF", "SHA-256", "TutorDailyStudent",
     "Control", "Command", "Mac",  # keys, in Django's own Russian help for multiple selects
+    "A", "B", "C", "D",  # an experiment's arms
 }  # fmt: skip
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’-]*[A-Za-z0-9]|[A-Za-z]")
 # Not words: e-mail addresses, URL paths, masked values (the password
@@ -173,6 +176,15 @@ def world(user, make_tutor, admin_user, make_attachment):
         note="Пошаговые объяснения",
         by=admin_user,
     )
+    experiment = Experiment.objects.create(
+        tutor=tutor, name="Пошаговые объяснения", hypothesis="Меньше «сложно»"
+    )
+    for position, version in enumerate(tutor.versions.order_by("number")):
+        ExperimentArm.objects.create(experiment=experiment, position=position, version=version, weight=50)
+    experiments.experiment_start(experiment=experiment, by=admin_user)
+    halt = {"arm": "B", "figure": "bad_share", "value": 0.4, "first_arm": 0.1, "margin": 0.15}
+    ExperimentArm.objects.filter(position=1).update(halted_at=timezone.now(), halt_figures=halt)
+    ExperimentEvent.objects.create(experiment=experiment, action="arm_halted", details=halt)
     return tutor
 
 
@@ -183,15 +195,17 @@ MUST_REACH = {
         "/admin/", "/admin/accounts/user/add/", "/admin/tutoring/tutor/{t}/change/",
         "/admin/tutoring/tutor/{t}/versions/compare/", "/admin/tutoring/tutor/{t}/versions/1/restore/",
         "/admin/feedback/feedback/overview/", "/admin/usage/usagedashboard/", "/admin/safety/flag/{f}/change/",
+        "/admin/tutoring/experiment/{e}/change/", "/admin/tutoring/experiment/add/",
     ],
     CONTENT_EDITORS: [
         "/admin/tutoring/tutor/{t}/change/", "/admin/tutoring/tutor/add/", "/admin/tutoring/course/add/",
         "/admin/tutoring/tutor/{t}/versions/compare/", "/admin/tutoring/tutor/{t}/versions/1/restore/",
-        "/admin/usage/usagedashboard/",
+        "/admin/usage/usagedashboard/", "/admin/tutoring/experiment/{e}/change/", "/admin/tutoring/experiment/add/",
     ],
     ML_TEAM: [
         "/admin/feedback/feedback/", "/admin/feedback/feedback/overview/", "/admin/tutoring/tutor/{t}/change/",
         "/admin/tutoring/tutor/{t}/versions/compare/", "/admin/usage/usagedashboard/", "/admin/chats/message/",
+        "/admin/tutoring/experiment/{e}/change/",
     ],
     SAFETY_REVIEWERS: [
         "/admin/safety/flag/{f}/change/", "/admin/safety/term/add/", "/admin/safety/policy/", "/admin/chats/chat/",
@@ -204,7 +218,8 @@ def test_every_admin_page_a_role_opens_is_in_russian(role, world, client, admin_
     client.force_login(admin_user if role == "superuser" else make_staff(role))
     found, seen = walk(client, data=stored_words())
     flag = Flag.objects.get()
-    assert {page.format(t=world.id, f=flag.id) for page in MUST_REACH[role]} <= seen
+    experiment = Experiment.objects.get()
+    assert {page.format(t=world.id, f=flag.id, e=experiment.id) for page in MUST_REACH[role]} <= seen
     assert not any(page.startswith("/admin/token_blacklist/") for page in seen)  # hidden from everyone
     assert found == {}, "\n".join(f"{path}: {' '.join(sorted(words))}" for path, words in found.items())
 
