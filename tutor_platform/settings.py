@@ -498,6 +498,9 @@ SPECTACULAR_SETTINGS = {
         "IntentEnum": "chats.models.Intent",
         "LearnerLevelEnum": "accounts.models.LearnerLevel",
         "LearnerLanguageEnum": "accounts.models.LearnerLanguage",
+        "ExperimentStateEnum": "tutoring.models.Experiment.State",
+        "ExperimentActionEnum": "tutoring.models.ExperimentEvent.Action",
+        "ExperimentArmEnum": ["A", "B", "C", "D"],
     },
 }
 
