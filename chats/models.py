@@ -156,28 +156,6 @@ class Message(models.Model):
         return gettext("%(role)s message %(id)s") % {"role": self.get_role_display(), "id": self.pk}
 
 
-class FailedReply(models.Model):
-    """An attempt at a reply in an experiment arm that AI-Core failed: the
-    arm's failure rate (feedback.experiments). Goes with its chat."""
-
-    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="+", verbose_name=_("chat"))
-    experiment_arm = models.ForeignKey(
-        "tutoring.ExperimentArm",
-        on_delete=models.CASCADE,
-        related_name="failures",
-        verbose_name=_("experiment arm"),
-    )
-    code = models.CharField(_("code"), max_length=64)
-    created_at = models.DateTimeField(_("created at"), default=timezone.now)
-
-    class Meta:
-        verbose_name = _("failed reply")
-        verbose_name_plural = _("failed replies")
-
-    def __str__(self) -> str:
-        return f"{self.code} ({self.created_at:%Y-%m-%d %H:%M})"
-
-
 class IdempotencyKey(models.Model):
     """A client's `Idempotency-Key` on a send, and the response it got."""
 

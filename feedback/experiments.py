@@ -1,20 +1,22 @@
 """An experiment's statistics, per arm (API_CONTRACT.md, "Experiments").
 
-Read from what the students still have: the arm's replies in their chats,
-the feedback on those replies, and the attempts AI-Core failed. An erased
-student's chats are gone, so are their figures; a student who withdrew
-their consent (`consent_revoked_at`) is left out of every figure. Five
-queries whatever the number of experiments, arms, replies and feedback.
+Read from the rollup each arm keeps per student (usage.ArmStudentUsage,
+counted as replies, regenerations, failures and feedback happen), never
+from the messages: two queries whatever the number of experiments, arms,
+replies and feedback. An erased student's rows go with them; a student
+who withdrew their consent (`consent_revoked_at`) is left out of every
+figure until they give it again.
 
 Definitions (each over the arm's replies unless said):
 - `failure_rate`: (AI-Core failures + replies the safety check withheld)
   over attempts (replies + AI-Core failures);
 - `regenerate_rate`: replies the student asked to regenerate;
-- `reaction_shares`: replies that got each quick reaction; `bad_share`,
+- `reaction_shares`: quick reactions of each kind per reply; `bad_share`,
   the guardrail's, is `too_hard` + `incorrect`;
 - `rating_ci`: the 95 % interval of the mean detailed rating (Student's
   t; null under two ratings), within 1..5;
-- latency percentiles: nearest rank.
+- latency p50 / p95: from the rollup's histogram, interpolated within a
+  bucket (usage.dashboard.percentile), as the usage dashboard's.
 """
 
 import math
@@ -24,14 +26,15 @@ from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 
-from django.db import connection
-from django.db.models import Avg, Count, F, Q, Sum
+from django.db.models import Count, Q, Sum
 
-from chats.models import FailedReply, Message
 from tutoring.models import ExperimentArm
+from usage.dashboard import percentile
+from usage.models import LATENCY_BUCKETS, ArmStudentUsage
 
 from .models import Feedback
-from .selectors import STRUGGLE_LEVELS, two_places
+from .selectors import STRUGGLE_LEVELS as LEVELS
+from .selectors import two_places
 
 # Student's t, two-sided 95 %, by degrees of freedom; 1.96 beyond the table.
 T_95 = (
@@ -40,6 +43,11 @@ T_95 = (
     2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
 )  # fmt: skip
 REACTIONS = Feedback.QuickReaction.values
+COUNTERS = [
+    *("replies", "regenerated", "withheld", "failures", "detailed_count", "rating_sum", "rating_squares"),
+    *(f"struggle_{level}" for level in LEVELS),
+    *(f"reaction_{reaction}" for reaction in REACTIONS),
+]
 BAD_REACTIONS = (Feedback.QuickReaction.TOO_HARD, Feedback.QuickReaction.INCORRECT)
 
 
@@ -102,97 +110,33 @@ def rating_interval(
     return low, high
 
 
-def _counted(arm_ids: list[int]) -> Q:
-    """The arms' rows of students who have not withdrawn their consent."""
-    return Q(experiment_arm_id__in=arm_ids, chat__user__consent_revoked_at__isnull=True)
-
-
-def _latencies(arm_ids: list[int]) -> dict[int, tuple[int, int]]:
-    """p50 and p95 (nearest rank) of each arm's reply latency: one query,
-    ranked by a window function (PostgreSQL and SQLite alike)."""
-    if not arm_ids:
-        return {}
-    ranked = (
-        Message.objects.filter(_counted(arm_ids), latency_ms__isnull=False)
-        .values(arm=F("experiment_arm_id"), latency=F("latency_ms"))
-        .order_by()
-    )
-    inner, params = ranked.query.sql_with_params()
-    sql = f"""
-        SELECT arm, latency, rank, n FROM (
-            SELECT arm, latency,
-                   ROW_NUMBER() OVER (PARTITION BY arm ORDER BY latency) AS rank,
-                   COUNT(*) OVER (PARTITION BY arm) AS n
-            FROM ({inner}) AS replies
-        ) AS ranked
-        WHERE rank = (n * 50 + 99) / 100 OR rank = (n * 95 + 99) / 100
-    """  # noqa: S608 (the ORM's own SQL, its values as parameters)
-    found: dict[int, dict[int, int]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for arm, latency, rank, n in cursor.fetchall():
-            found.setdefault(arm, {})[rank] = latency
-            found[arm]["n"] = n
-    return {
-        arm: (ranks[(ranks["n"] * 50 + 99) // 100], ranks[(ranks["n"] * 95 + 99) // 100])
-        for arm, ranks in found.items()
-    }
-
-
 def experiment_stats(*, experiment_ids: Iterable[int]) -> dict[int, list[ArmStats]]:
     """Each experiment's arms, in order, with their figures."""
+    experiment_ids = list(experiment_ids)
     arms = list(
-        ExperimentArm.objects.filter(experiment_id__in=list(experiment_ids))
+        ExperimentArm.objects.filter(experiment_id__in=experiment_ids)
         .select_related("version")
         .only("id", "experiment_id", "position", "weight", "halted_at", "halt_figures", "version__number")
         .order_by("experiment_id", "position")
     )
-    arm_ids = [arm.pk for arm in arms]
-    levels = {
-        f"struggle_{level}": Count("id", filter=Q(metadata__learner__struggle__level=level))
-        for level in STRUGGLE_LEVELS
-    }
-    replies = {
-        row["experiment_arm_id"]: row
-        for row in Message.objects.filter(_counted(arm_ids))
-        .values("experiment_arm_id")
+    columns = [*COUNTERS, *LATENCY_BUCKETS]
+    rows = {
+        row["arm_id"]: row
+        for row in ArmStudentUsage.objects.filter(
+            arm_id__in=[arm.pk for arm in arms], user__consent_revoked_at__isnull=True
+        )
+        .values("arm_id")
         .order_by()
         .annotate(
-            n=Count("id"),
-            students=Count("chat__user_id", distinct=True),
-            regenerated=Count("id", filter=Q(is_current=False)),
-            withheld=Count("id", filter=Q(moderation=Message.Moderation.WITHHELD)),
-            **levels,
+            students=Count("id", filter=Q(replies__gt=0)), **{column: Sum(column) for column in columns}
         )
     }
-    detailed = Q(feedback_type=Feedback.FeedbackType.DETAILED)
-    quick = Q(feedback_type=Feedback.FeedbackType.QUICK)
-    feedback = {
-        row["arm"]: row
-        for row in Feedback.objects.filter(
-            message__experiment_arm_id__in=arm_ids, message__chat__user__consent_revoked_at__isnull=True
-        )
-        .values(arm=F("message__experiment_arm_id"))
-        .order_by()
-        .annotate(
-            detailed_count=Count("id", filter=detailed),
-            rating_avg=Avg("rating", filter=detailed),
-            rating_squares=Sum(F("rating") * F("rating"), filter=detailed),
-            **{f"reaction_{r}": Count("id", filter=quick & Q(quick_reaction=r)) for r in REACTIONS},
-        )
-    }
-    failures = dict(
-        FailedReply.objects.filter(_counted(arm_ids))
-        .values("experiment_arm_id")
-        .order_by()
-        .annotate(n=Count("id"))
-        .values_list("experiment_arm_id", "n")
-    )
-    latencies = _latencies(arm_ids)
     stats: dict[int, list[ArmStats]] = {pk: [] for pk in experiment_ids}
     for arm in arms:
-        made, rated = replies.get(arm.pk, {}), feedback.get(arm.pk, {})
-        n = made.get("n", 0)
+        row = rows.get(arm.pk) or dict.fromkeys(columns, 0)
+        n, rated = row["replies"], row["detailed_count"]
+        buckets = [row[bucket] for bucket in LATENCY_BUCKETS]
+        mean = row["rating_sum"] / rated if rated else None
         stats[arm.experiment_id].append(
             ArmStats(
                 arm_id=arm.pk,
@@ -201,23 +145,18 @@ def experiment_stats(*, experiment_ids: Iterable[int]) -> dict[int, list[ArmStat
                 weight=arm.weight,
                 halted_at=arm.halted_at,
                 halt_figures=arm.halt_figures,
-                students=made.get("students", 0),
+                students=row.get("students", 0),
                 replies=n,
-                detailed_count=rated.get("detailed_count", 0),
-                rating_avg=two_places(rated.get("rating_avg")),
-                rating_ci=rating_interval(
-                    rated.get("detailed_count", 0), rated.get("rating_avg"), rated.get("rating_squares")
-                ),
-                reactions={r: rated.get(f"reaction_{r}", 0) for r in REACTIONS},
-                regenerated=made.get("regenerated", 0),
-                withheld=made.get("withheld", 0),
-                failures=failures.get(arm.pk, 0),
-                latency_p50_ms=latencies.get(arm.pk, (None, None))[0],
-                latency_p95_ms=latencies.get(arm.pk, (None, None))[1],
-                struggle={
-                    level: round(made.get(f"struggle_{level}", 0) / n, 4) if n else 0.0
-                    for level in STRUGGLE_LEVELS
-                },
+                detailed_count=rated,
+                rating_avg=two_places(mean),
+                rating_ci=rating_interval(rated, mean, row["rating_squares"]),
+                reactions={r: row[f"reaction_{r}"] for r in REACTIONS},
+                regenerated=row["regenerated"],
+                withheld=row["withheld"],
+                failures=row["failures"],
+                latency_p50_ms=percentile(buckets, 0.5),
+                latency_p95_ms=percentile(buckets, 0.95),
+                struggle={level: round(row[f"struggle_{level}"] / n, 4) if n else 0.0 for level in LEVELS},
             )
         )
     return stats

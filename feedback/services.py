@@ -1,5 +1,6 @@
 """Writes for feedback: submit, delete, the tutor's rating, ML processing."""
 
+from copy import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +83,7 @@ def feedback_submit(
             raise NotFound("No such message.")  # erased meanwhile
         _lock_tutor(tutor_id)  # orders every upsert of this (user, message, type)
         existing = Feedback.objects.filter(user=user, message=message, feedback_type=feedback_type).first()
-        created = existing is None
+        created, before = existing is None, copy(existing)  # as it stood, for the arm's statistics
         if existing is None:
             feedback = Feedback.objects.create(
                 user=user,
@@ -112,6 +113,10 @@ def feedback_submit(
                 feedback.save(
                     update_fields=[*changed, "processed", "processed_at", "processed_by", "updated_at"]
                 )
+        if feedback.experiment_arm_id is not None:  # the arm's statistics (usage.ArmStudentUsage)
+            usage.record_arm_feedback(
+                arm_id=feedback.experiment_arm_id, user_id=user.pk, before=before, after=feedback
+            )
         if feedback_type == Feedback.FeedbackType.DETAILED:
             tutor_rating_recompute(tutor_id=tutor_id)
     return SubmitResult(feedback=feedback, created=created)
@@ -183,6 +188,10 @@ def feedback_delete(*, feedback: Feedback) -> None:
             Feedback.objects.filter(pk=feedback.pk, allow_training=True), ConsentRevocation.Reason.REVOKED
         )
         feedback.delete()
+        if feedback.experiment_arm_id is not None and feedback.user_id is not None:
+            usage.record_arm_feedback(
+                arm_id=feedback.experiment_arm_id, user_id=feedback.user_id, before=feedback, after=None
+            )
         if feedback.feedback_type == Feedback.FeedbackType.DETAILED:
             tutor_rating_recompute(tutor_id=feedback.tutor_id)
 

@@ -63,6 +63,9 @@ class ArmInline(admin.TabularInline):
     max_num = experiments.MAX_ARMS
     fields = ("position", "version", "weight")
 
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).select_related("version__tutor")
+
     def get_extra(self, request: HttpRequest, obj=None, **kwargs) -> int:
         return 0 if obj is not None else 2
 
@@ -99,6 +102,9 @@ class EventInline(admin.TabularInline):
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
         return experiment_perm(request, "view")
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).select_related("by")
 
     @admin.display(description=_("details"))
     def what(self, event: ExperimentEvent) -> str:
@@ -210,6 +216,10 @@ class ExperimentAdmin(admin.ModelAdmin):
     list_filter = ("state", "tutor")
     search_fields = ("name", "tutor__name")
     list_select_related = ("tutor",)
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).select_related("tutor", "created_by")
+
     change_form_template = "admin/tutoring/experiment/change_form.html"
 
     class Media:
@@ -253,7 +263,7 @@ class ExperimentAdmin(admin.ModelAdmin):
                 "show_save_and_continue": editable,
                 "show_save_and_add_another": editable,
                 "can_run": obj is not None and self.has_change_permission(request, obj),
-                "arms": list(obj.arms.all()) if obj is not None else [],
+                "arms": list(obj.arms.select_related("version")) if obj is not None else [],
             }
         )
         return super().render_change_form(request, context, add, change, form_url, obj)

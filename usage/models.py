@@ -137,6 +137,51 @@ class TutorDailyStudent(models.Model):
         }
 
 
+class ArmStudentUsage(models.Model):
+    """What one student got from one experiment arm, kept like the daily
+    rollups (usage.services.record_arm_*): an experiment's statistics read
+    these rows, never the messages. Gone with the student (erasure)."""
+
+    arm = models.ForeignKey("tutoring.ExperimentArm", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    replies = _counter()
+    regenerated = _counter(help_text=_("Replies the student asked to regenerate."))
+    withheld = _counter(help_text=_("Replies the safety check withheld."))
+    failures = _counter(help_text=_("Sends, replies and regenerations AI-Core failed (no reply saved)."))
+    struggle_none = _counter()
+    struggle_some = _counter()
+    struggle_high = _counter()
+    latency_le_250 = _counter()
+    latency_le_500 = _counter()
+    latency_le_1000 = _counter()
+    latency_le_2000 = _counter()
+    latency_le_3000 = _counter()
+    latency_le_5000 = _counter()
+    latency_le_8000 = _counter()
+    latency_le_13000 = _counter()
+    latency_le_20000 = _counter()
+    latency_le_30000 = _counter()
+    latency_le_60000 = _counter()
+    latency_over_60000 = _counter()
+    # The student's detailed ratings of the arm's replies, and quick reactions.
+    detailed_count = _counter()
+    rating_sum = _counter()
+    rating_squares = _counter()
+    reaction_understood = _counter()
+    reaction_too_hard = _counter()
+    reaction_need_more_examples = _counter()
+    reaction_too_easy = _counter()
+    reaction_incorrect = _counter()
+
+    class Meta:
+        verbose_name = _("experiment arm usage")
+        verbose_name_plural = _("experiment arm usage")
+        constraints = [models.UniqueConstraint(fields=["arm", "user"], name="arm_usage_one_per_student")]
+
+    def __str__(self) -> str:
+        return gettext("user %(user)s in arm %(arm)s") % {"user": self.user_id, "arm": self.arm_id}
+
+
 class UsageDashboard(TutorDailyUsage):
     """The admin's usage dashboard (usage.admin); its view permission opens it."""
 

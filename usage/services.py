@@ -18,6 +18,7 @@ Days are UTC days; a reply counts on the day it is saved.
 """
 
 import math
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -34,6 +35,7 @@ from rest_framework.exceptions import APIException
 from .models import (
     LATENCY_BOUNDS_MS,
     LATENCY_BUCKETS,
+    ArmStudentUsage,
     DailyStudents,
     TutorDailyStudent,
     TutorDailyUsage,
@@ -205,6 +207,49 @@ def record_failure(reservation: Reservation, *, tutor_id: int, ai_core_failed: b
 def record_rating(*, tutor_id: int, rating: Any) -> None:
     """Notes the tutor's mean rating as it stands now on today's row (the dashboard's trend)."""
     _upsert(TutorDailyUsage, {"day": today(), "tutor_id": tutor_id}, add={}, put={"rating": rating})
+
+
+def record_arm_reply(*, arm_id: int, user_id: int, reply: Any) -> None:
+    """Counts a saved reply of an experiment arm (call in its transaction)."""
+    counts = {"replies": 1, "withheld": int(reply.moderation == "withheld")}
+    level = struggle_level(reply.metadata)
+    if level in ("none", "some", "high"):
+        counts[f"struggle_{level}"] = 1
+    if reply.latency_ms is not None:
+        counts[latency_bucket(reply.latency_ms)] = 1
+    _upsert(ArmStudentUsage, {"arm_id": arm_id, "user_id": user_id}, add=counts)
+
+
+def record_arm_event(*, arm_id: int, user_id: int, counter: str) -> None:
+    """Counts a regeneration of one of the arm's replies (`regenerated`) or
+    an AI-Core failure of the arm (`failures`)."""
+    assert counter in ("regenerated", "failures")
+    _upsert(ArmStudentUsage, {"arm_id": arm_id, "user_id": user_id}, add={counter: 1})
+
+
+def record_arm_feedback(*, arm_id: int, user_id: int, before: Any, after: Any) -> None:
+    """Moves the student's feedback on an arm's reply from `before` to
+    `after` (each a Feedback, or None when there is none): rating sums and
+    reaction counts, in the feedback's own transaction."""
+    counts: dict[str, int] = defaultdict(int)
+    for feedback, sign in ((before, -1), (after, 1)):
+        if feedback is None:
+            continue
+        if feedback.feedback_type == "detailed" and feedback.rating is not None:
+            counts["detailed_count"] += sign
+            counts["rating_sum"] += sign * feedback.rating
+            counts["rating_squares"] += sign * feedback.rating**2
+        elif feedback.quick_reaction:
+            counts[f"reaction_{feedback.quick_reaction}"] += sign
+    changed = {column: n for column, n in counts.items() if n}
+    if not changed:
+        return
+    if before is None:
+        _upsert(ArmStudentUsage, {"arm_id": arm_id, "user_id": user_id}, add=changed)
+    else:  # counted when it was given: the row exists, and an INSERT of a negative count would be refused
+        ArmStudentUsage.objects.filter(arm_id=arm_id, user_id=user_id).update(
+            **{column: F(column) + n for column, n in changed.items()}
+        )
 
 
 def usage_today(user: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from rest_framework.exceptions import ValidationError
 
 from aicore.exceptions import AICoreError
 from attachments.models import Reference
-from chats.models import Chat, FailedReply, IdempotencyKey, Intent, Message, ReplyStatus
+from chats.models import Chat, IdempotencyKey, Intent, Message, ReplyStatus
 from tutoring.models import ExperimentArm
 from usage import services as usage
 
@@ -111,6 +111,22 @@ def safe_exchange_save(
     return user_message, reply
 
 
+def _retire_current(user_message: Message, *, user_id: int) -> None:
+    """The current reply to `user_message` stops being current (a variant
+    replaces it); one asked of an experiment arm counts as regenerated there.
+    One statement: RETURNING says which arm it was (PostgreSQL, SQLite 3.35+)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {MESSAGES} SET is_current = %s WHERE reply_to_id = %s AND is_current = %s "  # noqa: S608
+            "RETURNING experiment_arm_id",
+            [False, user_message.pk, True],
+        )
+        retired = cursor.fetchall()
+    for (arm_id,) in retired:
+        if arm_id is not None:
+            usage.record_arm_event(arm_id=arm_id, user_id=user_id, counter="regenerated")
+
+
 def reply_save(
     *, chat: Chat, user_message: Message, reply: AIReply, variant: bool, reservation: usage.Reservation
 ) -> Message:
@@ -126,7 +142,7 @@ def reply_save(
             if not _touch_chat(chat, at=now, containing=user_message):
                 raise ReplyDiscarded()
             if variant:
-                Message.objects.filter(reply_to=user_message, is_current=True).update(is_current=False)
+                _retire_current(user_message, user_id=reservation.user_id)
             assistant_message = Message.objects.create(
                 chat=chat,
                 role=Message.Role.ASSISTANT,
@@ -141,6 +157,10 @@ def reply_save(
                 created_at=now,
             )
             usage.record_reply(reservation, tutor_id=chat.tutor_id, reply=assistant_message)
+            if reply.experiment_arm is not None:
+                usage.record_arm_reply(
+                    arm_id=reply.experiment_arm.pk, user_id=reservation.user_id, reply=assistant_message
+                )
             if variant:
                 count = Message.objects.filter(reply_to=user_message).count()
     except IntegrityError:
@@ -168,7 +188,7 @@ def no_reply_record(
     try:
         usage.record_failure(reservation, tutor_id=chat.tutor_id, ai_core_failed=ai_core_failed)
         if ai_core_failed and arm is not None:
-            FailedReply.objects.create(chat=chat, experiment_arm=arm, code=exc.code)
+            usage.record_arm_event(arm_id=arm.pk, user_id=reservation.user_id, counter="failures")
     except Exception:  # the database itself failed: the student keeps one reply reserved today
         logger.warning("Could not give back the reservation of user %s", reservation.user_id)
 

@@ -17,14 +17,17 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from accounts.roles import CONTENT_EDITORS
-from chats.models import Chat, FailedReply, Message
+from chats.models import Chat, Message
 from conftest import PASSWORD, bearer_client, feedback_on, requires_postgresql, run_in_threads
 from feedback.experiments import experiment_stats, rating_interval
+from feedback.models import Feedback
 from feedback.training import training_export_claim, training_lines
 from tutor_platform.pseudonyms import student_key
 from tutoring.experiments import arm_for, experiment_promote, experiment_start, experiment_stop, guard
 from tutoring.models import Experiment, ExperimentArm, ExperimentEvent, Tutor, TutorVersion
 from tutoring.services import TutorContent, tutor_version_save
+from usage import services as usage
+from usage.models import ArmStudentUsage
 
 pytestmark = pytest.mark.django_db
 
@@ -137,10 +140,10 @@ class TestEveryReplyPath:
         assert replies.count() == 4
         arm_b = experiment.arms.get(position=1)
         assert set(replies.values_list("experiment_arm_id", "tutor_version_id")) == {(arm_b.pk, v2.pk)}
-        # The failed attempt counts against arm B.
-        assert list(FailedReply.objects.values_list("experiment_arm_id", "code")) == [
-            (arm_b.pk, "ai_core_bad_response")
-        ]
+        # The rollup the statistics read: four replies, one regenerated, the failed attempt.
+        tally = ArmStudentUsage.objects.get(arm=arm_b, user=student)
+        assert (tally.replies, tally.regenerated, tally.failures, tally.withheld) == (4, 1, 1, 0)
+        assert not ArmStudentUsage.objects.exclude(pk=tally.pk).exists()
 
     def test_the_first_arm_gets_the_first_arms_version(self, make_user, tutor, versions, ai_core):
         v1, v2 = versions
@@ -173,7 +176,7 @@ class TestEveryReplyPath:
         assert Message.objects.filter(role="assistant").latest("id").experiment_arm_id is None
         assert tutor.running_experiment_id is None
 
-    def test_outside_an_experiment_a_send_costs_no_query_more_and_inside_one_more(
+    def test_outside_an_experiment_a_send_costs_no_query_more_and_inside_two(
         self, auth_client, chat, tutor, versions, ai_core
     ):
         def statements() -> int:
@@ -189,7 +192,7 @@ class TestEveryReplyPath:
         statements()  # the chat's first message also gives it its title
         outside = statements()
         make_experiment(tutor, [(versions[0], 50), (versions[1], 50)])
-        assert statements() == outside + 1  # the arms with their versions
+        assert statements() == outside + 2  # the arms with their versions; the arm's rollup
 
 
 @pytest.fixture
@@ -261,15 +264,33 @@ def test_two_concurrent_starts_on_one_tutor_start_exactly_one(tutor, versions):
 
 
 def reply_in(
-    arm: ExperimentArm, chat: Chat, *, latency: int, current: bool = True, withheld: bool = False
-) -> Message:
+    arm: ExperimentArm, chat: Chat, *, latency: int, regenerated: bool = False, withheld: bool = False
+):
+    """A reply of `arm`, counted as the send flow counts it (and its regeneration)."""
     asked = Message.objects.create(chat=chat, role="user", content="Вопрос")
-    return Message.objects.create(
-        chat=chat, role="assistant", content="Ответ", reply_to=asked, is_current=current,
+    reply = Message.objects.create(
+        chat=chat, role="assistant", content="Ответ", reply_to=asked, is_current=not regenerated,
         experiment_arm=arm, tutor_version=arm.version, latency_ms=latency,
         moderation=Message.Moderation.WITHHELD if withheld else "",
         metadata={"learner": {"struggle": {"level": "some" if latency > 300 else "none"}}},
     )  # fmt: skip
+    usage.record_arm_reply(arm_id=arm.pk, user_id=chat.user_id, reply=reply)
+    if regenerated:
+        usage.record_arm_event(arm_id=arm.pk, user_id=chat.user_id, counter="regenerated")
+    return reply
+
+
+def rate(reply: Message, **fields) -> Feedback:
+    """Feedback on an arm's reply, counted as feedback_submit counts it."""
+    feedback = feedback_on(reply, experiment_arm=reply.experiment_arm, **fields)
+    usage.record_arm_feedback(
+        arm_id=reply.experiment_arm_id, user_id=reply.chat.user_id, before=None, after=feedback
+    )
+    return feedback
+
+
+def fail(arm: ExperimentArm, chat: Chat) -> None:
+    usage.record_arm_event(arm_id=arm.pk, user_id=chat.user_id, counter="failures")
 
 
 class TestStatistics:
@@ -283,15 +304,15 @@ class TestStatistics:
         chats = [Chat.objects.create(user=anna, tutor=tutor), Chat.objects.create(user=boris, tutor=tutor)]
         replies = [
             reply_in(a, chats[0], latency=100),
-            reply_in(a, chats[0], latency=400, current=False),
+            reply_in(a, chats[0], latency=400, regenerated=True),
             reply_in(a, chats[0], latency=300),
             reply_in(a, chats[1], latency=200, withheld=True),
             reply_in(a, chats[1], latency=1000),
         ]
         for reply, rating in zip(replies, (2, 3, 3, 4), strict=False):
-            feedback_on(reply, feedback_type="detailed", rating=rating, experiment_arm=a)
-        feedback_on(replies[4], quick_reaction="too_hard", experiment_arm=a)
-        FailedReply.objects.create(chat=chats[1], experiment_arm=a, code="ai_core_timeout")
+            rate(reply, feedback_type="detailed", rating=rating)
+        rate(replies[4], quick_reaction="too_hard")
+        fail(a, chats[1])
         reply_in(b, Chat.objects.create(user=make_user(), tutor=tutor), latency=50)
         return experiment, anna, boris
 
@@ -307,9 +328,10 @@ class TestStatistics:
         }  # fmt: skip
         assert first.regenerate_rate == 0.2
         assert first.failure_rate == round(2 / 6, 4)  # (1 failure + 1 withheld) / (5 replies + 1 failure)
-        assert (first.latency_p50_ms, first.latency_p95_ms) == (300, 1000)  # nearest rank of 5: 3rd and 5th
+        # Buckets ≤250: 2, ≤500: 2, ≤1000: 1; p50 = 250 + 250 · 0.5 / 2, p95 = 500 + 500 · 0.75 / 1
+        assert (first.latency_p50_ms, first.latency_p95_ms) == (312, 875)
         assert first.struggle == {"none": 0.6, "some": 0.4, "high": 0.0}
-        assert (second.letter, second.replies, second.rating_ci, second.latency_p50_ms) == ("B", 1, None, 50)
+        assert (second.letter, second.replies, second.rating_ci, second.latency_p50_ms) == ("B", 1, None, 125)
 
     def test_the_interval_is_students_t_clipped_to_the_scale(self):
         assert rating_interval(1, 4.0, 16.0) is None
@@ -337,14 +359,45 @@ class TestStatistics:
 
     def test_a_constant_number_of_queries(self, case, django_assert_num_queries, make_user, tutor):
         experiment, *_ = case
-        with django_assert_num_queries(5):
+        with django_assert_num_queries(2):
             experiment_stats(experiment_ids=[experiment.pk])
         a = experiment.arms.get(position=0)
         for _ in range(20):
-            feedback_on(reply_in(a, Chat.objects.create(user=make_user(), tutor=tutor), latency=10),
-                        feedback_type="detailed", rating=5)  # fmt: skip
-        with django_assert_num_queries(5):
+            rate(reply_in(a, Chat.objects.create(user=make_user(), tutor=tutor), latency=10),
+                 feedback_type="detailed", rating=5)  # fmt: skip
+        with django_assert_num_queries(2):
             experiment_stats(experiment_ids=[experiment.pk])
+
+    def test_feedback_changes_and_deletions_move_the_figures(self, make_user, tutor, versions, ai_core):
+        experiment = make_experiment(tutor, [(versions[0], 50), (versions[1], 50)])
+        student = student_in(make_user, experiment, "A")
+        chat = Chat.objects.create(user=student, tutor=tutor)
+        client = bearer_client(student)
+        reply = client.post(f"/api/v1/chats/{chat.pk}/messages/", {"content": "?"}, format="json").json()
+        message = reply["assistant_message"]["id"]
+
+        def figures() -> tuple:
+            arm = experiment_stats(experiment_ids=[experiment.pk])[experiment.pk][0]
+            return (
+                arm.replies,
+                arm.detailed_count,
+                arm.rating_avg,
+                arm.reactions["too_hard"],
+                arm.reactions["incorrect"],
+            )
+
+        body = {"message": message, "feedback_type": "detailed", "rating": 2}
+        assert client.post("/api/v1/feedback/", body, format="json").status_code == 201
+        assert figures() == (1, 1, Decimal("2.00"), 0, 0)
+        assert client.post("/api/v1/feedback/", {**body, "rating": 5}, format="json").status_code == 200
+        assert figures() == (1, 1, Decimal("5.00"), 0, 0)
+        quick = {"message": message, "feedback_type": "quick", "quick_reaction": "too_hard"}
+        created = client.post("/api/v1/feedback/", quick, format="json").json()
+        assert figures() == (1, 1, Decimal("5.00"), 1, 0)
+        client.post("/api/v1/feedback/", {**quick, "quick_reaction": "incorrect"}, format="json")
+        assert figures() == (1, 1, Decimal("5.00"), 0, 1)
+        assert client.delete(f"/api/v1/feedback/{created['id']}/").status_code == 204
+        assert figures() == (1, 1, Decimal("5.00"), 0, 0)
 
 
 class TestGuardrail:
@@ -360,14 +413,14 @@ class TestGuardrail:
         for n in range(replies):
             reply = reply_in(arm, chat, latency=100)
             if n < bad:
-                feedback_on(reply, quick_reaction="incorrect" if n % 2 else "too_hard", experiment_arm=arm)
+                rate(reply, quick_reaction="incorrect" if n % 2 else "too_hard")
 
     def test_it_fires_exactly_at_the_margin(self, arms, make_user):
         experiment, a, b, chat = arms
         self.fill(a, chat, 30, 0)
         self.fill(b, chat, 30, 5)  # 5/30 = 0.167 < 0.2
         assert guard(experiment) == []
-        feedback_on(
+        rate(
             Message.objects.filter(experiment_arm=b, feedback__isnull=True).first(), quick_reaction="too_hard"
         )
         halts = guard(experiment)  # 6/30 = 0.2: exactly the margin
@@ -398,7 +451,7 @@ class TestGuardrail:
         self.fill(a, chat, 30, 0)
         self.fill(b, chat, 30, 0)
         for _ in range(8):  # 8 / 38 = 0.21
-            FailedReply.objects.create(chat=chat, experiment_arm=b, code="ai_core_unavailable")
+            fail(b, chat)
         call_command("guard_experiments")
         assert "arm B" in capsys.readouterr().out
         b.refresh_from_db()

@@ -128,3 +128,34 @@ def test_a_running_experiment_cannot_be_deleted_or_edited(client, staff_in, tuto
     client.post(f"/admin/tutoring/experiment/{second.pk}/start/")
     second.refresh_from_db()
     assert second.state == "draft"
+
+
+def test_the_experiment_page_costs_eight_queries_whatever_its_arms_and_replies(
+    client, admin_user, tutor, versions, make_user, django_assert_num_queries
+):
+    from chats.models import Chat, Message
+    from tutoring.experiments import experiment_start
+    from usage import services as usage
+
+    v3 = tutor_version_save(tutor=tutor, content=TutorContent("Третий промпт.", "math-v3"))
+    v4 = tutor_version_save(tutor=tutor, content=TutorContent("Четвёртый промпт.", "math-v4"))
+    experiment = Experiment.objects.create(tutor=tutor, name="Четыре варианта")
+    for position, version in enumerate((*versions, v3, v4)):
+        ExperimentArm.objects.create(experiment=experiment, position=position, version=version, weight=25)
+    experiment_start(experiment=experiment, by=admin_user)
+    client.force_login(admin_user)
+    page = f"/admin/tutoring/experiment/{experiment.pk}/change/"
+    client.get(page)
+    with django_assert_num_queries(8):
+        assert client.get(page).status_code == 200
+    for arm in experiment.arms.all():
+        chat = Chat.objects.create(user=make_user(), tutor=tutor)
+        for _ in range(5):
+            asked = Message.objects.create(chat=chat, role="user", content="?")
+            reply = Message.objects.create(
+                chat=chat, role="assistant", content="!", reply_to=asked, latency_ms=90
+            )
+            usage.record_arm_reply(arm_id=arm.pk, user_id=chat.user_id, reply=reply)
+    with django_assert_num_queries(8):
+        table = client.get(page).content.decode().split('class="experiment-arms"')[1].split("</table>")[0]
+    assert table.count("<td>5</td>") == 4  # each arm's five replies
