@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 from django.db.models import Count, Q, Sum
 
@@ -58,7 +59,7 @@ class ArmStats:
     version: int  # the version's number
     weight: int
     halted_at: datetime | None
-    halt_figures: dict
+    halt_figures: dict[str, Any]
     students: int = 0
     replies: int = 0
     detailed_count: int = 0
@@ -120,8 +121,8 @@ def experiment_stats(*, experiment_ids: Iterable[int]) -> dict[int, list[ArmStat
         .order_by("experiment_id", "position")
     )
     columns = [*COUNTERS, *LATENCY_BUCKETS]
-    rows = {
-        row["arm_id"]: row
+    rows: dict[int, dict[str, Any]] = {
+        row["arm_id"]: dict(row)
         for row in ArmStudentUsage.objects.filter(
             arm_id__in=[arm.pk for arm in arms], user__consent_revoked_at__isnull=True
         )

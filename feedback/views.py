@@ -268,8 +268,8 @@ class PreferencePairViewSet(GenericViewSet):
 _EXPERIMENT_FIGURES = (
     "Per arm: students, replies, `rating_avg` with its 95 % interval `rating_ci`, `detailed_count`, "
     "quick-reaction shares, `regenerate_rate`, `failure_rate`, latency percentiles and struggle "
-    "shares, from what students still have (erased students and those who withdrew consent are "
-    "left out); `events` are its state changes, who made them and when (null `by`: the guardrail)."
+    "shares (erased students and those who withdrew consent are left out); `events` are its state "
+    "changes, who made them and when (null `by`: the guardrail)."
 )
 
 

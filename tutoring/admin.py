@@ -333,8 +333,11 @@ class TutorAdmin(ChangesCatalogue, admin.ModelAdmin):
         if not change:
             services.tutor_create(tutor=obj, content=content, note=note, by=request.user)
             return
-        # The current version as it is under the lock (TutorForm.clean), not as read before it.
-        obj.current_version_id = Tutor.objects.values_list("current_version_id", flat=True).get(pk=obj.pk)
+        # The current version and running experiment as they are under the lock
+        # (TutorForm.clean), not as read before it.
+        obj.current_version_id, obj.running_experiment_id = Tutor.objects.values_list(
+            "current_version_id", "running_experiment_id"
+        ).get(pk=obj.pk)
         super().save_model(request, obj, form, change)  # the tutor's own fields (and catalogue_changed)
         version = services.tutor_version_save(tutor=obj, content=content, note=note, by=request.user)
         if version is not None:

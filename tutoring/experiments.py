@@ -26,6 +26,7 @@ from django.utils.translation import gettext
 
 from accounts.models import User
 from feedback.experiments import ArmStats, experiment_stats
+from tutor_platform.pseudonyms import student_key
 
 from . import services
 from .models import Experiment, ExperimentArm, ExperimentEvent, Tutor, TutorVersion
@@ -61,9 +62,9 @@ class Assigned:
     arm: ExperimentArm | None = None
 
 
-def assigned(tutor: Tutor, student: str) -> Assigned:
+def assigned(tutor: Tutor, user_id: int) -> Assigned:
     """The tutor's current version or, while an experiment runs on it, the
-    student's arm's version: no query without an experiment, one with."""
+    arm's version of student `user_id`: no query without an experiment, one with."""
     if tutor.running_experiment_id is None:
         return Assigned(tutor.current_version)
     arms = list(
@@ -73,7 +74,7 @@ def assigned(tutor: Tutor, student: str) -> Assigned:
     )
     if not arms:  # stopped since the chat was read
         return Assigned(tutor.current_version)
-    arm = arm_for(arms, student, tutor.running_experiment_id)
+    arm = arm_for(arms, student_key(user_id) or "", tutor.running_experiment_id)
     return Assigned(arm.version, arm)
 
 

@@ -39,7 +39,6 @@ from rest_framework.response import Response
 from chats.models import Chat, Intent, Message, ReplyStatus
 from chats.serializers import MessageSerializer, ReplyResultSerializer, SendResultSerializer
 from safety.services import Verdict
-from tutor_platform.pseudonyms import student_key
 from tutoring import experiments
 from usage import services as usage
 
@@ -173,7 +172,7 @@ def _reply(
     publisher = live.Publisher(chat.pk, user_message.pk, watched)
     assigned = experiments.Assigned(None)
     try:
-        assigned = experiments.assigned(chat.tutor, student_key(chat.user_id))
+        assigned = experiments.assigned(chat.tutor, chat.user_id)
         pieces = moderation.outbound(
             generate(
                 chat=chat,
