@@ -1,6 +1,6 @@
 import django_filters
 
-from tutor_platform.filters import BooleanFilter, IsoDateTimeFilter, NumberFilter
+from tutor_platform.filters import BooleanFilter, ChoiceFilter, IsoDateTimeFilter, NumberFilter
 from tutoring.models import Experiment
 
 from .models import ConsentRevocation, Feedback
@@ -40,7 +40,7 @@ class ConsentRevocationFilter(django_filters.FilterSet):
 
 class ExperimentFilter(django_filters.FilterSet):
     tutor = NumberFilter(field_name="tutor_id")
-    state = django_filters.ChoiceFilter(choices=Experiment.State.choices)
+    state = ChoiceFilter(choices=Experiment.State.choices)
 
     class Meta:
         model = Experiment

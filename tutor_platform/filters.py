@@ -45,6 +45,10 @@ class StrictNullBooleanField(_PresentMeansRequired, forms.NullBooleanField):
         pass
 
 
+class StrictChoiceField(_PresentMeansRequired, django_filters.fields.ChoiceField):
+    pass
+
+
 class StrictDateTimeField(_PresentMeansRequired, django_filters.fields.IsoDateTimeField):
     """Converted to UTC: PostgreSQL refuses offsets beyond ±15:59 (`+18:27`)."""
 
@@ -75,6 +79,10 @@ class NumberFilter(django_filters.NumberFilter):
 
 class BooleanFilter(django_filters.BooleanFilter):
     field_class = StrictNullBooleanField
+
+
+class ChoiceFilter(django_filters.ChoiceFilter):
+    field_class = StrictChoiceField
 
 
 class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):

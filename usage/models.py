@@ -32,6 +32,27 @@ LATENCY_BUCKETS = [latency_bucket(bound) for bound in LATENCY_BOUNDS_MS] + [
 ]
 
 
+class LatencyHistogram(models.Model):
+    """The replies' latency, counted in the buckets of LATENCY_BOUNDS_MS
+    (`latency_bucket` names the column)."""
+
+    latency_le_250 = _counter()
+    latency_le_500 = _counter()
+    latency_le_1000 = _counter()
+    latency_le_2000 = _counter()
+    latency_le_3000 = _counter()
+    latency_le_5000 = _counter()
+    latency_le_8000 = _counter()
+    latency_le_13000 = _counter()
+    latency_le_20000 = _counter()
+    latency_le_30000 = _counter()
+    latency_le_60000 = _counter()
+    latency_over_60000 = _counter()
+
+    class Meta:
+        abstract = True
+
+
 class UserDailyUsage(models.Model):
     """A student's replies and tokens in one UTC day: what the quota counts."""
 
@@ -52,7 +73,7 @@ class UserDailyUsage(models.Model):
         return gettext("user %(user)s on %(day)s") % {"user": self.user_id, "day": self.day}
 
 
-class TutorDailyUsage(models.Model):
+class TutorDailyUsage(LatencyHistogram):
     """A tutor's replies, tokens, AI-Core failures and latency in one UTC day."""
 
     tutor = models.ForeignKey("tutoring.Tutor", on_delete=models.CASCADE, related_name="daily_usage")
@@ -63,18 +84,6 @@ class TutorDailyUsage(models.Model):
     students = _counter(help_text=_("Students the tutor answered (see TutorDailyStudent)."))
     struggling = _counter(help_text=_("Replies given to a student whose struggle estimate was high."))
     latency_ms_sum = models.PositiveBigIntegerField(default=0, db_default=0)
-    latency_le_250 = _counter()
-    latency_le_500 = _counter()
-    latency_le_1000 = _counter()
-    latency_le_2000 = _counter()
-    latency_le_3000 = _counter()
-    latency_le_5000 = _counter()
-    latency_le_8000 = _counter()
-    latency_le_13000 = _counter()
-    latency_le_20000 = _counter()
-    latency_le_30000 = _counter()
-    latency_le_60000 = _counter()
-    latency_over_60000 = _counter()
     # The tutor's mean rating as it stood at the end of the day (set by
     # every rating change; null on days without one).
     rating = models.DecimalField(max_digits=3, decimal_places=2, null=True, blank=True)
@@ -137,7 +146,7 @@ class TutorDailyStudent(models.Model):
         }
 
 
-class ArmStudentUsage(models.Model):
+class ArmStudentUsage(LatencyHistogram):
     """What one student got from one experiment arm, kept like the daily
     rollups (usage.services.record_arm_*): an experiment's statistics read
     these rows, never the messages. Gone with the student (erasure)."""
@@ -151,18 +160,6 @@ class ArmStudentUsage(models.Model):
     struggle_none = _counter()
     struggle_some = _counter()
     struggle_high = _counter()
-    latency_le_250 = _counter()
-    latency_le_500 = _counter()
-    latency_le_1000 = _counter()
-    latency_le_2000 = _counter()
-    latency_le_3000 = _counter()
-    latency_le_5000 = _counter()
-    latency_le_8000 = _counter()
-    latency_le_13000 = _counter()
-    latency_le_20000 = _counter()
-    latency_le_30000 = _counter()
-    latency_le_60000 = _counter()
-    latency_over_60000 = _counter()
     # The student's detailed ratings of the arm's replies, and quick reactions.
     detailed_count = _counter()
     rating_sum = _counter()

@@ -62,6 +62,8 @@ from tutor_client.api.messages import (
 )
 from tutor_client.api.ml import (
     ml_consent_revocations_retrieve,
+    ml_experiments_list,
+    ml_experiments_retrieve,
     ml_feedback_list,
     ml_feedback_mark_processed_create,
     ml_preference_pairs_list,
@@ -84,6 +86,7 @@ from tutor_client.models import (
     ChatCreateRequest,
     ConsentRevocationList,
     Course,
+    Experiment,
     ExportDocument,
     Feedback,
     FeedbackSubmitRequest,
@@ -97,6 +100,7 @@ from tutor_client.models import (
     NothingToReplyError,
     PaginatedChatList,
     PaginatedCourseList,
+    PaginatedExperimentList,
     PaginatedFeedbackList,
     PaginatedMLFeedbackList,
     PaginatedPreferencePairList,
@@ -292,6 +296,13 @@ def run(base_url: str, email: str, password: str, ml_email: str, ml_password: st
     assert isinstance(pairs, PaginatedPreferencePairList), pairs
     versions = ml_tutors_versions_list.sync(tutor.id, client=ml)
     assert isinstance(versions, list) and all(isinstance(v, TutorVersionStats) for v in versions), versions
+    experiments = ml_experiments_list.sync(client=ml, tutor=tutor.id)
+    assert isinstance(experiments, PaginatedExperimentList) and len(experiments.results) == 1, experiments
+    experiment = ml_experiments_retrieve.sync(experiments.results[0].id, client=ml)
+    assert isinstance(experiment, Experiment) and [arm.arm for arm in experiment.arms] == ["A", "B"], (
+        experiment
+    )
+    assert sum(arm.replies for arm in experiment.arms) >= 1, experiment  # this session's replies
 
     # Privacy: the export, consent withdrawn, history cleared, the chat deleted, the account erased.
     export = auth_me_export_retrieve.sync(client=student)

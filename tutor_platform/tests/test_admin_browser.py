@@ -17,7 +17,7 @@ from django.contrib.auth.models import Group, Permission
 from accounts.models import User
 from accounts.roles import sync_roles
 from chats.models import Chat, Message
-from conftest import PASSWORD, feedback_on
+from conftest import PASSWORD, bearer_client, feedback_on
 from feedback.models import Feedback
 
 CHROMIUM = "/usr/bin/chromium"
@@ -360,10 +360,14 @@ def test_the_usage_dashboard_fits_1366_px_and_its_csv_has_the_numbers(
         context.close()
 
 
-def test_content_editor_runs_an_experiment_and_promotes_the_winner(page, live_server, tutor, make_user):
+def test_content_editor_runs_an_experiment_and_promotes_the_winner(
+    page, live_server, settings, tutor, make_user
+):
     from tutoring.models import Experiment
     from tutoring.services import TutorContent, tutor_version_save
+    from tutoring.tests.test_experiments import student_in
 
+    settings.AI_CORE_URL = "stub"
     v1 = tutor.current_version
     v2 = tutor_version_save(tutor=tutor, content=TutorContent("Задавай наводящие вопросы.", "math-v2"))
     tutor_version_save(tutor=tutor, content=TutorContent.of(v1))  # v3 is current; v2 waits for the test
@@ -389,16 +393,18 @@ def test_content_editor_runs_an_experiment_and_promotes_the_winner(page, live_se
     experiment.refresh_from_db()
     assert experiment.state == "running"
 
-    # Ratings come in for arm B: its interval is drawn as a bar.
+    # A student of arm B asks three times (the stub answers) and rates each reply: its interval is drawn as a bar.
     arm_b = experiment.arms.get(position=1)
-    chat = Chat.objects.create(user=make_user(), tutor=tutor)
+    student = student_in(make_user, experiment, "B")
+    chat = Chat.objects.create(user=student, tutor=tutor)
+    client = bearer_client(student)
     for rating in (3, 4, 5):
-        asked = Message.objects.create(chat=chat, role="user", content="Вопрос")
-        reply = Message.objects.create(
-            chat=chat, role="assistant", content="Ответ", reply_to=asked, experiment_arm=arm_b,
-            tutor_version=v2, latency_ms=120,
-        )  # fmt: skip
-        feedback_on(reply, feedback_type="detailed", rating=rating, experiment_arm=arm_b)
+        sent = client.post(
+            f"/api/v1/chats/{chat.pk}/messages/", {"content": "Что такое дробь?"}, format="json"
+        )
+        reply = sent.json()["assistant_message"]["id"]
+        rated = {"message": reply, "feedback_type": "detailed", "rating": rating}
+        assert client.post("/api/v1/feedback/", rated, format="json").status_code == 201
     page.reload()
     rows = page.locator(".experiment-arms tbody tr")
     assert rows.count() == 2

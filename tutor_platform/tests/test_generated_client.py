@@ -18,6 +18,9 @@ from django.core.management import call_command
 from accounts.models import User
 from aicore.tests.test_stub_server import serve_stub
 from conftest import PASSWORD
+from tutoring.experiments import experiment_start
+from tutoring.models import Experiment, ExperimentArm
+from tutoring.services import TutorContent, tutor_version_save
 
 pytestmark = pytest.mark.system  # starts servers or processes: not in `-m "not system"`
 
@@ -113,6 +116,14 @@ def model_server(request, settings):
 def test_the_session_runs_through_the_generated_client(
     generated_client, live_server, tutor, ml_user, model_server
 ):
+    # A running experiment on the tutor: the session reads its statistics.
+    v2 = tutor_version_save(
+        tutor=tutor, content=TutorContent("Ты — репетитор. Задавай вопросы.", tutor.model_id)
+    )
+    experiment = Experiment.objects.create(tutor=tutor, name="Наводящие вопросы")
+    for position, version in enumerate((tutor.versions.get(number=1), v2)):
+        ExperimentArm.objects.create(experiment=experiment, position=position, version=version, weight=50)
+    experiment_start(experiment=experiment, by=None)
     sys.path.insert(0, str(generated_client))
     try:
         spec = importlib.util.spec_from_file_location("client_session", HERE / "client_session.py")
