@@ -53,7 +53,7 @@ class FeedbackAdmin(NoLookupsByStudent, admin.ModelAdmin):
         "tutor",
         "tutor__course",
     )
-    list_select_related = ("tutor", "tutor_version")
+    list_select_related = ("tutor", "tutor_version", "experiment_arm")
     change_list_template = "admin/feedback/feedback/change_list.html"
     search_fields = ("positive_text", "improvement_text", "reply_content", "prompt_content")
     date_hierarchy = "created_at"
@@ -140,7 +140,11 @@ class FeedbackAdmin(NoLookupsByStudent, admin.ModelAdmin):
 
     @admin.display(description=_("Ver."), ordering="tutor_version__number")
     def version(self, obj: Feedback) -> str:
-        return f"v{obj.tutor_version.number}" if obj.tutor_version else "—"
+        """The version, and the experiment arm that asked with it (`v2 · B`)."""
+        if obj.tutor_version is None:
+            return "—"
+        arm = f" · {obj.experiment_arm.letter}" if obj.experiment_arm else ""
+        return f"v{obj.tutor_version.number}{arm}"
 
     @admin.display(description=_("Rating / reaction"))
     def verdict(self, obj: Feedback) -> str:

@@ -495,7 +495,7 @@ class TestMLTeam:
         assert len(many) == len(one)
 
     def test_the_arm_reaches_ml_items_the_export_and_pairs(
-        self, make_user, tutor, versions, ai_core, client_for, ml_user
+        self, make_user, tutor, versions, ai_core, client_for, ml_user, client, admin_user
     ):
         experiment = make_experiment(tutor, [(versions[0], 50), (versions[1], 50)])
         student = student_in(make_user, experiment, "B")
@@ -523,5 +523,8 @@ class TestMLTeam:
         assert (
             pairs and pairs[0]["chosen"]["experiment_arm"] == label == pairs[0]["rejected"]["experiment_arm"]
         )
+        client.force_login(admin_user)
+        triage = client.get("/admin/feedback/feedback/").content.decode()
+        assert triage.count(f"v{versions[1].number} · B") == 2  # the version column names the arm
         batch = training_export_claim(by=ml_user)
         assert [json.loads(line)["experiment_arm"] for line in training_lines(batch.id)] == [label, label]
