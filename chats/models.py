@@ -16,6 +16,10 @@ class Chat(models.Model):
     title = models.CharField(_("title"), max_length=255, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     last_message_at = models.DateTimeField(_("last message at"), null=True, blank=True)
+    # Set by the first regeneration in the chat (with the chat's touch, no
+    # statement more): until then every reply is the only one to its
+    # message, and a page of messages needs no query for variants.
+    has_variants = models.BooleanField(_("has variants"), default=False, db_default=False, editable=False)
 
     class Meta:
         verbose_name = _("chat")

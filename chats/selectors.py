@@ -17,7 +17,7 @@ from .replies.errors import INTERRUPTED
 # their descriptions and timestamps, whose fetching and conversion was 5 %
 # of the Python calls of a chat list.
 CHAT_COLUMNS = (
-    *("id", "user_id", "tutor_id", "title", "created_at", "last_message_at"),
+    *("id", "user_id", "tutor_id", "title", "created_at", "last_message_at", "has_variants"),
     *("tutor__id", "tutor__name", "tutor__is_active", "tutor__course_id", "tutor__current_version_id"),
     "tutor__running_experiment_id",  # a reply's version depends on it (tutoring.experiments)
     *("tutor__course__id", "tutor__course__is_active"),
@@ -69,7 +69,7 @@ def message_page(*, chat: Chat, limit: int, before_id: int | None = None) -> Mes
     newest_first = list(messages.order_by("-id")[: limit + 1])
     has_more = len(newest_first) > limit
     page = newest_first[:limit][::-1]
-    running = annotate_messages(page, chat_id=chat.pk)
+    running = annotate_messages(page, chat_id=chat.pk, has_variants=chat.has_variants)
     return MessagePage(
         results=page,
         has_more=has_more,
@@ -78,10 +78,11 @@ def message_page(*, chat: Chat, limit: int, before_id: int | None = None) -> Mes
     )
 
 
-def annotate_messages(messages: list[Message], *, chat_id: int) -> int | None:
+def annotate_messages(messages: list[Message], *, chat_id: int, has_variants: bool = True) -> int | None:
     """Sets what the message JSON shows beyond the row, in one query for
-    any number of messages: `variant` ({index, count}, oldest first) on
-    replies, `reply_status` on user messages (answered when it has a reply;
+    any number of messages (none in a chat without variants, `has_variants`
+    false, whose user messages' replies are all among `messages`): `variant`
+    ({index, count}, oldest first) on replies, `reply_status` on user messages (answered when it has a reply;
     else pending while one is being generated, or for a fresh message not
     yet tried; else failed, with `reply_error`: the last attempt's code, or
     `reply_interrupted` when no attempt finished, as when a worker died
@@ -91,6 +92,11 @@ def annotate_messages(messages: list[Message], *, chat_id: int) -> int | None:
     asked = {m.pk for m in messages if m.role == Message.Role.USER}
     asked |= {m.reply_to_id for m in messages if m.role == Message.Role.ASSISTANT and m.reply_to_id}
     siblings: dict[int, list[int]] = defaultdict(list)
+    if not has_variants:  # a reply shown is its message's only one
+        for message in messages:
+            if message.role == Message.Role.ASSISTANT and message.reply_to_id:
+                siblings[message.reply_to_id].append(message.pk)
+        asked -= siblings.keys()
     if asked:
         rows = Message.objects.filter(reply_to_id__in=asked).order_by("id").values_list("reply_to_id", "id")
         for reply_to_id, pk in rows:

@@ -138,56 +138,166 @@ def refund(reservation: Reservation) -> None:
     ).update(reserved=F("reserved") - 1)
 
 
+def _upsert_sql(
+    model: Any,
+    keys: dict[str, Any],
+    *,
+    add: dict[str, Any],
+    put: dict[str, Any] | None = None,
+    update: dict[str, tuple[Any, str]] | None = None,
+    source: str | None = None,
+    returning: str = "",
+) -> tuple[str, list[Any]]:
+    """The upsert that adds `add` to the counters of the row with `keys`
+    (and sets `put`; `update` maps a column to its value in a new row and
+    its change, in SQL, in an existing one), creating the row. With
+    `source` (a table expression, e.g. a CTE's name) it writes once per row
+    of `source`, and a value may be SQL (`Raw`). Column names and SQL come
+    from this module only, never from input."""
+    put, update = put or {}, update or {}
+    table = _table(model)
+    values = {**keys, **add, **put, **{column: value for column, (value, _) in update.items()}}
+    changes = [f"{column} = {table}.{column} + excluded.{column}" for column in add]
+    changes += [f"{column} = excluded.{column}" for column in put]
+    changes += [f"{column} = {change}" for column, (_, change) in update.items()]
+    marks = [value.sql if isinstance(value, Raw) else "%s" for value in values.values()]
+    rows = f"SELECT {', '.join(marks)} FROM {source}" if source else f"VALUES ({', '.join(marks)})"  # noqa: S608
+    sql = (
+        f"INSERT INTO {table} ({', '.join(values)}) {rows} "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(changes)}{returning}"
+    )
+    return sql, [value for value in values.values() if not isinstance(value, Raw)]
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A value written as SQL in `_upsert_sql` (this module's text only)."""
+
+    sql: str
+
+
 def _upsert(
     model: Any, keys: dict[str, Any], *, add: dict[str, int], put: dict[str, Any] | None = None
 ) -> None:
     """Adds `add` to the counters of the row with `keys` (and sets `put`),
-    creating the row: one atomic statement. Column names come from this
-    module only, never from input."""
-    put = put or {}
-    table, columns = _table(model), [*keys, *add, *put]
-    changes = [f"{column} = {table}.{column} + excluded.{column}" for column in add]
-    changes += [f"{column} = excluded.{column}" for column in put]
-    sql = (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "  # noqa: S608
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(changes)}"
-    )
-    _execute(sql, [*keys.values(), *add.values(), *put.values()])
+    creating the row: one atomic statement."""
+    _execute(*_upsert_sql(model, keys, add=add, put=put))
 
 
-def record_reply(reservation: Reservation, *, tutor_id: int, reply: Any) -> None:
-    """Counts a saved reply (a Message with `created_at`, `tokens_used` and
-    `latency_ms`). Call inside the transaction that saves it."""
-    day = utc_day(reply.created_at)
-    held = 1 if day == reservation.day else 0  # 0: reserved before midnight, saved after
-    tokens = reply.tokens_used or 0
-    t = _table(UserDailyUsageModel)
-    sql = (
-        f"INSERT INTO {t} (user_id, day, messages, tokens, reserved) VALUES (%s, %s, 1, %s, 0) "  # noqa: S608
-        f"ON CONFLICT (user_id, day) DO UPDATE SET messages = {t}.messages + 1, "
-        f"tokens = {t}.tokens + excluded.tokens, "
-        f"reserved = CASE WHEN {t}.reserved >= %s THEN {t}.reserved - %s ELSE 0 END "
-        "RETURNING messages"
+@dataclass(frozen=True)
+class ReplyFigures:
+    """What a saved reply adds to the rollups (everything but whether its
+    student is new for the day, which only the rows can tell)."""
+
+    day: date
+    held: int  # 1: reserved on `day`; 0: reserved before midnight, saved after
+    tokens: int
+    tutor: dict[str, int]  # TutorDailyUsage's counters but `students`
+    arm: dict[str, int]  # ArmStudentUsage's counters
+
+    @classmethod
+    def of(cls, reservation: Reservation, reply: Any) -> "ReplyFigures":
+        day, tokens = utc_day(reply.created_at), reply.tokens_used or 0
+        tutor = {"messages": 1, "tokens": tokens}
+        if struggle_level(reply.metadata) == "high":
+            tutor["struggling"] = 1
+        if reply.latency_ms is not None:
+            tutor |= {"latency_ms_sum": reply.latency_ms, latency_bucket(reply.latency_ms): 1}
+        return cls(day, int(day == reservation.day), tokens, tutor, arm_counts(reply))
+
+
+def arm_counts(reply: Any) -> dict[str, int]:
+    """What a reply adds to its experiment arm's ArmStudentUsage row."""
+    counts = {"replies": 1, "withheld": int(reply.moderation == "withheld")}
+    level = struggle_level(reply.metadata)
+    if level in ("none", "some", "high"):
+        counts[f"struggle_{level}"] = 1
+    if reply.latency_ms is not None:
+        counts[latency_bucket(reply.latency_ms)] = 1
+    return counts
+
+
+def record_arm_reply(*, arm_id: int, user_id: int, reply: Any) -> None:
+    """Counts a saved reply of an experiment arm (call in its transaction)."""
+    _upsert(ArmStudentUsage, {"arm_id": arm_id, "user_id": user_id}, add=arm_counts(reply))
+
+
+def _quota_counted_sql(
+    reservation: Reservation, figures: ReplyFigures, source: str | None = None
+) -> tuple[str, list[Any]]:
+    """The student's day: a counted reply with its tokens, the reservation
+    it held released. RETURNING the day's replies."""
+    t, held = _table(UserDailyUsageModel), figures.held
+    release = f"CASE WHEN {t}.reserved >= {held} THEN {t}.reserved - {held} ELSE 0 END"
+    return _upsert_sql(
+        UserDailyUsageModel,
+        {"user_id": reservation.user_id, "day": figures.day},
+        add={"messages": 1, "tokens": figures.tokens},
+        update={"reserved": (0, release)},
+        source=source,
+        returning=" RETURNING messages",
     )
-    returned = _execute(sql, [reservation.user_id, day, tokens, held, held])
+
+
+def record_reply(reservation: Reservation, *, tutor_id: int, reply: Any, arm_id: int | None = None) -> None:
+    """Counts a saved reply (a Message with `created_at`, `tokens_used`,
+    `latency_ms`, `metadata` and `moderation`) for the student, the tutor
+    and, with `arm_id`, the experiment arm. Call inside the transaction
+    that saves it; `reply_counted_with` is the same as one statement."""
+    figures = ReplyFigures.of(reservation, reply)
+    returned = _execute(*_quota_counted_sql(reservation, figures))
     assert returned is not None  # an upsert RETURNING its row
     (replies_today,) = returned
-    if not held:
-        refund(reservation)
+    release_overnight(reservation, reply)
     if replies_today == 1:  # the student's first reply today (once per student and day)
-        _upsert(DailyStudents, {"day": day}, add={"students": 1})
+        _upsert(DailyStudents, {"day": figures.day}, add={"students": 1})
     t = _table(TutorDailyStudent)
     sql = (
         f"INSERT INTO {t} (day, tutor_id, user_id) VALUES (%s, %s, %s) "  # noqa: S608
         "ON CONFLICT (day, tutor_id, user_id) DO NOTHING RETURNING 1"
     )
-    new_student = _execute(sql, [day, tutor_id, reservation.user_id]) is not None
-    counts = {"messages": 1, "tokens": tokens, "students": int(new_student)}
-    if struggle_level(reply.metadata) == "high":
-        counts["struggling"] = 1
-    if reply.latency_ms is not None:
-        counts |= {"latency_ms_sum": reply.latency_ms, latency_bucket(reply.latency_ms): 1}
-    _upsert(TutorDailyUsage, {"day": day, "tutor_id": tutor_id}, add=counts)
+    new_student = _execute(sql, [figures.day, tutor_id, reservation.user_id]) is not None
+    counts = figures.tutor | {"students": int(new_student)}
+    _upsert(TutorDailyUsage, {"day": figures.day, "tutor_id": tutor_id}, add=counts)
+    if arm_id is not None:
+        _upsert(ArmStudentUsage, {"arm_id": arm_id, "user_id": reservation.user_id}, add=figures.arm)
+
+
+def release_overnight(reservation: Reservation, reply: Any) -> None:
+    """A reservation taken before midnight for a reply saved after it is
+    given back on its own day (the reply counts on the reply's)."""
+    if utc_day(reply.created_at) != reservation.day:
+        refund(reservation)
+
+
+def reply_counted_with(
+    reservation: Reservation, *, tutor_id: int, reply: Any, arm_id: int | None = None, source: str
+) -> tuple[list[str], list[Any]]:
+    """`record_reply` as common table expressions of one PostgreSQL
+    statement (data-modifying WITH), each writing only when `source` (the
+    reply's INSERT ... RETURNING) has a row: (the expressions, their
+    params). Then `release_overnight`, as `record_reply` does."""
+    figures, user_id = ReplyFigures.of(reservation, reply), reservation.user_id
+    day = figures.day
+    parts: list[tuple[str, tuple[str, list[Any]]]] = [
+        ("counted_quota", _quota_counted_sql(reservation, figures, source)),
+        ("counted_day", _upsert_sql(DailyStudents, {"day": day}, add={"students": 1},
+                                    source="counted_quota WHERE messages = 1")),
+        ("counted_student", (
+            f"INSERT INTO {_table(TutorDailyStudent)} (day, tutor_id, user_id) "  # noqa: S608
+            f"SELECT %s, %s, %s FROM {source} ON CONFLICT (day, tutor_id, user_id) DO NOTHING RETURNING 1",
+            [day, tutor_id, user_id],
+        )),
+        ("counted_tutor", _upsert_sql(
+            TutorDailyUsage, {"day": day, "tutor_id": tutor_id},
+            add={**figures.tutor, "students": Raw("(SELECT count(*) FROM counted_student)")},
+            source=source,
+        )),
+    ]  # fmt: skip
+    if arm_id is not None:
+        keys = {"arm_id": arm_id, "user_id": user_id}
+        parts.append(("counted_arm", _upsert_sql(ArmStudentUsage, keys, add=figures.arm, source=source)))
+    return [f"{name} AS ({sql})" for name, (sql, _) in parts], [p for _, (_, ps) in parts for p in ps]
 
 
 def struggle_level(metadata: Any) -> str | None:
@@ -207,17 +317,6 @@ def record_failure(reservation: Reservation, *, tutor_id: int, ai_core_failed: b
 def record_rating(*, tutor_id: int, rating: Any) -> None:
     """Notes the tutor's mean rating as it stands now on today's row (the dashboard's trend)."""
     _upsert(TutorDailyUsage, {"day": today(), "tutor_id": tutor_id}, add={}, put={"rating": rating})
-
-
-def record_arm_reply(*, arm_id: int, user_id: int, reply: Any) -> None:
-    """Counts a saved reply of an experiment arm (call in its transaction)."""
-    counts = {"replies": 1, "withheld": int(reply.moderation == "withheld")}
-    level = struggle_level(reply.metadata)
-    if level in ("none", "some", "high"):
-        counts[f"struggle_{level}"] = 1
-    if reply.latency_ms is not None:
-        counts[latency_bucket(reply.latency_ms)] = 1
-    _upsert(ArmStudentUsage, {"arm_id": arm_id, "user_id": user_id}, add=counts)
 
 
 def record_arm_event(*, arm_id: int, user_id: int, counter: str) -> None:

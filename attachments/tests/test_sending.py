@@ -8,11 +8,13 @@ import pytest
 import responses
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework.exceptions import ValidationError
 from rest_framework.test import APIClient
 
-from attachments.models import Reference
+from attachments.models import Attachment, Reference
 from attachments.serializers import AttachmentSerializer
 from chats.models import Message
+from chats.replies import attaching, saving
 from feedback.models import Feedback
 
 pytestmark = pytest.mark.django_db
@@ -105,8 +107,22 @@ class TestSend:
             with CaptureQueriesContext(connection) as queries:
                 assert send(auth_client, chat, ids).status_code == 201
             counts.append(len(queries))
-        # The uploads read (one query) and their references inserted (one).
-        assert counts[1] - counts[2] == 2
+        # The uploads read (one query) and their references inserted (one;
+        # on PostgreSQL, in the user message's one statement).
+        assert counts[1] - counts[2] == (1 if connection.vendor == "postgresql" else 2)
+
+    @pytest.mark.django_db(transaction=True)  # the foreign key is checked when the write commits
+    def test_an_upload_deleted_after_it_was_resolved_is_a_400_and_saves_nothing(
+        self, user, chat, make_attachment
+    ):
+        attachment, before = make_attachment(user), (chat.title, chat.last_message_at)
+        resolved = attaching.resolved(user, [attachment.pk])
+        Attachment.objects.filter(pk=attachment.pk).delete()  # between resolving and saving
+        with pytest.raises(ValidationError, match="deleted meanwhile"):
+            saving.user_message_save(chat=chat, content="Вот задача", attachments=resolved)
+        assert not Message.objects.exists() and not Reference.objects.exists()
+        chat.refresh_from_db()
+        assert (chat.title, chat.last_message_at) == before
 
 
 class TestRefused:

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import ForeignKey
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
@@ -26,7 +27,7 @@ from .generation import AIReply
 logger = logging.getLogger(__name__)
 
 TITLE_MAX_CHARS = 60
-CHATS, MESSAGES = Chat._meta.db_table, Message._meta.db_table
+CHATS, MESSAGES, REFERENCES = Chat._meta.db_table, Message._meta.db_table, Reference._meta.db_table
 
 
 def derive_title(content: str) -> str:
@@ -40,13 +41,19 @@ def derive_title(content: str) -> str:
     return cut.rstrip(" ,.;:-") + "…"
 
 
-def _touch_chat(
-    chat: Chat, *, at: datetime, title_from: str | None = None, containing: Message | None = None
-) -> bool:
-    """Moves `last_message_at` forward (never back) and fills an empty title.
-    With `containing`, only while that message is still in the chat. False
-    when nothing was updated. Like chats.services._lock_chat, it locks the
-    chat's row (clearing, deleting and selecting take that lock first).
+def _touch_sql(
+    chat: Chat,
+    *,
+    at: datetime,
+    title_from: str | None = None,
+    containing: Message | None = None,
+    variant: bool = False,
+) -> tuple[str, list[Any]]:
+    """The UPDATE that moves `last_message_at` forward (never back) and
+    fills an empty title (a `variant` marks the chat `has_variants`); with
+    `containing`, only while that message is still in the chat. Like
+    chats.services._lock_chat, it locks the chat's row (clearing, deleting
+    and selecting take that lock first).
 
     Written out in SQL: the ORM's compiling of this UPDATE cost more CPU
     than the statement (docs/decisions/2026-12-05-figures-from-comments.md)."""
@@ -57,15 +64,69 @@ def _touch_chat(
     if title_from is not None:
         changes.append("title = CASE WHEN title = '' THEN %s ELSE title END")
         params.append(derive_title(title_from))
+    if variant:
+        changes.append("has_variants = %s")
+        params.append(True)
     sql = f"UPDATE {CHATS} SET {', '.join(changes)} WHERE id = %s"  # noqa: S608 (no input in the text)
     params.append(chat.pk)
     if containing is not None:
         sql += f" AND EXISTS (SELECT 1 FROM {MESSAGES} WHERE id = %s AND chat_id = %s)"  # noqa: S608
         params += [containing.pk, chat.pk]
+    return sql, params
+
+
+def _touch_chat(chat: Chat, **touch: Any) -> bool:
+    """Runs `_touch_sql`; False when nothing was updated."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(*_touch_sql(chat, **touch))
         touched: bool = cursor.rowcount > 0
     return touched
+
+
+def _one_statement() -> bool:
+    """Whether a write of several tables can be one statement (a
+    data-modifying WITH: PostgreSQL's, not SQLite's). It saves a send 9
+    statements of PostgreSQL's: the transactions' BEGIN and COMMIT and
+    the round trips between the writes
+    (docs/decisions/2026-12-06-read-path-and-send-statements.md)."""
+    return connection.vendor == "postgresql"
+
+
+MESSAGE_FIELDS = [field for field in Message._meta.concrete_fields if not field.primary_key]
+
+
+def _inserted(message: Message, *, source: str | None = None) -> tuple[str, list[Any]]:
+    """The INSERT of a new `message` with the values Django's would write,
+    RETURNING its id; with `source`, one row per row of `source`."""
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in MESSAGE_FIELDS)
+    params = [
+        field.get_db_prep_save(field.pre_save(message, add=True), connection) for field in MESSAGE_FIELDS
+    ]
+    marks = ", ".join(["%s"] * len(params))
+    rows = f"SELECT {marks} FROM {source}" if source else f"VALUES ({marks})"  # noqa: S608 (this module's names)
+    return f"INSERT INTO {MESSAGES} ({columns}) {rows} RETURNING id", params
+
+
+def _saved(message: Message, pk: int) -> Message:
+    """`message` as the database now holds it, with the id it was given
+    (and the related objects it was made with)."""
+    saved = Message.from_db(
+        connection.alias,
+        ["id", *(field.attname for field in MESSAGE_FIELDS)],
+        [pk, *(getattr(message, field.attname) for field in MESSAGE_FIELDS)],
+    )
+    for field in MESSAGE_FIELDS:
+        if isinstance(field, ForeignKey) and field.is_cached(message):
+            field.set_cached_value(saved, field.get_cached_value(message))
+    return saved
+
+
+def _returned(sql: str, params: list[Any]) -> Any:
+    """The first column of the statement's first row; None when it returned none."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def user_message_save(
@@ -73,22 +134,34 @@ def user_message_save(
 ) -> Message:
     """Saves (and commits) a send's user message, with a Reference to each
     upload it shows (attaching.resolved); the chat's title comes from it
-    when empty. An upload deleted since it was resolved is a 400."""
+    when empty. An upload deleted since it was resolved is a 400. One
+    statement on PostgreSQL."""
+    message = Message(
+        chat=chat, role=Message.Role.USER, content=content, attachments=attachments, intent=intent
+    )
+    shown = [item["id"] for item in attachments]
     try:
-        with transaction.atomic():
-            user_message = Message.objects.create(
-                chat=chat, role=Message.Role.USER, content=content, attachments=attachments, intent=intent
-            )
-            if attachments:
-                Reference.objects.bulk_create(
-                    Reference(message=user_message, attachment_id=item["id"]) for item in attachments
+        if _one_statement():
+            insert, params = _inserted(message)
+            touch, touch_params = _touch_sql(chat, at=message.created_at, title_from=content)
+            sql = f"WITH saved AS ({insert}), touched AS ({touch})"
+            if shown:
+                sql += (
+                    f", shown AS (INSERT INTO {REFERENCES} (message_id, attachment_id) "  # noqa: S608
+                    "SELECT saved.id, shown.id FROM saved, unnest(%s::bigint[]) AS shown(id)) "
                 )
-            _touch_chat(chat, at=user_message.created_at, title_from=content)
+                touch_params.append(shown)
+            sql += "SELECT id FROM saved"
+            return _saved(message, _returned(sql, [*params, *touch_params]))
+        with transaction.atomic():
+            message.save(force_insert=True)
+            Reference.objects.bulk_create(Reference(message=message, attachment_id=pk) for pk in shown)
+            _touch_chat(chat, at=message.created_at, title_from=content)
     except IntegrityError as exc:
-        if not attachments:
+        if not shown:
             raise
         raise ValidationError({"attachments": ["An attachment was deleted meanwhile."]}) from exc
-    return user_message
+    return message
 
 
 def safe_exchange_save(
@@ -134,40 +207,52 @@ def reply_save(
     reply relies on the one-current-reply constraint (a second one raises
     NothingToReply); a variant first retires the current one, and counts
     its siblings. ReplyDiscarded when the chat was cleared or deleted."""
-    count, now = 1, timezone.now()
+    message = Message(
+        chat=chat,
+        role=Message.Role.ASSISTANT,
+        content=reply.content,
+        metadata=reply.metadata,
+        tokens_used=reply.tokens_used,
+        latency_ms=reply.latency_ms,
+        tutor_version=reply.tutor_version,
+        experiment_arm=reply.experiment_arm,
+        moderation=reply.moderation,
+        reply_to=user_message,
+        created_at=timezone.now(),
+    )
+    counted: dict[str, Any] = {"tutor_id": chat.tutor_id, "reply": message}
+    counted["arm_id"] = message.experiment_arm_id
+    count = 1
     try:
-        with transaction.atomic():
+        if not variant and _one_statement():
             # The chat's row first, as clearing and deleting lock it: the
-            # update that moves its last_message_at to the reply takes the lock.
-            if not _touch_chat(chat, at=now, containing=user_message):
+            # update that moves its last_message_at to the reply takes the
+            # lock; the reply and its counts are written only if it did.
+            touch, touch_params = _touch_sql(chat, at=message.created_at, containing=user_message)
+            insert, insert_params = _inserted(message, source="touched")
+            counts, counts_params = usage.reply_counted_with(reservation, source="saved", **counted)
+            sql = f"WITH touched AS ({touch} RETURNING id), saved AS ({insert}), {', '.join(counts)} "
+            params = [*touch_params, *insert_params, *counts_params]
+            pk = _returned(sql + "SELECT id FROM saved", params)  # noqa: S608 (the SQL of these modules)
+            if pk is None:
                 raise ReplyDiscarded()
-            if variant:
-                _retire_current(user_message, user_id=reservation.user_id)
-            assistant_message = Message.objects.create(
-                chat=chat,
-                role=Message.Role.ASSISTANT,
-                content=reply.content,
-                metadata=reply.metadata,
-                tokens_used=reply.tokens_used,
-                latency_ms=reply.latency_ms,
-                tutor_version=reply.tutor_version,
-                experiment_arm=reply.experiment_arm,
-                moderation=reply.moderation,
-                reply_to=user_message,
-                created_at=now,
-            )
-            usage.record_reply(reservation, tutor_id=chat.tutor_id, reply=assistant_message)
-            if reply.experiment_arm is not None:
-                usage.record_arm_reply(
-                    arm_id=reply.experiment_arm.pk, user_id=reservation.user_id, reply=assistant_message
-                )
-            if variant:
-                count = Message.objects.filter(reply_to=user_message).count()
+            message = _saved(message, pk)
+            usage.release_overnight(reservation, message)
+        else:
+            with transaction.atomic():
+                if not _touch_chat(chat, at=message.created_at, containing=user_message, variant=variant):
+                    raise ReplyDiscarded()
+                if variant:
+                    _retire_current(user_message, user_id=reservation.user_id)
+                message.save(force_insert=True)
+                usage.record_reply(reservation, **counted)
+                if variant:
+                    count = Message.objects.filter(reply_to=user_message).count()
     except IntegrityError:
         # Another request saved the reply to this message first.
         raise NothingToReply() from None
-    assistant_message.variant = {"index": count, "count": count}  # the newest is the last
-    return assistant_message
+    message.variant = {"index": count, "count": count}  # the newest is the last
+    return message
 
 
 def reply_failure_record(user_message: Message, code: str) -> None:

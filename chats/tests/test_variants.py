@@ -5,6 +5,8 @@ from datetime import timedelta
 
 import pytest
 import responses
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from chats.models import Chat, Message
@@ -153,11 +155,54 @@ class TestVariants:
                 chat=chat, role="assistant", content="old", reply_to=asked, is_current=False
             )
             Message.objects.create(chat=chat, role="assistant", content="new", reply_to=asked)
+        Chat.objects.filter(pk=chat.pk).update(has_variants=True)  # as the regeneration would
         # 1 the chat with its user, 2 the page, 3 every variant of its replies.
         with django_assert_num_queries(3):
             shown = page(auth_client, chat)
         assert len(shown) == min(2 * rows, 50)
         assert all(m["variant"] == {"index": 2, "count": 2} for m in shown if m["role"] == "assistant")
+
+    def test_a_page_of_a_chat_never_regenerated_needs_no_variants_query(
+        self, auth_client, chat, make_exchange, django_assert_num_queries
+    ):
+        for n in range(25):
+            make_exchange(chat, question=f"Вопрос {n}", answer=f"Ответ {n}")
+        with django_assert_num_queries(2):  # the chat with its user; the page
+            shown = page(auth_client, chat)
+        assert len(shown) == 50
+        assert all(m["variant"] == {"index": 1, "count": 1} for m in shown if m["role"] == "assistant")
+        assert all(m["reply_status"] == "answered" for m in shown if m["role"] == "user")
+
+    def test_a_message_whose_reply_is_on_the_next_page_is_answered(self, auth_client, chat, make_exchange):
+        make_exchange(chat)
+        _, reply = make_exchange(chat, question="Второй вопрос")
+        url = f"/api/v1/chats/{chat.id}/messages/?before_id={reply.pk}"
+        shown = auth_client.get(url).json()["results"]
+        assert [(m["content"], m["reply_status"]) for m in shown][-1] == ("Второй вопрос", "answered")
+
+    def test_the_first_regeneration_marks_the_chat_and_the_page_counts_variants(
+        self, auth_client, chat, ai_core
+    ):
+        answers(ai_core, "Первый ответ", "Второй ответ")
+        send(auth_client, chat)
+        assert not Chat.objects.get(pk=chat.pk).has_variants
+        regenerate(auth_client, chat)
+        assert Chat.objects.get(pk=chat.pk).has_variants
+        assert page(auth_client, chat)[1]["variant"] == {"index": 2, "count": 2}
+
+    @pytest.mark.django_db(transaction=True)
+    def test_the_migration_marks_the_chats_with_variants(self, chat, make_exchange):
+        plain = Chat.objects.create(user=chat.user, tutor=chat.tutor)
+        make_exchange(plain)
+        asked, _ = make_exchange(chat)
+        Message.objects.filter(reply_to=asked).update(is_current=False)
+        Message.objects.create(chat=chat, role="assistant", content="Новый", reply_to=asked)
+        executor = MigrationExecutor(connection)
+        executor.migrate([("chats", "0011_experiment_arm")])
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
+        assert set(Chat.objects.filter(has_variants=True).values_list("pk", flat=True)) == {chat.pk}
 
 
 class TestReplyStatus:
