@@ -157,10 +157,11 @@ def nginx_site(nginx_port: int, ports: dict[str, int]) -> str:
 
 
 @contextmanager
-def served(env: dict[str, str], work: Path, services: tuple[str, ...] = SERVICES):
+def served(env: dict[str, str], work: Path, services: tuple[str, ...] = SERVICES, site_edit=None):
     """The gunicorn services (all under one shell, so that `family` of the
     pid yielded is every gunicorn process) behind nginx; yields (nginx's
-    port, the shell's pid)."""
+    port, the shell's pid). `site_edit` may change the nginx site's text
+    (a variant of deploy/nginx.conf to compare with the shipped one)."""
     ports = {name: free_port() for name in services}
     command = " & ".join(
         f"GUNICORN_SERVICE={name} {GUNICORN} tutor_platform.wsgi -c gunicorn.conf.py -b 127.0.0.1:{port}"
@@ -170,7 +171,8 @@ def served(env: dict[str, str], work: Path, services: tuple[str, ...] = SERVICES
     work.mkdir(parents=True, exist_ok=True)
     for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (work / name).mkdir(exist_ok=True)
-    (work / "site.conf").write_text(nginx_site(nginx_port, ports))
+    site = nginx_site(nginx_port, ports)
+    (work / "site.conf").write_text(site_edit(site) if site_edit else site)
     (work / "nginx.conf").write_text(NGINX_MAIN_CONF.format(dir=work))
     nginx = [NGINX, "-p", str(work), "-c", str(work / "nginx.conf"), "-e", str(work / "error.log"),
              "-g", "daemon off;"]  # fmt: skip
