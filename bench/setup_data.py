@@ -26,7 +26,8 @@ def _token(user: User) -> str:
 
 
 def _fill_chat(chat: Chat, count: int) -> None:
-    """Alternating user/assistant messages, inserted by PostgreSQL itself."""
+    """Alternating user/assistant messages, each reply answering the
+    message before it, inserted by PostgreSQL itself."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -38,6 +39,15 @@ def _fill_chat(chat: Chat, count: int) -> None:
             FROM generate_series(1, %s) AS n
             """,
             [chat.pk, count, count],
+        )
+        cursor.execute(
+            """
+            UPDATE chats_message SET reply_to_id = asked.previous
+            FROM (SELECT id, lag(id) OVER (ORDER BY id) AS previous
+                  FROM chats_message WHERE chat_id = %s) AS asked
+            WHERE chats_message.id = asked.id AND chats_message.role = 'assistant'
+            """,
+            [chat.pk],
         )
 
 
