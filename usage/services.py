@@ -9,7 +9,8 @@ few on the rollup rows of usage.models, never a scan of the messages:
   concurrent sends cannot overshoot it.
 - `record_reply(...)` in the transaction that saves the reply: the
   reservation becomes a counted reply with its tokens, for the student, and
-  for the tutor with its latency.
+  for the tutor with its latency (on PostgreSQL, `reply_counted_with`
+  makes the same writes part of the reply's own INSERT statement).
 - `record_failure(...)` when no reply was saved: the reservation is given
   back (a failure costs the student nothing), and an AI-Core failure is
   counted for the tutor.
@@ -138,6 +139,13 @@ def refund(reservation: Reservation) -> None:
     ).update(reserved=F("reserved") - 1)
 
 
+@dataclass(frozen=True)
+class Raw:
+    """A value written as SQL in `_upsert_sql` (this module's text only)."""
+
+    sql: str
+
+
 def _upsert_sql(
     model: Any,
     keys: dict[str, Any],
@@ -167,13 +175,6 @@ def _upsert_sql(
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(changes)}{returning}"
     )
     return sql, [value for value in values.values() if not isinstance(value, Raw)]
-
-
-@dataclass(frozen=True)
-class Raw:
-    """A value written as SQL in `_upsert_sql` (this module's text only)."""
-
-    sql: str
 
 
 def _upsert(
