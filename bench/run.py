@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -237,6 +238,7 @@ class Client:
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.error = ""
 
     def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, float]:
         data = json.dumps(body).encode() if body is not None else None
@@ -245,7 +247,8 @@ class Client:
             self.conn.request(method, path, body=data, headers=self.headers)
             response = self.conn.getresponse()
             response.read()
-        except (http.client.HTTPException, OSError):
+        except (http.client.HTTPException, OSError) as exc:
+            self.error = type(exc).__name__  # what the last failed call met
             self.conn.close()
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
             return 0, time.perf_counter() - started
@@ -558,7 +561,9 @@ def measure_burst(
         return [
             (f"4. {len(students)} concurrent sends, AI-Core {AI_LATENCY:.0f} s: wall vs AI-Core latency",
              f"{burst:.2f} s vs {AI_LATENCY:.2f} s ({ok}/{len(students)} answered 201, "
-             f"{sum(1 for s in statuses if s >= 500 or s < 0)} 5xx or failed)",
+             f"{sum(1 for s in statuses if s >= 500 or s < 0)} 5xx or failed; the others: "
+             f"{dict(Counter(s for s in statuses if s != 201)) or 'none'}; connections failed with "
+             f"{dict(Counter(c.error for c, s in zip(clients, statuses, strict=True) if s == 0)) or 'none'})",
              f"{burst / AI_LATENCY:.2f}", "all answered"),
             (f"4. GET /tutors/ p99 during {len(students)} sends vs idle",
              f"{busy_p99 * 1000:.1f} vs {idle_p99 * 1000:.1f} ms ({len(busy)} samples)",
