@@ -81,10 +81,11 @@ def message_page(*, chat: Chat, limit: int, before_id: int | None = None) -> Mes
 def annotate_messages(messages: list[Message], *, chat_id: int, has_variants: bool = True) -> int | None:
     """Sets what the message JSON shows beyond the row, in one query for
     any number of messages (none in a chat without variants, `has_variants`
-    false, whose user messages' replies are all among `messages`): `variant`
-    ({index, count}, oldest first) on replies, `reply_status` on user messages (answered when it has a reply;
-    else pending while one is being generated, or for a fresh message not
-    yet tried; else failed, with `reply_error`: the last attempt's code, or
+    false, whose user messages' replies are all among `messages`):
+    `variant` ({index, count}, oldest first) on replies, `reply_status` on
+    user messages (answered when it has a reply; else pending while one is
+    being generated, or for a fresh message not yet tried; else failed,
+    with `reply_error`: the last attempt's code, or
     `reply_interrupted` when no attempt finished, as when a worker died
     mid-reply). Returns the id of the user message whose reply is being
     generated in the chat, if any.
