@@ -10,8 +10,8 @@ attempt finds a fresh connection after one short pause.
 
 The check itself is a round trip to the server on every checkout, and a
 request checks a connection out at least once (a send: twice, around the
-AI-Core call): bench/fixed_cost.py measured `/health/` at 755 µs of CPU
-with it and 701 µs without. A connection the server closed (a restart, a
+AI-Core call): bench/fixed_cost.py measured `/health/` at 544 µs of CPU
+with it and 525 µs without, and the server runs a query less. A connection the server closed (a restart, a
 failover, `pg_terminate_backend`) has its closing message waiting on the
 socket, so only a connection with something to read is checked the full
 way (`_quiet`); on an idle connection that is never the case otherwise.
