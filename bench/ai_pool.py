@@ -45,13 +45,7 @@ def main() -> None:
                     rows.append(("gunicorn RSS idle", f"{run.rss_mb(pid):.0f} MiB", "", ""))
                     for per_student in args.per_student:
                         rows += run.measure_burst(port, data, pid, serving, per_student=per_student)
-    table = "\n".join(
-        ["| figure | measured | ratio | target |", "|---|---|---|---|"]
-        + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    )
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table + "\n")
+    run.write_table(rows, args.out)
 
 
 if __name__ == "__main__":

@@ -703,5 +703,16 @@ def render(rows: list[tuple[str, str, str, str]], args) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_table(rows: list[tuple[str, str, str, str]], out: str) -> None:
+    """Prints `rows` as a Markdown table and writes it to `out` (the other bench scripts' results)."""
+    table = "\n".join(
+        ["| figure | measured | ratio | target |", "|---|---|---|---|"]
+        + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    )
+    print(table)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(table + "\n")
+
+
 if __name__ == "__main__":
     main()

@@ -64,13 +64,7 @@ def main() -> None:
             for round_number, topology in enumerate(args.topologies * args.rounds):
                 print(f"Measuring {topology}...", flush=True)
                 rows += measure(topology, data, stubs, Path(tmp) / f"{topology}-{round_number}")
-    table = "\n".join(
-        ["| figure | measured | ratio | target |", "|---|---|---|---|"]
-        + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    )
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table + "\n")
+    run.write_table(rows, args.out)
 
 
 if __name__ == "__main__":
