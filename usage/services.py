@@ -240,6 +240,19 @@ def _quota_counted_sql(
     )
 
 
+def _tutor_student_sql(
+    day: date, tutor_id: int, user_id: int, source: str | None = None
+) -> tuple[str, list[Any]]:
+    """The student counted once among the tutor's students of `day`
+    (with `source`, once per row of it): RETURNING 1 when they are new."""
+    rows = f"SELECT %s, %s, %s FROM {source}" if source else "VALUES (%s, %s, %s)"  # noqa: S608
+    sql = (
+        f"INSERT INTO {_table(TutorDailyStudent)} (day, tutor_id, user_id) {rows} "
+        "ON CONFLICT (day, tutor_id, user_id) DO NOTHING RETURNING 1"
+    )
+    return sql, [day, tutor_id, user_id]
+
+
 def record_reply(reservation: Reservation, *, tutor_id: int, reply: Any, arm_id: int | None = None) -> None:
     """Counts a saved reply (a Message with `created_at`, `tokens_used`,
     `latency_ms`, `metadata` and `moderation`) for the student, the tutor
@@ -252,12 +265,7 @@ def record_reply(reservation: Reservation, *, tutor_id: int, reply: Any, arm_id:
     release_overnight(reservation, reply)
     if replies_today == 1:  # the student's first reply today (once per student and day)
         _upsert(DailyStudents, {"day": figures.day}, add={"students": 1})
-    t = _table(TutorDailyStudent)
-    sql = (
-        f"INSERT INTO {t} (day, tutor_id, user_id) VALUES (%s, %s, %s) "  # noqa: S608
-        "ON CONFLICT (day, tutor_id, user_id) DO NOTHING RETURNING 1"
-    )
-    new_student = _execute(sql, [figures.day, tutor_id, reservation.user_id]) is not None
+    new_student = _execute(*_tutor_student_sql(figures.day, tutor_id, reservation.user_id)) is not None
     counts = figures.tutor | {"students": int(new_student)}
     _upsert(TutorDailyUsage, {"day": figures.day, "tutor_id": tutor_id}, add=counts)
     if arm_id is not None:
@@ -284,11 +292,7 @@ def reply_counted_with(
         ("counted_quota", _quota_counted_sql(reservation, figures, source)),
         ("counted_day", _upsert_sql(DailyStudents, {"day": day}, add={"students": 1},
                                     source="counted_quota WHERE messages = 1")),
-        ("counted_student", (
-            f"INSERT INTO {_table(TutorDailyStudent)} (day, tutor_id, user_id) "  # noqa: S608
-            f"SELECT %s, %s, %s FROM {source} ON CONFLICT (day, tutor_id, user_id) DO NOTHING RETURNING 1",
-            [day, tutor_id, user_id],
-        )),
+        ("counted_student", _tutor_student_sql(day, tutor_id, user_id, source)),
         ("counted_tutor", _upsert_sql(
             TutorDailyUsage, {"day": day, "tutor_id": tutor_id},
             add={**figures.tutor, "students": Raw("(SELECT count(*) FROM counted_student)")},

@@ -148,7 +148,7 @@ def user_message_save(
             if shown:
                 sql += (
                     f", shown AS (INSERT INTO {REFERENCES} (message_id, attachment_id) "  # noqa: S608
-                    "SELECT saved.id, shown.id FROM saved, unnest(%s::bigint[]) AS shown(id)) "
+                    "SELECT saved.id, upload.id FROM saved, unnest(%s::bigint[]) AS upload(id)) "
                 )
                 touch_params.append(shown)
             sql += "SELECT id FROM saved"
