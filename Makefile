@@ -49,6 +49,6 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## mypy with django-stubs: strict on the AI-Core client, the reply flow and every service module
+## mypy with django-stubs: strict on the AI-Core client, the reply flow, every service module and prepared queries
 typecheck: install-dev
-	ENV_FILE=/dev/null DEBUG=True $(BIN)/mypy aicore chats/replies */services.py
+	ENV_FILE=/dev/null DEBUG=True $(BIN)/mypy aicore chats/replies */services.py tutor_platform/prepared.py

@@ -17,7 +17,14 @@ A chat's own URLs (/chats/<id>/...) load the user too, but in the query
 that loads the chat (`BearerAuthentication(user_loaded_by_view=True)`):
 one query instead of two on every send and message page, with simplejwt's
 checks of the user applied all the same before the view uses the chat.
+
+Elsewhere the user is loaded by a prepared query (tutor_platform.prepared),
+not compiled again on every request, and put through the same checks; a
+user it does not find or that fails them is left to simplejwt, which
+answers its own 401.
 """
+
+import re
 
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
@@ -27,9 +34,15 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import RefreshToken, Token
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
+from tutor_platform.prepared import Prepared
+from tutor_platform.serving import ID_PATTERN
+
 from .models import User
 
 STAFF_CLAIM = "is_staff"
+
+ID = re.compile(ID_PATTERN)
+_USER = Prepared(lambda user_id: User.objects.filter(pk=user_id)[:1])
 
 
 def token_pair(user: User) -> dict[str, str]:
@@ -72,7 +85,9 @@ class BearerAuthentication(JWTAuthentication):
     def get_user(self, validated_token: Token) -> User | TokenUser:
         if self.user_loaded_by_view:
             return TokenUser(validated_token)
-        return super().get_user(validated_token)
+        user_id = str(validated_token.get(api_settings.USER_ID_CLAIM))  # simplejwt writes a string
+        user = _USER.first(user_id=int(user_id)) if ID.fullmatch(user_id) else None
+        return self.verify(validated_token, user)
 
     def verify(self, validated_token: Token, user: User | None) -> User:
         """The token's user as simplejwt accepts it: `user` (loaded by the

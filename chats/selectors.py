@@ -8,6 +8,7 @@ from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
 from accounts.models import User
+from tutor_platform.prepared import Prepared
 
 from .models import Chat, Message, ReplyStatus
 from .replies import live
@@ -24,7 +25,7 @@ CHAT_COLUMNS = (
 )
 
 
-def chat_list(*, user: User, tutor_id: int | None = None) -> QuerySet[Chat]:
+def chat_list(*, user: User | int, tutor_id: int | None = None) -> QuerySet[Chat]:
     """The user's chats, most recently active first, with tutor and course joined."""
     chats = Chat.objects.filter(user=user).select_related("tutor__course").only(*CHAT_COLUMNS)
     if tutor_id is not None:
@@ -32,14 +33,51 @@ def chat_list(*, user: User, tutor_id: int | None = None) -> QuerySet[Chat]:
     return chats
 
 
+_FIRST_CHATS = Prepared(
+    lambda limit, user_id, tutor_id=None: chat_list(user=user_id, tutor_id=tutor_id)[:limit]
+)
+
+
+class ChatPages:
+    """chat_list as the API's paginator reads it (a Paginator's object
+    list): the first rows, which nearly every request wants, by a prepared
+    query (tutor_platform.prepared); a later page and the count as a
+    queryset, sliced and counted by the ORM."""
+
+    model = Chat
+    ordered = True  # by Chat.Meta.ordering
+    FIRST_ROWS_MAX = 101  # a page of at most 100, and one more to know whether there is another
+
+    def __init__(self, *, user_id: int, tutor_id: int | None = None) -> None:
+        self.user_id, self.tutor_id = user_id, tutor_id
+        self.queryset = chat_list(user=user_id, tutor_id=tutor_id)
+
+    def __getitem__(self, rows: slice) -> list[Chat]:
+        if rows.start or rows.step or rows.stop is None or not 0 < rows.stop <= self.FIRST_ROWS_MAX:
+            return list(self.queryset[rows])
+        if self.tutor_id is None:
+            return _FIRST_CHATS.all(rows.stop, user_id=self.user_id)
+        return _FIRST_CHATS.all(rows.stop, user_id=self.user_id, tutor_id=self.tutor_id)
+
+    def count(self) -> int:
+        return self.queryset.count()
+
+
+def _owned_chat(for_reply: bool, chat_id: int, user_id: int) -> QuerySet[Chat]:
+    joins = ("user", "tutor__course", "tutor__current_version") if for_reply else ("user", "tutor__course")
+    chats = Chat.objects.select_related(*joins).only(*CHAT_COLUMNS)  # all of the user's and version's
+    return chats.filter(pk=chat_id, user_id=user_id).order_by()[:1]
+
+
+_OWNED_CHAT = Prepared(_owned_chat)
+
+
 def owned_chat(*, chat_id: int, user_id: int | str, for_reply: bool = False) -> Chat | None:
     """Chat `chat_id` if user `user_id` owns it, else None. One query that
     joins the user (the view authenticates with it), tutor and course (a
     send checks that both are still active) and, with `for_reply`, the
     tutor's current version, which a reply sends (prompt text: only then)."""
-    joins = ("user", "tutor__course", "tutor__current_version") if for_reply else ("user", "tutor__course")
-    chats = Chat.objects.select_related(*joins).only(*CHAT_COLUMNS)  # all of the user's and version's
-    return chats.filter(pk=chat_id, user_id=user_id).order_by().first()
+    return _OWNED_CHAT.first(for_reply, chat_id=chat_id, user_id=int(user_id))
 
 
 def with_version_number(messages: QuerySet[Message]) -> QuerySet[Message]:
@@ -47,6 +85,16 @@ def with_version_number(messages: QuerySet[Message]) -> QuerySet[Message]:
     return messages.select_related("tutor_version").defer(
         "tutor_version__system_prompt", "tutor_version__note"
     )
+
+
+def _newest(limit: int, older: bool, chat_id: int, before_id: int = 0) -> QuerySet[Message]:
+    messages = with_version_number(Message.objects.filter(chat_id=chat_id, is_current=True))
+    if older:
+        messages = messages.filter(id__lt=before_id)
+    return messages.order_by("-id")[:limit]
+
+
+_NEWEST = Prepared(_newest)
 
 
 @dataclass(frozen=True)
@@ -63,10 +111,10 @@ def message_page(*, chat: Chat, limit: int, before_id: int | None = None) -> Mes
     Keyset pagination on the (chat, id) index: one LIMIT query whatever the
     depth of the page or the length of the chat.
     """
-    messages = with_version_number(Message.objects.filter(chat=chat, is_current=True))
-    if before_id is not None:
-        messages = messages.filter(id__lt=before_id)
-    newest_first = list(messages.order_by("-id")[: limit + 1])
+    if before_id is None:
+        newest_first = _NEWEST.all(limit + 1, False, chat_id=chat.pk)
+    else:
+        newest_first = _NEWEST.all(limit + 1, True, chat_id=chat.pk, before_id=before_id)
     has_more = len(newest_first) > limit
     page = newest_first[:limit][::-1]
     running = annotate_messages(page, chat_id=chat.pk, has_variants=chat.has_variants)

@@ -1,6 +1,5 @@
 from typing import Any
 
-from django.db.models import QuerySet
 from django.http import Http404
 from django.http.response import HttpResponseBase
 from rest_framework import mixins, status
@@ -86,10 +85,10 @@ class ChatViewSet(
             raise Http404
         self.chat = chat
 
-    def get_queryset(self) -> QuerySet[Chat]:
+    def get_queryset(self) -> selectors.ChatPages:  # type: ignore[override]
         query = ChatListQuerySerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        return selectors.chat_list(user=self.request.user, tutor_id=query.validated_data.get("tutor"))
+        return selectors.ChatPages(user_id=self.request.user.pk, tutor_id=query.validated_data.get("tutor"))
 
     def get_object(self) -> Chat:
         return self.chat

@@ -38,6 +38,8 @@ renames or drops one, the signal to revisit the code that uses it):
   `_connection_pools` and `_configure_connection`.
 - The standard library's traceback (tutor_platform/logging.py):
   TracebackException's `_str`, replaced for database errors.
+- Django's queryset (tutor_platform/prepared.py): `get_related_populators`,
+  and QuerySet's `_iterable_class` and `_known_related_objects`.
 """
 
 import os
@@ -133,4 +135,7 @@ PRIVATE_NAMES = (
     ("django.db.backends.postgresql.base", "DatabaseWrapper", "_connection_pools", "attribute"),
     ("django.db.backends.postgresql.base", "DatabaseWrapper", "_configure_connection", "attribute"),
     ("traceback", "TracebackException", "_str", "self"),
+    ("django.db.models", "query", "get_related_populators", "attribute"),
+    ("django.db.models.query", "QuerySet", "_iterable_class", "self"),
+    ("django.db.models.query", "QuerySet", "_known_related_objects", "self"),
 )

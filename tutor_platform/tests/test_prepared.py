@@ -1,0 +1,77 @@
+"""tutor_platform.prepared: a queryset compiled once gives what the queryset gives."""
+
+from datetime import datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from chats.models import Chat, Message
+from tutor_platform import prepared
+from tutor_platform.prepared import Prepared
+
+
+def fields(instance) -> dict:
+    return {name: value for name, value in instance.__dict__.items() if name != "_state"}
+
+
+@pytest.mark.django_db
+def test_instances_and_their_joined_objects_are_the_querysets(user, other_user, tutor, chat):
+    other = Chat.objects.create(user=other_user, tutor=tutor, title="Чужой")
+    Message.objects.create(chat=other, role="user", content="Привет", metadata={"k": "в"})
+    built = []
+
+    def build(chat_id, user_id):
+        built.append((chat_id, user_id))
+        return Chat.objects.select_related("user", "tutor__course").filter(pk=chat_id, user_id=user_id)[:1]
+
+    owned = Prepared(build)
+    for chat_id, user_id in ((chat.pk, user.pk), (other.pk, other_user.pk)):
+        with CaptureQueriesContext(connection) as queries:
+            found = owned.first(chat_id=chat_id, user_id=user_id)
+            joined = (found.user.email, found.tutor.name, found.tutor.course.is_active)
+        expected = Chat.objects.select_related("user", "tutor__course").get(pk=chat_id)
+        assert len(queries) == 1  # the joined objects came with it
+        assert fields(found) == fields(expected)
+        assert fields(found.user) == fields(expected.user)
+        assert fields(found.tutor.course) == fields(expected.tutor.course)
+        assert joined == (expected.user.email, expected.tutor.name, expected.tutor.course.is_active)
+        assert isinstance(found.created_at, datetime) and found.created_at.tzinfo is not None
+    assert len(built) == 1  # compiled once, run twice with other values
+    assert owned.first(chat_id=chat.pk, user_id=other_user.pk) is None  # the values are the SQL's
+
+
+@pytest.mark.django_db
+def test_shapes_are_compiled_apart_and_json_and_null_joins_convert(chat):
+    for n in range(5):
+        Message.objects.create(chat=chat, role="user", content=f"№{n}", attachments=[{"id": n}])
+    newest = Prepared(
+        lambda limit, chat_id: Message.objects.filter(chat_id=chat_id).select_related("tutor_version")
+        .order_by("-id")[:limit]
+    )  # fmt: skip
+    two, four = newest.all(2, chat_id=chat.pk), newest.all(4, chat_id=chat.pk)
+    assert [m.content for m in two] == ["№4", "№3"]
+    assert [m.content for m in four] == ["№4", "№3", "№2", "№1"]
+    assert four[0].attachments == [{"id": 4}]  # decoded as JSONField decodes it
+    with CaptureQueriesContext(connection) as queries:
+        assert four[0].tutor_version is None  # a null join, known without a query
+    assert len(queries) == 0
+
+
+@pytest.mark.django_db
+def test_a_build_the_sql_cannot_take_is_refused(chat):
+    unused = Prepared(lambda chat_id: Message.objects.filter(chat_id=chat.pk))
+    with pytest.raises(TypeError, match="must reach the SQL"):
+        unused.all(chat_id=chat.pk)
+    values = Prepared(lambda chat_id: Message.objects.filter(chat_id=chat_id).values("id"))
+    with pytest.raises(TypeError, match="model instances"):
+        values.all(chat_id=chat.pk)
+
+
+@pytest.mark.django_db
+def test_the_shapes_kept_are_bounded(chat, monkeypatch):
+    monkeypatch.setattr(prepared, "SHAPES_MAX", 3)
+    newest = Prepared(lambda limit, chat_id: Message.objects.filter(chat_id=chat_id)[:limit])
+    for limit in range(1, 8):
+        newest.all(limit, chat_id=chat.pk)
+    assert 0 < len(newest._threads.compiled) <= 3
