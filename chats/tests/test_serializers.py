@@ -74,3 +74,23 @@ def test_chats_serialize_as_the_declared_fields_do(user, tutor):
     assert shown[active.pk]["last_message_at"] is not None
     assert shown[active.pk]["title"] == "Что такое интеграл?"
     assert shown[active.pk]["tutor"] == {"id": tutor.pk, "name": tutor.name, "is_available": False}
+
+
+@pytest.mark.django_db
+def test_datetimes_are_in_the_current_time_zone_as_drf_gives_them(chat, make_exchange):
+    """The direct paths look the time zone up once per serializer: under
+    another active zone (the staff's, tutor_platform.middleware) the JSON
+    still matches DRF's field by field."""
+    make_exchange(chat, "Который час?", "Полдень.")
+    Chat.objects.filter(pk=chat.pk).update(last_message_at=timezone.now())
+    messages = list(selectors.with_version_number(Message.objects.filter(chat=chat)).order_by("id"))
+    selectors.annotate_messages(messages, chat_id=chat.pk)
+    chats = list(selectors.chat_list(user=chat.user))
+    with timezone.override("Asia/Vladivostok"):
+        shown = MessageSerializer(messages, many=True).data
+        assert shown == [generic(m) for m in messages]
+        assert shown[0]["created_at"].endswith("+10:00")
+        listed = ChatSerializer(chats, many=True).data
+        assert listed == [serializers.ModelSerializer.to_representation(ChatSerializer(), c) for c in chats]
+        assert listed[0]["last_message_at"].endswith("+10:00")
+    assert MessageSerializer(messages, many=True).data[0]["created_at"].endswith("Z")
