@@ -194,9 +194,13 @@ def history_for(user_message: Message) -> list[dict[str, str]]:
     limit = settings.AI_HISTORY_MESSAGES
     if limit <= 0:
         return []
-    rows = (
-        Message.objects.filter(chat_id=user_message.chat_id, id__lt=user_message.id, is_current=True)
-        .order_by("-id")
-        .values_list("role", "content")[:limit]
-    )
+    rows = _HISTORY.all(limit, chat_id=user_message.chat_id, before_id=user_message.id)
     return [{"role": role, "content": content} for role, content in reversed(rows)]
+
+
+def _history(limit: int, chat_id: int, before_id: int) -> QuerySet[Message, tuple[str, str]]:
+    messages = Message.objects.filter(chat_id=chat_id, id__lt=before_id, is_current=True)
+    return messages.order_by("-id").values_list("role", "content")[:limit]
+
+
+_HISTORY = Prepared(_history)

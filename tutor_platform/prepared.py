@@ -1,14 +1,16 @@
 """Querysets compiled to SQL once, then run with new values.
 
 Django compiles a queryset to SQL each time it is evaluated: it resolves
-every name, join and deferred column again. For the reads of a chat screen
-(the chat with its owner, tutor and course; a page of messages; the chat
-list) that was about a third of their CPU (bench/read_path.py). A
-`Prepared` query builds its queryset once per thread and shape from
-placeholder values, keeps the compiler (its SQL, columns, converters and
-related-object populators), and each call runs that SQL with the real
-values, then builds the model instances exactly as Django's ModelIterable
-does: converters, `Model.from_db`, the `select_related` objects.
+every name, join, annotation and deferred column again. For the reads of a
+chat screen (the chat with its owner, tutor and course; a page of messages;
+the chat list) that was about a third of their CPU, and the learner
+window's annotated query was the largest part of a send's
+(docs/decisions/2026-12-06-read-path-and-send-statements.md). A `Prepared`
+query builds its queryset once per thread and shape from placeholder
+values, keeps the compiler (its SQL, columns and converters), and each call
+runs that SQL with the real values, then builds the rows exactly as Django
+does: model instances with their `select_related` objects (ModelIterable),
+dicts (`values()`) or tuples (`values_list()`).
 
     chat_by_owner = Prepared(
         lambda chat_id, user_id: Chat.objects.select_related("user").filter(pk=chat_id, user_id=user_id)[:1]
@@ -16,9 +18,9 @@ does: converters, `Model.from_db`, the `select_related` objects.
     chat_by_owner.first(chat_id=7, user_id=3)
 
 The named arguments are integers (ids): the placeholders are integers that
-no id can be, and each must reach the SQL as a parameter. A
-value that changes the SQL's shape (a limit, a filter present or not) is a
-`shape` argument instead: each shape is compiled once.
+no id can be, and each must reach the SQL as a parameter. A value that
+changes the SQL's shape (a limit, a filter present or not) is a `shape`
+argument instead: each shape is compiled once.
 
 Private names used (pinned in tutor_platform.serving.PRIVATE_NAMES):
 django.db.models.query's `get_related_populators`, QuerySet's
@@ -27,15 +29,15 @@ django.db.models.query's `get_related_populators`, QuerySet's
 
 import threading
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Model, QuerySet
-from django.db.models.query import ModelIterable, get_related_populators
+from django.db.models import QuerySet
+from django.db.models.query import ModelIterable, ValuesIterable, ValuesListIterable, get_related_populators
 from django.db.models.sql.compiler import SQLCompiler
 
-M = TypeVar("M", bound=Model)
+R = TypeVar("R")
 
 # Far below any id a sequence hands out, and distinct from each other.
 _PLACEHOLDER = -(2**62)
@@ -45,24 +47,21 @@ SHAPES_MAX = 256
 
 
 @dataclass(frozen=True)
-class _Compiled(Generic[M]):
-    model: type[M]
+class _Compiled:
     compiler: SQLCompiler
     sql: str
     params: tuple[Any, ...]
     slots: tuple[tuple[int, str], ...]  # (position in params, argument name)
     converters: dict[int, tuple[list[Callable[..., Any]], Any]]
-    model_slice: slice
-    init_list: list[str]
-    related: list[Any]  # RelatedPopulator
+    rows: Callable[[list[Any], str], list[Any]]  # what a fetched, converted row becomes
 
 
-class Prepared(Generic[M]):
-    def __init__(self, build: Callable[..., QuerySet[M]]) -> None:
+class Prepared(Generic[R]):
+    def __init__(self, build: Callable[..., QuerySet[Any, R]]) -> None:
         self.build = build
         self._threads = threading.local()  # a compiler holds its thread's connection
 
-    def all(self, *shape: Hashable, using: str = DEFAULT_DB_ALIAS, **values: int) -> list[M]:
+    def all(self, *shape: Hashable, using: str = DEFAULT_DB_ALIAS, **values: int) -> list[R]:
         compiled = self._compiled(shape, using, tuple(values))
         params = list(compiled.params)
         for position, name in compiled.slots:
@@ -72,21 +71,15 @@ class Prepared(Generic[M]):
             rows = cursor.fetchall()
         if compiled.converters:
             rows = list(compiled.compiler.apply_converters(rows, compiled.converters))
-        instances = []
-        for row in rows:
-            instance = compiled.model.from_db(using, compiled.init_list, row[compiled.model_slice])
-            for populator in compiled.related:
-                populator.populate(row, instance)
-            instances.append(instance)
-        return instances
+        return compiled.rows(rows, using)
 
-    def first(self, *shape: Hashable, using: str = DEFAULT_DB_ALIAS, **values: int) -> M | None:
-        """The first instance, for a queryset sliced to one row by `build`."""
-        instances = self.all(*shape, using=using, **values)
-        return instances[0] if instances else None
+    def first(self, *shape: Hashable, using: str = DEFAULT_DB_ALIAS, **values: int) -> R | None:
+        """The first row, for a queryset sliced to one row by `build`."""
+        rows = self.all(*shape, using=using, **values)
+        return rows[0] if rows else None
 
-    def _compiled(self, shape: tuple[Hashable, ...], using: str, names: tuple[str, ...]) -> _Compiled[M]:
-        cache: dict[tuple[Any, ...], _Compiled[M]] = self._threads.__dict__.setdefault("compiled", {})
+    def _compiled(self, shape: tuple[Hashable, ...], using: str, names: tuple[str, ...]) -> _Compiled:
+        cache: dict[tuple[Any, ...], _Compiled] = self._threads.__dict__.setdefault("compiled", {})
         key = (using, shape, names)
         if key not in cache:
             if len(cache) >= SHAPES_MAX:
@@ -96,29 +89,68 @@ class Prepared(Generic[M]):
 
 
 def _compile(
-    build: Callable[..., QuerySet[M]], shape: tuple[Hashable, ...], using: str, names: tuple[str, ...]
-) -> _Compiled[M]:
+    build: Callable[..., QuerySet[Any, Any]], shape: tuple[Hashable, ...], using: str, names: tuple[str, ...]
+) -> _Compiled:
     placeholders = {name: _PLACEHOLDER - i for i, name in enumerate(names)}
     queryset = build(*shape, **placeholders)
-    if queryset._iterable_class is not ModelIterable or queryset._known_related_objects:  # type: ignore[attr-defined]
-        raise TypeError("Prepared runs querysets of model instances without known related objects.")
+    if queryset._known_related_objects:  # type: ignore[attr-defined]
+        raise TypeError("Prepared runs querysets without known related objects.")
     compiler = queryset.query.get_compiler(using=using, connection=connections[using])
-    sql, params = compiler.as_sql()  # also fills compiler.select and klass_info
-    if compiler.has_extra_select or compiler.annotation_col_map:
-        raise TypeError("Prepared runs querysets without extra columns or annotations.")
+    sql, params = compiler.as_sql()  # also fills compiler.select, klass_info and col_count
+    if compiler.has_extra_select:
+        raise TypeError("Prepared runs querysets without extra(select=...).")
     slots = tuple((i, names[_PLACEHOLDER - p]) for i, p in enumerate(params) if p in placeholders.values())
     if {name for _, name in slots} != set(names):
         raise TypeError(f"Each of {names} must reach the SQL as a parameter: {params!r}.")
-    select, klass_info = compiler.select, compiler.klass_info
-    fields = klass_info["select_fields"]
     return _Compiled(
-        model=queryset.model,
         compiler=compiler,
         sql=sql,
         params=tuple(params),
         slots=slots,
-        converters=compiler.get_converters([column for column, *_ in select[: compiler.col_count]]),
-        model_slice=slice(fields[0], fields[-1] + 1),
-        init_list=[column[0].target.attname for column in select[fields[0] : fields[-1] + 1]],
-        related=get_related_populators(klass_info, select, using),  # type: ignore[call-arg]  # Django 6's stubs
+        converters=compiler.get_converters([column for column, *_ in compiler.select[: compiler.col_count]]),
+        rows=_row_maker(queryset, compiler, using),
     )
+
+
+def _row_maker(queryset: QuerySet[Any, Any], compiler: SQLCompiler, using: str) -> Callable[..., list[Any]]:
+    """What each row becomes, as the queryset's own iterable makes it."""
+    kind = queryset._iterable_class
+    query = queryset.query
+    if kind is ValuesListIterable:
+        return lambda rows, _using: [tuple(row) for row in rows]
+    if kind is ValuesIterable:
+        names = list(query.selected or (*query.extra_select, *query.values_select, *query.annotation_select))
+        return lambda rows, _using: [dict(zip(names, row, strict=True)) for row in rows]
+    if kind is not ModelIterable or compiler.annotation_col_map:
+        raise TypeError("Prepared makes model instances, values() dicts or values_list() tuples.")
+    return _Instances(compiler, using)
+
+
+@dataclass
+class _Instances:
+    """ModelIterable's hydration: `Model.from_db`, then the `select_related` objects."""
+
+    compiler: SQLCompiler
+    using: str
+    model: Any = field(init=False)
+    columns: slice = field(init=False)
+    init_list: list[str] = field(init=False)
+    related: list[Any] = field(init=False)  # RelatedPopulator
+
+    def __post_init__(self) -> None:
+        select, klass_info = self.compiler.select, self.compiler.klass_info
+        assert klass_info is not None  # a model queryset
+        fields = klass_info["select_fields"]
+        self.model = klass_info["model"]
+        self.columns = slice(fields[0], fields[-1] + 1)
+        self.init_list = [column[0].target.attname for column in select[self.columns]]
+        self.related = get_related_populators(klass_info, select, self.using)  # type: ignore[call-arg]  # Django 6's stubs
+
+    def __call__(self, rows: list[Any], using: str) -> list[Any]:
+        instances = []
+        for row in rows:
+            instance = self.model.from_db(using, self.init_list, row[self.columns])
+            for populator in self.related:
+                populator.populate(row, instance)
+            instances.append(instance)
+        return instances

@@ -13,14 +13,15 @@ overlap of their words (`asked_again`), no model involved.
 
 import itertools
 import re
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Case, F, Subquery, Value, When
+from django.db.models import Case, F, QuerySet, Subquery, Value, When
 from django.db.models.functions import Left
 
 from chats.models import Chat, Intent, Message
 from progress.models import Progress
+from tutor_platform.prepared import Prepared
 from tutoring.models import TeachingMode, TutorVersion
 
 # The evidence and what each piece of it weighs; `understood` counts against.
@@ -57,28 +58,31 @@ def learner_block(*, chat: Chat, user_message: Message, version: TutorVersion) -
 def _window(chat: Chat) -> list[dict[str, Any]]:
     """The chat's last messages, newest first, each with the student's
     reaction and rating (a reply rated both ways is two rows) and, on every
-    row, the student's minutes with this tutor. One query."""
-    progress = Progress.objects.filter(user_id=chat.user_id, tutor_id=chat.tutor_id)
-    minutes = progress.values("total_minutes")[:1]
+    row, the student's minutes with this tutor. One query, compiled once
+    (tutor_platform.prepared)."""
     # An exchange is a question, its replies (variants) and up to two feedback rows on each.
     limit = settings.AI_STRUGGLE_WINDOW * 8
+    return _WINDOW.all(limit, chat_id=chat.pk, user_id=chat.user_id, tutor_id=chat.tutor_id)
+
+
+def _window_query(limit: int, chat_id: int, user_id: int, tutor_id: int) -> QuerySet[Message, Any]:
+    minutes = Progress.objects.filter(user_id=user_id, tutor_id=tutor_id).values("total_minutes")[:1]
     # Only the questions' text is compared, and only its start: replies' is not read.
     question = Case(When(role=Message.Role.USER, then=Left("content", COMPARED_CHARS)), default=Value(""))
-    rows = cast(
-        list[dict[str, Any]],
-        list(
-            Message.objects.filter(chat_id=chat.pk)
-            .order_by("-id")
-            .annotate(
-                text=question,
-                minutes=Subquery(minutes),
-                reaction=F("feedback__quick_reaction"),
-                rating=F("feedback__rating"),
-            )
-            .values("id", "role", "text", "intent", "reply_to_id", "reaction", "rating", "minutes")[:limit]
-        ),
+    return (
+        Message.objects.filter(chat_id=chat_id)
+        .order_by("-id")
+        .annotate(
+            text=question,
+            minutes=Subquery(minutes),
+            reaction=F("feedback__quick_reaction"),
+            rating=F("feedback__rating"),
+        )
+        .values("id", "role", "text", "intent", "reply_to_id", "reaction", "rating", "minutes")[:limit]
     )
-    return rows
+
+
+_WINDOW: Prepared[dict[str, Any]] = Prepared(_window_query)
 
 
 def struggle_of(rows: list[dict[str, Any]], asked: int) -> dict[str, Any]:

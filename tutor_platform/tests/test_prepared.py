@@ -4,6 +4,8 @@ from datetime import datetime
 
 import pytest
 from django.db import connection
+from django.db.models import Count, F
+from django.db.models.functions import Left
 from django.test.utils import CaptureQueriesContext
 
 from chats.models import Chat, Message
@@ -63,9 +65,42 @@ def test_a_build_the_sql_cannot_take_is_refused(chat):
     unused = Prepared(lambda chat_id: Message.objects.filter(chat_id=chat.pk))
     with pytest.raises(TypeError, match="must reach the SQL"):
         unused.all(chat_id=chat.pk)
-    values = Prepared(lambda chat_id: Message.objects.filter(chat_id=chat_id).values("id"))
+    flat = Prepared(lambda chat_id: Message.objects.filter(chat_id=chat_id).values_list("id", flat=True))
     with pytest.raises(TypeError, match="model instances"):
-        values.all(chat_id=chat.pk)
+        flat.all(chat_id=chat.pk)
+    annotated = Prepared(lambda chat_id: Message.objects.filter(chat_id=chat_id).annotate(n=Count("id")))
+    with pytest.raises(TypeError, match="model instances"):
+        annotated.all(chat_id=chat.pk)
+
+
+@pytest.mark.django_db
+def test_values_and_values_list_rows_are_the_querysets(chat, other_user, tutor):
+    other = Chat.objects.create(user=other_user, tutor=tutor)
+    asked = Message.objects.create(chat=chat, role="user", content="Что такое ряд?", metadata={"a": [1]})
+    Message.objects.create(chat=chat, role="assistant", content="Сумма.", reply_to=asked)
+    Message.objects.create(chat=other, role="user", content="Чужое")
+
+    def window(chat_id):
+        return (
+            Message.objects.filter(chat_id=chat_id)
+            .order_by("-id")
+            .annotate(start=Left("content", 3), owner=F("chat__user_id"))
+            .values("id", "role", "start", "metadata", "created_at", "owner")
+        )
+
+    def history(chat_id):
+        return (
+            Message.objects.filter(chat_id=chat_id)
+            .order_by("id")
+            .values_list("content", "role", "created_at")
+        )
+
+    for chat_id in (chat.pk, other.pk):
+        assert Prepared(window).all(chat_id=chat_id) == list(window(chat_id))
+        assert Prepared(history).all(chat_id=chat_id) == list(history(chat_id))
+    rows = Prepared(window).all(chat_id=chat.pk)
+    assert rows[1]["start"] == "Что" and rows[1]["metadata"] == {"a": [1]}  # converted as Django converts
+    assert rows[0]["created_at"].tzinfo is not None
 
 
 @pytest.mark.django_db
