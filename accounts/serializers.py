@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from tutor_platform.fields import StrictCharField, StrictIntegerField, StrictModelSerializer
+from tutor_platform.serializers import datetimes
 from tutor_platform.validators import validate_json_limits
 
 from .models import USERNAME_VALIDATOR, LearnerLanguage, LearnerLevel, User, normalize_email
@@ -106,6 +107,24 @@ class ProfileSerializer(StrictModelSerializer):
             }
         }
 
+    def to_representation(self, user: User) -> dict[str, Any]:
+        """The fields above, read straight off the user, as ChatSerializer
+        does (GET /auth/me/ answers it on every screen); test_serializers
+        checks it gives DRF's JSON."""
+        dates = datetimes(self)
+        return {
+            "id": user.pk,
+            "email": user.email,
+            "username": user.username,
+            "full_name": user.full_name,
+            "is_active": user.is_active,
+            "preferences": user.preferences,
+            "allow_training": user.allow_training,
+            "learner": user.learner,
+            "created_at": dates.to_representation(user.created_at),
+            "updated_at": dates.to_representation(user.updated_at),
+        }
+
     def validate_username(self, value: str) -> str:
         taken = User.objects.filter(username__iexact=value)
         if self.instance is not None:
@@ -121,6 +140,7 @@ class RegisterSerializer(ProfileSerializer):
     password = StrictCharField(write_only=True, max_length=128, style={"input_type": "password"})
 
     learner = None  # set after registering, with PATCH /auth/me/
+    to_representation = StrictModelSerializer.to_representation  # its own fields (the view answers a profile)
 
     class Meta(ProfileSerializer.Meta):
         fields = [*(name for name in ProfileSerializer.Meta.fields if name != "learner"), "password"]

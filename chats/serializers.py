@@ -1,14 +1,13 @@
 from typing import Any
 
 from django.conf import settings
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from attachments.serializers import AttachmentSerializer
 from tutor_platform.fields import StrictCharField, StrictIntegerField, StrictPrimaryKeyRelatedField
 from tutor_platform.schema import SOMETIMES_ABSENT
-from tutor_platform.serializers import ModelSerializer
+from tutor_platform.serializers import ModelSerializer, datetimes
 from tutoring.selectors import tutor_list
 from tutoring.serializers import ChatTutorSerializer
 
@@ -22,17 +21,6 @@ MAX_DB_ID = 2**63 - 1
 # copies made per serializer instance, each time
 # (docs/decisions/2026-12-05-figures-from-comments.md). Converting to JSON
 # keeps no state in a field.
-
-
-def datetimes(serializer: serializers.BaseSerializer) -> serializers.DateTimeField:
-    """DRF's DateTimeField in the current time zone, looked up once per
-    serializer (once for a whole list: its rows share one child) rather
-    than once per value, which was a tenth of a message page's CPU."""
-    field = serializer.__dict__.get("_datetimes")
-    if field is None:
-        zone = timezone.get_current_timezone() if settings.USE_TZ else None
-        field = serializer.__dict__["_datetimes"] = serializers.DateTimeField(default_timezone=zone)
-    return field
 
 
 class ChatSerializer(ModelSerializer):

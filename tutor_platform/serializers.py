@@ -13,6 +13,8 @@ use this base (none does: the staff-only tutor fields are a class of their own).
 import copy
 from typing import Any
 
+from django.conf import settings
+from django.utils import timezone
 from rest_framework import serializers
 
 
@@ -24,3 +26,15 @@ class ModelSerializer(serializers.ModelSerializer):
             built = super().get_fields()
             cls._built_fields = built
         return copy.deepcopy(built)
+
+
+def datetimes(serializer: serializers.BaseSerializer) -> serializers.DateTimeField:
+    """DRF's DateTimeField in the current time zone, for the serializers
+    that read their fields straight off the row: looked up once per
+    serializer (once for a whole list: its rows share one child) rather
+    than once per value, which was a tenth of a message page's CPU."""
+    field = serializer.__dict__.get("_datetimes")
+    if field is None:
+        zone = timezone.get_current_timezone() if settings.USE_TZ else None
+        field = serializer.__dict__["_datetimes"] = serializers.DateTimeField(default_timezone=zone)
+    return field

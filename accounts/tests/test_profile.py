@@ -1,8 +1,11 @@
 import json
 
 import pytest
+from django.utils import timezone
+from rest_framework import serializers as drf
 
 from accounts.models import User
+from accounts.serializers import ProfileSerializer, RegisterSerializer
 
 ME = "/api/v1/auth/me/"
 PREFERENCES = "/api/v1/auth/me/preferences/"
@@ -119,3 +122,25 @@ class TestPreferences:
     def test_russian_text_is_stored_as_is(self, auth_client):
         auth_client.put(PREFERENCES, {"цель": "сдать ЕГЭ на 100 баллов"}, format="json")
         assert User.objects.get().preferences == {"цель": "сдать ЕГЭ на 100 баллов"}
+
+
+@pytest.mark.django_db
+def test_the_profile_reads_straight_off_the_user_as_drf_would(make_user):
+    """ProfileSerializer's direct path against DRF's field by field, in the
+    default time zone and another one, with a learner profile and without."""
+    told = make_user(email="told@example.com", username="Ученик", full_name="Иван Петров")
+    told.learner_grade, told.learner_level, told.learner_goals = 7, "beginner", "Сдать ОГЭ"
+    told.preferences = {"тема": "тёмная", "n": [1, 2]}
+    told.save()
+    silent = make_user(email="silent@example.com", username="silent")
+    for zone in ("UTC", "Asia/Vladivostok"):
+        with timezone.override(zone):
+            for user in (told, silent):
+                shown = ProfileSerializer(user).data
+                assert shown == drf.ModelSerializer.to_representation(ProfileSerializer(), user)
+                assert list(shown) == ProfileSerializer.Meta.fields
+    assert ProfileSerializer(told).data["learner"]["goals"] == "Сдать ОГЭ"
+    registered = RegisterSerializer(told).data  # its own fields, not the profile's
+    assert "learner" not in registered and list(registered) == [
+        f for f in RegisterSerializer.Meta.fields if f != "password"
+    ]
