@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
@@ -36,13 +36,23 @@ def chat_list(*, user: User | int, tutor_id: int | None = None) -> QuerySet[Chat
 _FIRST_CHATS = Prepared(
     lambda limit, user_id, tutor_id=None: chat_list(user=user_id, tutor_id=tutor_id)[:limit]
 )
+# COUNT(*) as a values_list query (one group: the user's), which a Prepared runs.
+_CHAT_COUNT = Prepared(
+    lambda user_id, tutor_id=None: (
+        chat_list(user=user_id, tutor_id=tutor_id)
+        .order_by()
+        .values("user_id")
+        .annotate(count=Count("id"))
+        .values_list("count")
+    )
+)
 
 
 class ChatPages:
     """chat_list as the API's paginator reads it (a Paginator's object
-    list): the first rows, which nearly every request wants, by a prepared
-    query (tutor_platform.prepared); a later page and the count as a
-    queryset, sliced and counted by the ORM."""
+    list): the first rows, which nearly every request wants, and the count
+    by prepared queries (tutor_platform.prepared); a later page as a
+    queryset, sliced by the ORM."""
 
     model = Chat
     ordered = True  # by Chat.Meta.ordering
@@ -55,12 +65,15 @@ class ChatPages:
     def __getitem__(self, rows: slice) -> list[Chat]:
         if rows.start or rows.step or rows.stop is None or not 0 < rows.stop <= self.FIRST_ROWS_MAX:
             return list(self.queryset[rows])
-        if self.tutor_id is None:
-            return _FIRST_CHATS.all(rows.stop, user_id=self.user_id)
-        return _FIRST_CHATS.all(rows.stop, user_id=self.user_id, tutor_id=self.tutor_id)
+        return _FIRST_CHATS.all(rows.stop, **self._ids())
 
     def count(self) -> int:
-        return self.queryset.count()
+        rows = _CHAT_COUNT.all(**self._ids())
+        return rows[0][0] if rows else 0
+
+    def _ids(self) -> dict[str, int]:
+        """The prepared queries' values: the tutor's only when the list is filtered by it."""
+        return {"user_id": self.user_id} | ({} if self.tutor_id is None else {"tutor_id": self.tutor_id})
 
 
 def _owned_chat(for_reply: bool, chat_id: int, user_id: int) -> QuerySet[Chat]:

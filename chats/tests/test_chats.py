@@ -108,6 +108,17 @@ class TestListAndDetail:
         assert body["count"] == rows and len(body["results"]) == min(rows, 20)
         assert (body["next"] is not None) is (rows > 20) and body["previous"] is None
 
+    def test_a_long_list_counts_only_its_own_chats(self, auth_client, user, other_user, tutor, make_tutor):
+        other_tutor = make_tutor()
+        Chat.objects.bulk_create(Chat(user=user, tutor=tutor) for _ in range(23))
+        Chat.objects.bulk_create(Chat(user=user, tutor=other_tutor) for _ in range(21))
+        Chat.objects.bulk_create(Chat(user=other_user, tutor=tutor) for _ in range(30))
+        assert auth_client.get(CHATS).json()["count"] == 44
+        by_tutor = auth_client.get(CHATS, {"tutor": tutor.pk}).json()
+        assert (by_tutor["count"], len(by_tutor["results"])) == (23, 20)
+        assert auth_client.get(CHATS, {"tutor": other_tutor.pk}).json()["count"] == 21
+        assert auth_client.get(CHATS, {"tutor": 999999}).json()["count"] == 0
+
     def test_the_second_page_is_counted_as_before(self, auth_client, user, tutor):
         Chat.objects.bulk_create(Chat(user=user, tutor=tutor) for _ in range(25))
         second = auth_client.get(f"{CHATS}?page=2").json()
