@@ -130,7 +130,9 @@ def message_page(*, chat: Chat, limit: int, before_id: int | None = None) -> Mes
         newest_first = _NEWEST.all(limit + 1, True, chat_id=chat.pk, before_id=before_id)
     has_more = len(newest_first) > limit
     page = newest_first[:limit][::-1]
-    running = annotate_messages(page, chat_id=chat.pk, has_variants=chat.has_variants)
+    running = annotate_messages(
+        page, chat_id=chat.pk, has_variants=chat.has_variants, newest=before_id is None
+    )
     return MessagePage(
         results=page,
         has_more=has_more,
@@ -139,10 +141,14 @@ def message_page(*, chat: Chat, limit: int, before_id: int | None = None) -> Mes
     )
 
 
-def annotate_messages(messages: list[Message], *, chat_id: int, has_variants: bool = True) -> int | None:
+def annotate_messages(
+    messages: list[Message], *, chat_id: int, has_variants: bool = True, newest: bool = False
+) -> int | None:
     """Sets what the message JSON shows beyond the row, in one query for
     any number of messages (none in a chat without variants, `has_variants`
-    false, whose user messages' replies are all among `messages`):
+    false, whose user messages' replies are all among `messages`, or whose
+    `messages` are its newest: a reply comes after its question and, with
+    no variants, every reply is current, so it would be on that page):
     `variant` ({index, count}, oldest first) on replies, `reply_status` on
     user messages (answered when it has a reply; else pending while one is
     being generated, or for a fresh message not yet tried; else failed,
@@ -158,7 +164,7 @@ def annotate_messages(messages: list[Message], *, chat_id: int, has_variants: bo
         for message in messages:
             if message.role == Message.Role.ASSISTANT and message.reply_to_id:
                 siblings[message.reply_to_id].append(message.pk)
-        asked -= siblings.keys()
+        asked = set() if newest else asked - siblings.keys()
     if asked:
         rows = Message.objects.filter(reply_to_id__in=asked).order_by("id").values_list("reply_to_id", "id")
         for reply_to_id, pk in rows:

@@ -173,6 +173,24 @@ class TestVariants:
         assert all(m["variant"] == {"index": 1, "count": 1} for m in shown if m["role"] == "assistant")
         assert all(m["reply_status"] == "answered" for m in shown if m["role"] == "user")
 
+    def test_the_newest_page_of_a_chat_never_regenerated_knows_its_unanswered_messages(
+        self, auth_client, chat, make_exchange, django_assert_num_queries
+    ):
+        """No query finds a reply that could only be on this page: a failed
+        message stays failed, a fresh one pending, an answered one answered."""
+        make_exchange(chat, question="Первый", answer="Ответ")
+        Message.objects.create(chat=chat, role="user", content="Сбой", reply_error="ai_core_timeout")
+        make_exchange(chat, question="Второй", answer="Ещё ответ")
+        Message.objects.create(chat=chat, role="user", content="Только что")
+        with django_assert_num_queries(2):  # the chat with its user; the page
+            shown = page(auth_client, chat)
+        assert [(m["content"], m["reply_status"]) for m in shown if m["role"] == "user"] == [
+            ("Первый", "answered"),
+            ("Сбой", "failed"),
+            ("Второй", "answered"),
+            ("Только что", "pending"),
+        ]
+
     def test_a_message_whose_reply_is_on_the_next_page_is_answered(self, auth_client, chat, make_exchange):
         make_exchange(chat)
         _, reply = make_exchange(chat, question="Второй вопрос")
