@@ -6,11 +6,15 @@ chat screen (the chat with its owner, tutor and course; a page of messages;
 the chat list) that was about a third of their CPU, and the learner
 window's annotated query was the largest part of a send's
 (docs/decisions/2026-12-06-read-path-and-send-statements.md). A `Prepared`
-query builds its queryset once per thread and shape from placeholder
-values, keeps the compiler (its SQL, columns and converters), and each call
-runs that SQL with the real values, then builds the rows exactly as Django
-does: model instances with their `select_related` objects (ModelIterable),
-dicts (`values()`) or tuples (`values_list()`).
+query builds its queryset once per process and shape from placeholder
+values, keeps what Django's compiler made of it (the SQL, the columns'
+converters, the related-object populators), and each call runs that SQL
+on the calling thread's connection with the real values, then builds the
+rows exactly as Django does: model instances with their `select_related`
+objects (ModelIterable), dicts (`values()`) or tuples (`values_list()`).
+Nothing kept refers to a connection, so the threads share it: a compiler
+kept per thread cost 125 KiB per thread for a send's and a page's
+queries.
 
     chat_by_owner = Prepared(
         lambda chat_id, user_id: Chat.objects.select_related("user").filter(pk=chat_id, user_id=user_id)[:1]
@@ -27,9 +31,8 @@ django.db.models.query's `get_related_populators`, QuerySet's
 `_iterable_class` and `_known_related_objects`.
 """
 
-import threading
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -41,36 +44,42 @@ R = TypeVar("R")
 
 # Far below any id a sequence hands out, and distinct from each other.
 _PLACEHOLDER = -(2**62)
-# Shapes kept per query and thread: far more than the callers have (a limit
-# of 1 to 101, a filter or not); a caller that makes more is compiling anyway.
+# Shapes kept per query: far more than the callers have (a limit of 1 to
+# 101, a filter or not); a caller that makes more is compiling anyway.
 SHAPES_MAX = 256
 
 
 @dataclass(frozen=True)
 class _Compiled:
-    compiler: SQLCompiler
     sql: str
     params: tuple[Any, ...]
     slots: tuple[tuple[int, str], ...]  # (position in params, argument name)
-    converters: dict[int, tuple[list[Callable[..., Any]], Any]]
+    converters: tuple[tuple[int, list[Callable[..., Any]], Any], ...]  # (column, converters, expression)
     rows: Callable[[list[Any], str], list[Any]]  # what a fetched, converted row becomes
 
 
 class Prepared(Generic[R]):
     def __init__(self, build: Callable[..., QuerySet[Any, R]]) -> None:
         self.build = build
-        self._threads = threading.local()  # a compiler holds its thread's connection
+        self.compiled: dict[tuple[Any, ...], _Compiled] = {}  # two threads may both compile: either is right
 
     def all(self, *shape: Hashable, using: str = DEFAULT_DB_ALIAS, **values: int) -> list[R]:
         compiled = self._compiled(shape, using, tuple(values))
         params = list(compiled.params)
         for position, name in compiled.slots:
             params[position] = values[name]
-        with compiled.compiler.connection.cursor() as cursor:
+        connection = connections[using]
+        with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
-        if compiled.converters:
-            rows = list(compiled.compiler.apply_converters(rows, compiled.converters))
+        if compiled.converters:  # as SQLCompiler.apply_converters, with this thread's connection
+            rows = [list(row) for row in rows]
+            for row in rows:
+                for column, converters, expression in compiled.converters:
+                    value = row[column]
+                    for converter in converters:
+                        value = converter(value, expression, connection)
+                    row[column] = value
         return compiled.rows(rows, using)
 
     def first(self, *shape: Hashable, using: str = DEFAULT_DB_ALIAS, **values: int) -> R | None:
@@ -79,13 +88,13 @@ class Prepared(Generic[R]):
         return rows[0] if rows else None
 
     def _compiled(self, shape: tuple[Hashable, ...], using: str, names: tuple[str, ...]) -> _Compiled:
-        cache: dict[tuple[Any, ...], _Compiled] = self._threads.__dict__.setdefault("compiled", {})
         key = (using, shape, names)
-        if key not in cache:
-            if len(cache) >= SHAPES_MAX:
-                cache.clear()
-            cache[key] = _compile(self.build, shape, using, names)
-        return cache[key]
+        compiled = self.compiled.get(key)
+        if compiled is None:
+            if len(self.compiled) >= SHAPES_MAX:
+                self.compiled.clear()
+            compiled = self.compiled[key] = _compile(self.build, shape, using, names)
+        return compiled
 
 
 def _compile(
@@ -102,12 +111,12 @@ def _compile(
     slots = tuple((i, names[_PLACEHOLDER - p]) for i, p in enumerate(params) if p in placeholders.values())
     if {name for _, name in slots} != set(names):
         raise TypeError(f"Each of {names} must reach the SQL as a parameter: {params!r}.")
+    converters = compiler.get_converters([column for column, *_ in compiler.select[: compiler.col_count]])
     return _Compiled(
-        compiler=compiler,
         sql=sql,
         params=tuple(params),
         slots=slots,
-        converters=compiler.get_converters([column for column, *_ in compiler.select[: compiler.col_count]]),
+        converters=tuple((column, found, expression) for column, (found, expression) in converters.items()),
         rows=_row_maker(queryset, compiler, using),
     )
 
@@ -126,25 +135,18 @@ def _row_maker(queryset: QuerySet[Any, Any], compiler: SQLCompiler, using: str) 
     return _Instances(compiler, using)
 
 
-@dataclass
 class _Instances:
-    """ModelIterable's hydration: `Model.from_db`, then the `select_related` objects."""
+    """ModelIterable's hydration: `Model.from_db`, then the `select_related`
+    objects. Keeps no compiler: the populators hold the alias, not a connection."""
 
-    compiler: SQLCompiler
-    using: str
-    model: Any = field(init=False)
-    columns: slice = field(init=False)
-    init_list: list[str] = field(init=False)
-    related: list[Any] = field(init=False)  # RelatedPopulator
-
-    def __post_init__(self) -> None:
-        select, klass_info = self.compiler.select, self.compiler.klass_info
+    def __init__(self, compiler: SQLCompiler, using: str) -> None:
+        select, klass_info = compiler.select, compiler.klass_info
         assert klass_info is not None  # a model queryset
         fields = klass_info["select_fields"]
         self.model = klass_info["model"]
         self.columns = slice(fields[0], fields[-1] + 1)
         self.init_list = [column[0].target.attname for column in select[self.columns]]
-        self.related = get_related_populators(klass_info, select, self.using)  # type: ignore[call-arg]  # Django 6's stubs
+        self.related = get_related_populators(klass_info, select, using)  # type: ignore[call-arg]  # Django 6's stubs
 
     def __call__(self, rows: list[Any], using: str) -> list[Any]:
         instances = []

@@ -1,9 +1,10 @@
 """tutor_platform.prepared: a queryset compiled once gives what the queryset gives."""
 
+import threading
 from datetime import datetime
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Count, F
 from django.db.models.functions import Left
 from django.test.utils import CaptureQueriesContext
@@ -109,4 +110,32 @@ def test_the_shapes_kept_are_bounded(chat, monkeypatch):
     newest = Prepared(lambda limit, chat_id: Message.objects.filter(chat_id=chat_id)[:limit])
     for limit in range(1, 8):
         newest.all(limit, chat_id=chat.pk)
-    assert 0 < len(newest._threads.compiled) <= 3
+    assert 0 < len(newest.compiled) <= 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_share_the_compiled_query_each_on_its_own_connection(user, tutor):
+    chat = Chat.objects.create(user=user, tutor=tutor, title="Общий")
+    built, seen = [], {}
+
+    def build(chat_id):
+        built.append(chat_id)
+        return Chat.objects.select_related("user").filter(pk=chat_id)[:1]
+
+    owned = Prepared(build)
+    assert owned.first(chat_id=chat.pk).user.email == user.email
+    main = connections["default"]
+
+    def other_thread() -> None:
+        try:
+            found = owned.first(chat_id=chat.pk)
+            seen["found"] = (found.title, found.user.email, found.created_at == chat.created_at)
+            seen["own connection"] = connections["default"] is not main
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join(10)
+    assert seen == {"found": ("Общий", user.email, True), "own connection": True}
+    assert len(built) == 1  # compiled by the first thread only
