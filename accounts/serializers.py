@@ -109,7 +109,7 @@ class ProfileSerializer(StrictModelSerializer):
 
     def to_representation(self, user: User) -> dict[str, Any]:
         """The fields above, read straight off the user, as ChatSerializer
-        does (GET /auth/me/ answers it on every screen); test_serializers
+        does (GET /auth/me/ answers it on every screen); test_profile
         checks it gives DRF's JSON."""
         dates = datetimes(self)
         return {

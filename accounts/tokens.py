@@ -41,7 +41,7 @@ from .models import User
 
 STAFF_CLAIM = "is_staff"
 
-ID = re.compile(ID_PATTERN)
+_ID = re.compile(ID_PATTERN)
 _USER = Prepared(lambda user_id: User.objects.filter(pk=user_id)[:1])
 
 
@@ -86,7 +86,7 @@ class BearerAuthentication(JWTAuthentication):
         if self.user_loaded_by_view:
             return TokenUser(validated_token)
         user_id = str(validated_token.get(api_settings.USER_ID_CLAIM))  # simplejwt writes a string
-        user = _USER.first(user_id=int(user_id)) if ID.fullmatch(user_id) else None
+        user = _USER.first(user_id=int(user_id)) if _ID.fullmatch(user_id) else None
         return self.verify(validated_token, user)
 
     def verify(self, validated_token: Token, user: User | None) -> User:

@@ -380,7 +380,7 @@ def main() -> None:
         "--cpu-only", action="store_true", help="only the server CPU per request (item 7; ~3 minutes)"
     )
     parser.add_argument(
-        "--streams-only", action="store_true", help="only the concurrent streams (item 6; ~1 minute)"
+        "--streams-only", action="store_true", help="only the concurrent streams (item 6; ~2 minutes)"
     )
     parser.add_argument("--streams", type=int, default=STREAMS, help=f"streams at once (default {STREAMS})")
     parser.add_argument("--out", default=str(BASE_DIR / "bench" / "results" / "latest.md"))

@@ -111,7 +111,10 @@ def _compile(
     slots = tuple((i, names[_PLACEHOLDER - p]) for i, p in enumerate(params) if p in placeholders.values())
     if {name for _, name in slots} != set(names):
         raise TypeError(f"Each of {names} must reach the SQL as a parameter: {params!r}.")
-    converters = compiler.get_converters([column for column, *_ in compiler.select[: compiler.col_count]])
+    columns = [column for column, *_ in compiler.select[: compiler.col_count]]
+    if compiler.has_composite_fields(columns):
+        raise TypeError("Prepared runs querysets without composite fields.")
+    converters = compiler.get_converters(columns)
     return _Compiled(
         sql=sql,
         params=tuple(params),
