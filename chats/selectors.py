@@ -60,11 +60,10 @@ class ChatPages:
 
     def __init__(self, *, user_id: int, tutor_id: int | None = None) -> None:
         self.user_id, self.tutor_id = user_id, tutor_id
-        self.queryset = chat_list(user=user_id, tutor_id=tutor_id)
 
     def __getitem__(self, rows: slice) -> list[Chat]:
         if rows.start or rows.step or rows.stop is None or not 0 < rows.stop <= self.FIRST_ROWS_MAX:
-            return list(self.queryset[rows])
+            return list(chat_list(user=self.user_id, tutor_id=self.tutor_id)[rows])  # built only here
         return _FIRST_CHATS.all(rows.stop, **self._ids())
 
     def count(self) -> int:
