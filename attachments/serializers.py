@@ -2,9 +2,9 @@ from typing import Any
 
 from rest_framework import serializers
 
-from .models import Attachment
+from tutor_platform.serializers import datetimes
 
-DATETIME = serializers.DateTimeField()
+from .models import Attachment
 
 
 class AttachmentSerializer(serializers.ModelSerializer):
@@ -32,7 +32,7 @@ class AttachmentSerializer(serializers.ModelSerializer):
             "width": attachment.width,
             "height": attachment.height,
             "sha256": attachment.sha256,
-            "created_at": DATETIME.to_representation(attachment.created_at),
+            "created_at": datetimes(self).to_representation(attachment.created_at),
         }
 
 
